@@ -1,0 +1,244 @@
+package event
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"strconv"
+	"time"
+	"unicode/utf8"
+)
+
+// AppendJSON appends e as one ECS JSON document (no trailing newline) to b.
+// It is the wire format of the bus and the document format of the index.
+// Empty fields are omitted. It does not allocate beyond growing b.
+func (e *Event) AppendJSON(b []byte) []byte {
+	b = append(b, `{"@timestamp":"`...)
+	b = e.Time.UTC().AppendFormat(b, time.RFC3339Nano)
+	b = append(b, `","event":{"kind":"event","category":["`...)
+	cats := e.Category()
+	for i, c := range cats {
+		if i > 0 {
+			b = append(b, `","`...)
+		}
+		b = append(b, c...)
+	}
+	b = append(b, `"]`...)
+	b = appendField(b, "id", e.ID)
+	b = appendField(b, "dataset", e.Dataset)
+	b = appendField(b, "action", e.Action)
+	b = appendField(b, "outcome", e.Outcome)
+	b = append(b, `},"vigil":{"source":`...)
+	b = appendString(b, e.Source)
+	b = append(b, '}')
+	if e.SourceIP.IsValid() {
+		b = append(b, `,"source":{"ip":"`...)
+		b = e.SourceIP.AppendTo(b)
+		b = append(b, `"}`...)
+	}
+	if e.Method != "" || e.Referrer != "" || e.Status != 0 || e.HTTPVersion != "" || e.BodyBytes >= 0 {
+		b = append(b, `,"http":{"request":{`...)
+		n := len(b)
+		b = appendField(b, "method", e.Method)
+		b = appendField(b, "referrer", e.Referrer)
+		if len(b) > n {
+			b = removeLeadingComma(b, n)
+		}
+		b = append(b, `},"response":{`...)
+		n = len(b)
+		if e.Status != 0 {
+			b = append(b, `,"status_code":`...)
+			b = strconv.AppendInt(b, int64(e.Status), 10)
+		}
+		if e.BodyBytes >= 0 {
+			b = append(b, `,"body":{"bytes":`...)
+			b = strconv.AppendInt(b, e.BodyBytes, 10)
+			b = append(b, '}')
+		}
+		if len(b) > n {
+			b = removeLeadingComma(b, n)
+		}
+		b = append(b, '}')
+		b = appendField(b, "version", e.HTTPVersion)
+		b = append(b, '}')
+	}
+	if e.Target != "" || e.Path != "" {
+		b = append(b, `,"url":{`...)
+		n := len(b)
+		b = appendField(b, "original", e.Target)
+		b = appendField(b, "path", e.Path)
+		b = appendField(b, "query", e.Query)
+		b = removeLeadingComma(b, n)
+		b = append(b, '}')
+	}
+	if e.UserAgent != "" {
+		b = append(b, `,"user_agent":{"original":`...)
+		b = appendString(b, e.UserAgent)
+		b = append(b, '}')
+	}
+	if e.UserName != "" || e.UserID != "" {
+		b = append(b, `,"user":{`...)
+		n := len(b)
+		b = appendField(b, "name", e.UserName)
+		b = appendField(b, "id", e.UserID)
+		b = removeLeadingComma(b, n)
+		b = append(b, '}')
+	}
+	return append(b, '}')
+}
+
+// removeLeadingComma drops the comma that appendField wrote at b[n], the
+// first field of an object.
+func removeLeadingComma(b []byte, n int) []byte {
+	if len(b) > n && b[n] == ',' {
+		copy(b[n:], b[n+1:])
+		b = b[:len(b)-1]
+	}
+	return b
+}
+
+// appendField appends ,"name":"value" when value is not empty.
+func appendField(b []byte, name, value string) []byte {
+	if value == "" {
+		return b
+	}
+	b = append(b, ',', '"')
+	b = append(b, name...)
+	b = append(b, '"', ':')
+	return appendString(b, value)
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendString appends s as a JSON string. Invalid UTF-8 becomes U+FFFD, as
+// encoding/json does, so every document is valid JSON whatever a client sent.
+func appendString(b []byte, s string) []byte {
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		if r == '\u2028' || r == '\u2029' {
+			b = append(b, s[start:i]...)
+			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
+}
+
+// wire mirrors the JSON document for decoding.
+type wire struct {
+	Timestamp time.Time `json:"@timestamp"`
+	Event     struct {
+		ID      string `json:"id"`
+		Dataset string `json:"dataset"`
+		Action  string `json:"action"`
+		Outcome string `json:"outcome"`
+	} `json:"event"`
+	Vigil struct {
+		Source string `json:"source"`
+	} `json:"vigil"`
+	Source struct {
+		IP string `json:"ip"`
+	} `json:"source"`
+	HTTP struct {
+		Request struct {
+			Method   string `json:"method"`
+			Referrer string `json:"referrer"`
+		} `json:"request"`
+		Response struct {
+			StatusCode int `json:"status_code"`
+			Body       struct {
+				Bytes *int64 `json:"bytes"`
+			} `json:"body"`
+		} `json:"response"`
+		Version string `json:"version"`
+	} `json:"http"`
+	URL struct {
+		Original string `json:"original"`
+		Path     string `json:"path"`
+		Query    string `json:"query"`
+	} `json:"url"`
+	UserAgent struct {
+		Original string `json:"original"`
+	} `json:"user_agent"`
+	User struct {
+		Name string `json:"name"`
+		ID   string `json:"id"`
+	} `json:"user"`
+}
+
+// UnmarshalJSON decodes one ECS document written by AppendJSON.
+func (e *Event) UnmarshalJSON(data []byte) error {
+	var w wire
+	if err := json.Unmarshal(data, &w); err != nil {
+		return err
+	}
+	*e = Event{
+		ID:          w.Event.ID,
+		Time:        w.Timestamp,
+		Source:      w.Vigil.Source,
+		Dataset:     w.Event.Dataset,
+		Action:      w.Event.Action,
+		Outcome:     w.Event.Outcome,
+		Method:      w.HTTP.Request.Method,
+		Referrer:    w.HTTP.Request.Referrer,
+		Status:      w.HTTP.Response.StatusCode,
+		BodyBytes:   -1,
+		HTTPVersion: w.HTTP.Version,
+		Target:      w.URL.Original,
+		Path:        w.URL.Path,
+		Query:       w.URL.Query,
+		UserAgent:   w.UserAgent.Original,
+		UserName:    w.User.Name,
+		UserID:      w.User.ID,
+	}
+	if w.HTTP.Response.Body.Bytes != nil {
+		e.BodyBytes = *w.HTTP.Response.Body.Bytes
+	}
+	if w.Source.IP != "" {
+		ip, err := netip.ParseAddr(w.Source.IP)
+		if err != nil {
+			return fmt.Errorf("source.ip: %w", err)
+		}
+		e.SourceIP = ip.Unmap()
+	}
+	return nil
+}
+
+// MarshalJSON implements json.Marshaler with AppendJSON.
+func (e Event) MarshalJSON() ([]byte, error) { return e.AppendJSON(nil), nil }
