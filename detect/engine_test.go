@@ -1,0 +1,273 @@
+package detect
+
+import (
+	"fmt"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/vigil-soc/vigil/event"
+)
+
+var t0 = time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+
+const testRules = `
+rules:
+  - id: scan
+    match: {status: [404]}
+    distinct: url.path
+    threshold: 50
+    window: 60s
+    actions: {ban: 72h}
+  - id: brute
+    match: {method: [POST], status: [401, 403], path: [/api/token/]}
+    threshold: 20
+    window: 60s
+    actions: {ban: 72h}
+  - id: stuffing
+    match: {method: [POST], status: [401]}
+    group_by: user.name
+    distinct: source.ip
+    threshold: 5
+    window: 60s
+`
+
+func testEngine(t *testing.T, opts Options) (*Engine, *Matcher) {
+	t.Helper()
+	rules, errs := Parse("test.yaml", []byte(testRules))
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	rs := Compile(rules)
+	return NewEngine(rs, opts), rs.NewMatcher()
+}
+
+// hit is one access log event in a table case.
+type hit struct {
+	at     time.Duration // after t0
+	ip     string
+	method string
+	path   string
+	status int
+	user   string
+}
+
+func run(t *testing.T, e *Engine, m *Matcher, hits []hit) []event.Alert {
+	t.Helper()
+	var alerts []event.Alert
+	var obs []Observation
+	for _, h := range hits {
+		ev := event.Event{
+			Source: event.SourceAccess, Time: t0.Add(h.at), SourceIP: netip.MustParseAddr(h.ip),
+			Method: h.method, Path: h.path, Target: h.path, Status: h.status, UserName: h.user,
+		}
+		obs = m.Match(&ev, h.path, obs[:0])
+		for i := range obs {
+			alerts = e.Observe(&obs[i], alerts)
+		}
+	}
+	return alerts
+}
+
+func scan(ip string, start, step time.Duration, n int) []hit {
+	var hs []hit
+	for i := 0; i < n; i++ {
+		hs = append(hs, hit{at: start + time.Duration(i)*step, ip: ip, method: "GET", path: fmt.Sprintf("/probe-%d", i), status: 404})
+	}
+	return hs
+}
+
+func TestWindows(t *testing.T) {
+	same := func(n int) []hit {
+		var hs []hit
+		for i := 0; i < n; i++ {
+			hs = append(hs, hit{at: time.Duration(i) * 100 * time.Millisecond, ip: "203.0.113.9", method: "GET", path: "/gone", status: 404})
+		}
+		return hs
+	}
+	posts := func(n int, step time.Duration) []hit {
+		var hs []hit
+		for i := 0; i < n; i++ {
+			hs = append(hs, hit{at: time.Duration(i) * step, ip: "198.51.100.4", method: "POST", path: "/api/token/", status: 401})
+		}
+		return hs
+	}
+	cases := []struct {
+		name string
+		hits []hit
+		want []string // rule:key of expected alerts, in order
+	}{
+		{"50 distinct 404s in a second fire", scan("203.0.113.7", 0, 10*time.Millisecond, 50), []string{"scan:203.0.113.7"}},
+		{"49 distinct 404s do not fire", scan("203.0.113.7", 0, time.Second, 49), nil},
+		{"300 hits on one path are one distinct path", same(300), nil},
+		{"scan straddling a minute boundary fires", scan("203.0.113.7", 40*time.Second, 800*time.Millisecond, 50), []string{"scan:203.0.113.7"}},
+		{"50 distinct spread over more than a minute do not fire", scan("203.0.113.7", 0, 1300*time.Millisecond, 50), nil},
+		{"fires once per key", scan("203.0.113.7", 0, 10*time.Millisecond, 500), []string{"scan:203.0.113.7"}},
+		{"IPv6 key", scan("2001:db8::66", 0, 10*time.Millisecond, 50), []string{"scan:2001:db8::66"}},
+		{"20 failed logins in a minute fire", posts(20, 2*time.Second), []string{"brute:198.51.100.4"}},
+		{"19 failed logins do not fire", posts(19, time.Second), nil},
+		{"20 failed logins over 76 s do not fire", posts(20, 4*time.Second), nil},
+		{"two scanners interleaved both fire", interleave(scan("203.0.113.7", 0, 100*time.Millisecond, 50), scan("203.0.113.8", 0, 100*time.Millisecond, 50)),
+			[]string{"scan:203.0.113.7", "scan:203.0.113.8"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			e, m := testEngine(t, Options{})
+			got := keys(run(t, e, m, tc.hits))
+			if fmt.Sprint(got) != fmt.Sprint(tc.want) {
+				t.Fatalf("alerts = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+func interleave(a, b []hit) []hit {
+	var out []hit
+	for i := range a {
+		out = append(out, a[i], b[i])
+	}
+	return out
+}
+
+func keys(alerts []event.Alert) []string {
+	var out []string
+	for _, a := range alerts {
+		out = append(out, a.Rule+":"+a.Key)
+	}
+	return out
+}
+
+func TestFiresOnTheThresholdEvent(t *testing.T) {
+	e, m := testEngine(t, Options{})
+	hs := scan("203.0.113.7", 0, time.Millisecond, 4600) // gobuster: thousands per second
+	var firedAt int = -1
+	for i := range hs {
+		if a := run(t, e, m, hs[i:i+1]); len(a) > 0 {
+			firedAt = i
+			if a[0].Count != 50 || !a[0].At.Equal(t0.Add(49*time.Millisecond)) {
+				t.Fatalf("alert = %+v, want count 50 at +49ms", a[0])
+			}
+			if len(a[0].Actions) != 1 || a[0].Actions[0].Kind != event.ActionBan || a[0].Actions[0].Duration != event.Duration(72*time.Hour) {
+				t.Fatalf("actions = %+v", a[0].Actions)
+			}
+			if len(a[0].Evidence) == 0 || a[0].Evidence[len(a[0].Evidence)-1] != "/probe-49" {
+				t.Fatalf("evidence = %v", a[0].Evidence)
+			}
+		}
+	}
+	if firedAt != 49 {
+		t.Fatalf("fired at event %d, want 49 (the 50th)", firedAt)
+	}
+	if got := e.Stats().Suppressed.Load(); got != 4600-50 {
+		t.Fatalf("suppressed = %d, want %d", got, 4600-50)
+	}
+}
+
+func TestOutOfOrderWithinLateness(t *testing.T) {
+	hs := scan("203.0.113.7", 0, 200*time.Millisecond, 50)
+	// Swap neighbours: each pair arrives reversed, up to 200 ms late.
+	for i := 0; i+1 < len(hs); i += 2 {
+		hs[i], hs[i+1] = hs[i+1], hs[i]
+	}
+	e, m := testEngine(t, Options{Lateness: 2 * time.Second})
+	if got := keys(run(t, e, m, hs)); len(got) != 1 {
+		t.Fatalf("alerts = %v, want one", got)
+	}
+	if e.Stats().Late.Load() != 0 {
+		t.Fatalf("late = %d, want 0", e.Stats().Late.Load())
+	}
+
+	// An event older than the lateness is dropped and counted.
+	hs = scan("203.0.113.7", 0, 100*time.Millisecond, 49)
+	hs = append(hs, hit{at: -10 * time.Second, ip: "203.0.113.7", method: "GET", path: "/late", status: 404})
+	e, m = testEngine(t, Options{Lateness: 2 * time.Second})
+	if got := keys(run(t, e, m, hs)); len(got) != 0 {
+		t.Fatalf("alerts = %v, want none", got)
+	}
+	if e.Stats().Late.Load() != 1 {
+		t.Fatalf("late = %d, want 1", e.Stats().Late.Load())
+	}
+}
+
+func TestCooldownThenFiresAgain(t *testing.T) {
+	e, m := testEngine(t, Options{})
+	hs := scan("203.0.113.7", 0, 10*time.Millisecond, 60)
+	hs = append(hs, scan("203.0.113.7", 73*time.Hour, 10*time.Millisecond, 50)...)
+	if got := keys(run(t, e, m, hs)); len(got) != 2 {
+		t.Fatalf("alerts = %v, want two (before and after the 72h cooldown)", got)
+	}
+}
+
+func TestAllowlistedStillRecorded(t *testing.T) {
+	allow, err := NewAllowlist(DefaultAllowlist)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, m := testEngine(t, Options{Allow: allow})
+	alerts := run(t, e, m, append(scan("10.1.2.3", 0, time.Millisecond, 50), scan("::ffff:192.168.1.9", 0, time.Millisecond, 50)...))
+	if len(alerts) != 2 {
+		t.Fatalf("alerts = %v", keys(alerts))
+	}
+	for _, a := range alerts {
+		if !a.Allowlisted || len(a.Actions) != 0 {
+			t.Errorf("alert %s: allowlisted=%v actions=%v, want true and none", a.Key, a.Allowlisted, a.Actions)
+		}
+	}
+	if alerts[1].Key != "192.168.1.9" {
+		t.Errorf("IPv4-mapped key = %q, want it unmapped", alerts[1].Key)
+	}
+}
+
+func TestNotBeforeIgnoresOldEvents(t *testing.T) {
+	e, m := testEngine(t, Options{NotBefore: t0.Add(7 * 24 * time.Hour)})
+	if got := keys(run(t, e, m, scan("203.0.113.7", 0, time.Millisecond, 100))); len(got) != 0 {
+		t.Fatalf("alerts = %v for week-old events, want none", got)
+	}
+	if e.Stats().Stale.Load() != 100 {
+		t.Fatalf("stale = %d", e.Stats().Stale.Load())
+	}
+}
+
+func TestUserKeyDistinctIPs(t *testing.T) {
+	var hs []hit
+	for i := 0; i < 5; i++ {
+		hs = append(hs, hit{at: time.Duration(i) * time.Second, ip: fmt.Sprintf("198.51.100.%d", i+1), method: "POST", path: "/login", status: 401, user: "alice"})
+	}
+	e, m := testEngine(t, Options{})
+	alerts := run(t, e, m, hs)
+	if len(alerts) != 1 || alerts[0].Key != "alice" || alerts[0].KeyField != FieldUserName {
+		t.Fatalf("alerts = %+v", alerts)
+	}
+}
+
+func TestStateIsBounded(t *testing.T) {
+	e, m := testEngine(t, Options{MaxKeys: 100})
+	var hs []hit
+	for i := 0; i < 1000; i++ {
+		hs = append(hs, hit{at: time.Duration(i) * time.Millisecond, ip: fmt.Sprintf("203.0.%d.%d", i/256, i%256), method: "GET", path: "/x", status: 404})
+	}
+	run(t, e, m, hs)
+	if k := e.Stats().Keys.Load(); k != 100 {
+		t.Fatalf("keys = %d, want the cap 100", k)
+	}
+	if ev := e.Stats().Evicted.Load(); ev != 900 {
+		t.Fatalf("evicted = %d, want 900", ev)
+	}
+	// Windows of keys that went quiet are dropped once the window passes.
+	run(t, e, m, []hit{{at: 10 * time.Minute, ip: "203.0.113.1", method: "GET", path: "/y", status: 404}})
+	if k := e.Stats().Keys.Load(); k != 1 {
+		t.Fatalf("keys after the window passed = %d, want 1", k)
+	}
+}
+
+func TestAlertIDDeterministic(t *testing.T) {
+	var ids []string
+	for i := 0; i < 2; i++ {
+		e, m := testEngine(t, Options{})
+		a := run(t, e, m, scan("203.0.113.7", 0, time.Millisecond, 50))
+		ids = append(ids, a[0].ID)
+	}
+	if ids[0] != ids[1] || len(ids[0]) != 24 {
+		t.Fatalf("ids = %v, want equal 24-hex ids", ids)
+	}
+}

@@ -1,0 +1,242 @@
+package detect
+
+import (
+	"hash/maphash"
+	"net/netip"
+	"slices"
+
+	"github.com/vigil-soc/vigil/event"
+)
+
+// Key is what a rule counts for: an IP address in its 16-byte form, a hash of
+// a user name, or the zero Key for a global rule.
+type Key [16]byte
+
+// Observation is one event as one rule sees it: the key it counts for, when,
+// and a hash of the value counted. It is what flows from a Matcher to an
+// Engine, small and flat so matching can run on other goroutines.
+type Observation struct {
+	// Rule is the index of the rule in the RuleSet.
+	Rule int32
+	// Key is the group-by key.
+	Key Key
+	// Time is the event time in Unix nanoseconds.
+	Time int64
+	// Value is a hash of the field a distinct rule counts; 0 otherwise.
+	Value uint64
+	// Label is the key as text when it is not an IP (a user name). Like
+	// Sample it may point into a buffer the caller reuses: the Engine copies
+	// it if it keeps it.
+	Label string
+	// Sample is evidence for a human: the request target or the raw line.
+	Sample string
+}
+
+// groupBy and distinct fields as small enums for the hot path.
+const (
+	fieldNone uint8 = iota
+	fieldSourceIP
+	fieldUserName
+	fieldURLPath
+	fieldURLOrig
+)
+
+func fieldCode(name string) uint8 {
+	switch name {
+	case FieldSourceIP:
+		return fieldSourceIP
+	case FieldUserName:
+		return fieldUserName
+	case FieldURLPath:
+		return fieldURLPath
+	case FieldURLOrig:
+		return fieldURLOrig
+	}
+	return fieldNone
+}
+
+// compiled is a Rule prepared for matching and counting.
+type compiled struct {
+	*Rule
+	index     int32
+	statusAny bool
+	status    [16]uint64 // bit set of status codes 0..1023
+	paths     map[string]struct{}
+	sig       uint8
+	groupBy   uint8
+	distinct  uint8
+	window    int64 // nanoseconds
+	cooldown  int64 // nanoseconds
+	actions   []event.ActionSpec
+}
+
+// RuleSet is a compiled, immutable set of rules, shared by Matchers and
+// Engines.
+type RuleSet struct {
+	rules    []*compiled
+	bySource map[string][]*compiled
+	seed     maphash.Seed
+	needSig  bool
+}
+
+// Compile prepares validated rules for matching. Rules come from LoadFS or
+// Parse, which validate them.
+func Compile(rules []*Rule) *RuleSet {
+	rs := &RuleSet{bySource: map[string][]*compiled{}, seed: maphash.MakeSeed()}
+	for i, r := range rules {
+		c := &compiled{
+			Rule:      r,
+			index:     int32(i),
+			statusAny: len(r.Match.Status) == 0,
+			groupBy:   fieldCode(r.GroupBy),
+			distinct:  fieldCode(r.Distinct),
+			window:    int64(r.Window),
+			cooldown:  int64(r.EffectiveCooldown()),
+		}
+		for _, s := range r.Match.Status {
+			c.status[s/64] |= 1 << (s % 64)
+		}
+		if len(r.Match.Path) > 0 {
+			c.paths = make(map[string]struct{}, len(r.Match.Path))
+			for _, p := range r.Match.Path {
+				c.paths[p] = struct{}{}
+			}
+		}
+		for _, s := range r.Match.Signature {
+			c.sig |= sigClass(s)
+		}
+		if r.Actions.Ban > 0 {
+			c.actions = append(c.actions, event.ActionSpec{Kind: event.ActionBan, Duration: event.Duration(r.Actions.Ban)})
+		}
+		rs.needSig = rs.needSig || c.sig != 0
+		rs.rules = append(rs.rules, c)
+		rs.bySource[r.Source] = append(rs.bySource[r.Source], c)
+	}
+	return rs
+}
+
+// Rules returns the rules in index order.
+func (rs *RuleSet) Rules() []*Rule {
+	out := make([]*Rule, len(rs.rules))
+	for i, c := range rs.rules {
+		out[i] = c.Rule
+	}
+	return out
+}
+
+// Len returns the number of rules.
+func (rs *RuleSet) Len() int { return len(rs.rules) }
+
+// MaxWindow returns the longest rule window.
+func (rs *RuleSet) MaxWindow() int64 {
+	var m int64
+	for _, c := range rs.rules {
+		m = max(m, c.window)
+	}
+	return m
+}
+
+// Matcher turns events into Observations. Each goroutine needs its own: it
+// owns scratch buffers.
+type Matcher struct {
+	rs  *RuleSet
+	sig sigScanner
+}
+
+// NewMatcher returns a Matcher for rs.
+func (rs *RuleSet) NewMatcher() *Matcher { return &Matcher{rs: rs} }
+
+// Match appends to out one Observation per rule ev matches and returns the
+// extended slice. sample is the evidence to attach (the raw log line or the
+// request target); it may point into a buffer the caller reuses.
+func (m *Matcher) Match(ev *event.Event, sample string, out []Observation) []Observation {
+	rules := m.rs.bySource[ev.Source]
+	if len(rules) == 0 {
+		return out
+	}
+	sigs, sigDone := uint8(0), false
+	t := ev.Time.UnixNano()
+	for _, c := range rules {
+		if !c.statusAny && (ev.Status < 0 || ev.Status >= 1024 || c.status[ev.Status/64]&(1<<(ev.Status%64)) == 0) {
+			continue
+		}
+		if len(c.Match.Method) > 0 && !slices.Contains(c.Match.Method, ev.Method) {
+			continue
+		}
+		if c.paths != nil {
+			if _, ok := c.paths[ev.Path]; !ok {
+				continue
+			}
+		}
+		if len(c.Match.PathPrefix) > 0 && !hasAnyPrefix(ev.Path, c.Match.PathPrefix) {
+			continue
+		}
+		if len(c.Match.Action) > 0 && !slices.Contains(c.Match.Action, ev.Action) {
+			continue
+		}
+		if c.sig != 0 {
+			if !sigDone {
+				sigs, sigDone = m.sig.classify(ev.Target), true
+			}
+			if sigs&c.sig == 0 {
+				continue
+			}
+		}
+		o := Observation{Rule: c.index, Time: t, Sample: sample}
+		switch c.groupBy {
+		case fieldSourceIP:
+			if !ev.SourceIP.IsValid() {
+				continue
+			}
+			o.Key = ev.SourceIP.As16()
+		case fieldUserName:
+			if ev.UserName == "" {
+				continue
+			}
+			o.Key = m.rs.hashKey(ev.UserName)
+			o.Label = ev.UserName
+		}
+		switch c.distinct {
+		case fieldURLPath:
+			o.Value = maphash.String(m.rs.seed, ev.Path)
+		case fieldURLOrig:
+			o.Value = maphash.String(m.rs.seed, ev.Target)
+		case fieldSourceIP:
+			a := ev.SourceIP.As16()
+			o.Value = maphash.Bytes(m.rs.seed, a[:])
+		case fieldUserName:
+			o.Value = maphash.String(m.rs.seed, ev.UserName)
+		}
+		out = append(out, o)
+	}
+	return out
+}
+
+// hashKey maps a text key to a Key; two independent 64-bit hashes make a
+// collision between two user names practically impossible.
+func (rs *RuleSet) hashKey(s string) Key {
+	var k Key
+	h1 := maphash.String(rs.seed, s)
+	var h maphash.Hash
+	h.SetSeed(rs.seed)
+	h.WriteByte(0xff)
+	h.WriteString(s)
+	h2 := h.Sum64()
+	for i := 0; i < 8; i++ {
+		k[i] = byte(h1 >> (8 * i))
+		k[8+i] = byte(h2 >> (8 * i))
+	}
+	return k
+}
+
+func hasAnyPrefix(s string, prefixes []string) bool {
+	for _, p := range prefixes {
+		if len(s) >= len(p) && s[:len(p)] == p {
+			return true
+		}
+	}
+	return false
+}
+
+// keyAddr returns k as an IP address.
+func keyAddr(k Key) netip.Addr { return netip.AddrFrom16(k).Unmap() }

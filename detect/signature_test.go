@@ -1,0 +1,53 @@
+package detect
+
+import "testing"
+
+func TestClassify(t *testing.T) {
+	cases := []struct {
+		target string
+		want   uint8
+	}{
+		{"/api/v1/orders/12/?page=2", 0},
+		{"/static/js/main.3f2a.js", 0},
+		{"/search?q=rock+and+roll", 0},
+		{"/static/../../etc/passwd", sigTraversal},
+		{"/static/..%2f..%2fetc/passwd", sigTraversal},
+		{"/download?file=%252e%252e%252fsecret", sigTraversal},
+		{"/cgi-bin/..%5c..%5cwindows/win.ini", sigTraversal},
+		{"/item?id=1'%20OR%20'1'='1", sigSQLi},
+		{"/item?id=1+UNION+SELECT+username,password+FROM+users", sigSQLi},
+		{"/item?id=1/**/UnIoN/**/SeLeCt/**/1", sigSQLi},
+		{"/item?id=1%2520union%2520all%2520select%25201", sigSQLi},
+		{"/item?id=1%27%3BWAITFOR%20DELAY%20%270:0:5%27--", sigSQLi},
+		{"/item?id=sleep(5)", sigSQLi},
+		{"/search?q=<script>alert(1)</script>", sigXSS | sigSQLi&0},
+		{"/search?q=%3Cscript%3Ealert(1)%3C%2Fscript%3E", sigXSS},
+		{"/search?q=%253Csvg%2520onload%253Dalert(1)%253E", sigXSS},
+		{"/r?next=javascript:alert(document.cookie)", sigXSS},
+	}
+	var s sigScanner
+	for _, tc := range cases {
+		if got := s.classify(tc.target); got != tc.want {
+			t.Errorf("classify(%q) = %03b, want %03b", tc.target, got, tc.want)
+		}
+	}
+}
+
+func FuzzClassify(f *testing.F) {
+	f.Add("/a/../b")
+	f.Add("/x?q=%25%32%65")
+	f.Add("/x?q=/*")
+	f.Fuzz(func(t *testing.T, target string) {
+		var s sigScanner
+		s.classify(target)
+	})
+}
+
+func BenchmarkClassify(b *testing.B) {
+	var s sigScanner
+	targets := []string{"/api/v1/orders/12/?page=2", "/static/js/main.3f2a.js", "/item?id=1+UNION+SELECT+1", "/search?q=%3Cscript%3E"}
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		s.classify(targets[i%len(targets)])
+	}
+}
