@@ -95,7 +95,7 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, cfg StreamsConfi
 
 // Partition is the partition of a grouping key: FNV-1a 32 of the key modulo
 // n, the same function NATS subject mapping's partition() uses.
-func Partition(key string, n int) int {
+func Partition[K ~string | ~[]byte](key K, n int) int {
 	if n <= 1 {
 		return 0
 	}

@@ -1,0 +1,49 @@
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+func (a *App) adminHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{Registry: a.reg}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /readyz", a.readyz)
+	return mux
+}
+
+// readyz reports 200 when the pipeline can do its work: running, NATS
+// connected, Redis answering. The body names what is not.
+func (a *App) readyz(w http.ResponseWriter, r *http.Request) {
+	checks := map[string]string{"pipeline": "ok", "nats": "ok", "redis": "ok"}
+	ok := true
+	if !a.ready.Load() {
+		checks["pipeline"], ok = "starting or stopping", false
+	}
+	if nc := a.nc.Load(); nc == nil || nc.Status() != nats.CONNECTED {
+		checks["nats"], ok = "not connected", false
+	}
+	if a.redis == nil {
+		checks["redis"], ok = "not connected", false
+	} else {
+		ctx, cancel := context.WithTimeout(r.Context(), time.Second)
+		defer cancel()
+		if err := a.redis.Ping(ctx).Err(); err != nil {
+			checks["redis"], ok = err.Error(), false
+		}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if !ok {
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}
+	_ = json.NewEncoder(w).Encode(map[string]any{"ready": ok, "checks": checks})
+}

@@ -1,0 +1,257 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/vigil-soc/vigil/bus"
+	"github.com/vigil-soc/vigil/detect"
+	"github.com/vigil-soc/vigil/ingest"
+	"github.com/vigil-soc/vigil/ingest/accesslog"
+	"github.com/vigil-soc/vigil/ingest/tail"
+	"github.com/vigil-soc/vigil/respond"
+	"github.com/vigil-soc/vigil/rules"
+)
+
+// App is `vigil run`: every role in one process.
+type App struct {
+	cfg   Config
+	log   *slog.Logger
+	rules *detect.RuleSet
+	allow *detect.Allowlist
+	reg   *prometheus.Registry
+
+	ready     atomic.Bool
+	adminAddr chan string
+	nc        atomic.Pointer[nats.Conn]
+	redis     *redis.Client
+	embedded  atomic.Pointer[bus.Embedded]
+}
+
+// New validates cfg and loads the rules; it does no other I/O.
+func New(cfg Config, logger *slog.Logger) (*App, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	rs, err := LoadRules(cfg.Rules)
+	if err != nil {
+		return nil, err
+	}
+	allow, _ := detect.NewAllowlist(cfg.Allowlist) // validated
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return &App{cfg: cfg, log: logger, rules: detect.Compile(rs), allow: allow, reg: reg, adminAddr: make(chan string, 1)}, nil
+}
+
+// LoadRules loads the rules of dir, or the built-in pack when dir is empty.
+func LoadRules(dir string) ([]*detect.Rule, error) {
+	if dir == "" {
+		return detect.LoadFS(rules.FS, ".", "built-in rules")
+	}
+	return detect.LoadDir(dir)
+}
+
+// Registry returns the metrics registry.
+func (a *App) Registry() *prometheus.Registry { return a.reg }
+
+// AdminAddr waits for the admin listener and returns its address.
+func (a *App) AdminAddr(ctx context.Context) (string, error) {
+	select {
+	case addr := <-a.adminAddr:
+		a.adminAddr <- addr
+		return addr, nil
+	case <-ctx.Done():
+		return "", ctx.Err()
+	}
+}
+
+// Embedded returns the embedded NATS server, nil when an external one is used
+// or before Run started it.
+func (a *App) Embedded() *bus.Embedded { return a.embedded.Load() }
+
+// Run runs every role until ctx is done or one of them fails; then it stops
+// the others and waits for them. It returns nil after a clean shutdown.
+func (a *App) Run(ctx context.Context) error {
+	start := time.Now()
+	var nc *nats.Conn
+	var err error
+	if a.cfg.NATS == "" {
+		emb, err := bus.StartEmbedded(bus.EmbeddedConfig{StoreDir: filepath.Join(a.cfg.DataDir, "jetstream"), Listen: a.cfg.NATSListen}, a.log)
+		if err != nil {
+			return err
+		}
+		a.embedded.Store(emb)
+		defer emb.Shutdown()
+		if nc, err = emb.Connect("vigil"); err != nil {
+			return fmt.Errorf("connecting to embedded NATS: %w", err)
+		}
+		a.log.Info("embedded NATS started", "store", filepath.Join(a.cfg.DataDir, "jetstream"), "listen", a.cfg.NATSListen)
+	} else if nc, err = bus.Dial(a.cfg.NATS, "vigil", a.log); err != nil {
+		return err
+	}
+	a.nc.Store(nc)
+	defer nc.Close()
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(256))
+	if err != nil {
+		return err
+	}
+	if err := a.ensureStreams(ctx, js); err != nil {
+		return err
+	}
+
+	ropts, err := redis.ParseURL(a.cfg.Redis)
+	if err != nil {
+		return fmt.Errorf("redis: %w", err)
+	}
+	ropts.MaxRetries = 1
+	a.redis = redis.NewClient(ropts)
+	defer a.redis.Close()
+	store := respond.NewStore(a.redis, a.cfg.RedisPrefix, time.Now)
+	rm := respond.NewMetrics(a.reg)
+	resp := respond.NewResponder(store, respond.Config{DryRun: a.cfg.DryRun, MaxBan: a.cfg.MaxBan}, a.log.With("role", "respond"), rm)
+
+	engine := detect.NewEngine(a.rules, detect.Options{Allow: a.allow, Lateness: a.cfg.Lateness, MaxKeys: a.cfg.MaxKeys, NotBefore: start})
+	a.reg.MustRegister(detect.NewCollector(engine))
+
+	var g group
+	if len(a.cfg.AccessLogs) > 0 {
+		format, _ := accesslog.ParseFormat(orAuto(a.cfg.AccessLogFormat))
+		col, err := ingest.NewFileCollector(ingest.FileConfig{
+			Tail: tail.Config{
+				Globs:      a.cfg.AccessLogs,
+				StateDir:   filepath.Join(a.cfg.DataDir, "tail"),
+				StartAtEnd: a.cfg.TailFrom == "end",
+			},
+			Format:     format,
+			Partitions: a.cfg.Partitions,
+		}, js, ingest.NewMetrics(a.reg), a.log.With("role", "ingest"))
+		if err != nil {
+			return err
+		}
+		a.reg.MustRegister(newTailCollector(col.Tailer()))
+		g.add("ingest", col.Run)
+		a.log.Info("following access logs", "globs", a.cfg.AccessLogs)
+	} else {
+		a.log.Warn("no access logs configured (--access-log); only the bus, detector and responder run")
+	}
+	g.add("detect", newDetector(js, engine, a.reg, a.log.With("role", "detect")).run)
+	g.add("respond", (&responder{js: js, r: resp, log: a.log.With("role", "respond")}).run)
+	g.add("bans-gauge", func(ctx context.Context) error { return refreshBans(ctx, resp, a.log) })
+	g.add("admin", a.serveAdmin)
+	a.reg.MustRegister(newConsumerCollector(js))
+	a.ready.Store(true)
+	a.log.Info("vigil running", "rules", a.rules.Len(), "redis", Redact(a.cfg.Redis), "dry_run", a.cfg.DryRun)
+	err = g.run(ctx)
+	a.ready.Store(false)
+	return err
+}
+
+// ensureStreams creates the streams, retrying while NATS is unreachable.
+func (a *App) ensureStreams(ctx context.Context, js jetstream.JetStream) error {
+	cfg := bus.StreamsConfig{EventsMaxAge: a.cfg.EventsMaxAge, EventsMaxBytes: a.cfg.EventsMaxBytes}
+	for backoff := 500 * time.Millisecond; ; backoff = min(2*backoff, 10*time.Second) {
+		sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err := bus.EnsureStreams(sctx, js, cfg)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		a.log.Warn("setting up JetStream streams, will retry", "err", err)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(backoff):
+		}
+	}
+}
+
+// refreshBans keeps vigil_respond_bans_active current.
+func refreshBans(ctx context.Context, r *respond.Responder, log *slog.Logger) error {
+	t := time.NewTicker(5 * time.Second)
+	defer t.Stop()
+	for {
+		if err := r.RefreshActive(ctx); err != nil && ctx.Err() == nil {
+			log.Debug("counting active bans", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// serveAdmin serves /metrics, /healthz and /readyz until ctx is done.
+func (a *App) serveAdmin(ctx context.Context) error {
+	ln, err := net.Listen("tcp", a.cfg.Admin)
+	if err != nil {
+		return fmt.Errorf("admin listener: %w", err)
+	}
+	a.adminAddr <- ln.Addr().String()
+	srv := &http.Server{Handler: a.adminHandler(), ReadHeaderTimeout: 5 * time.Second}
+	stop := context.AfterFunc(ctx, func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	})
+	defer stop()
+	a.log.Info("admin listening", "addr", ln.Addr().String())
+	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// group runs roles; the first to return an error (or return at all while
+// the context is live) stops the rest.
+type group struct {
+	names []string
+	fns   []func(context.Context) error
+}
+
+func (g *group) add(name string, fn func(context.Context) error) {
+	g.names = append(g.names, name)
+	g.fns = append(g.fns, fn)
+}
+
+func (g *group) run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		first error
+	)
+	for i, fn := range g.fns {
+		wg.Go(func() {
+			err := fn(ctx)
+			if err == nil && ctx.Err() == nil {
+				err = fmt.Errorf("%s stopped unexpectedly", g.names[i])
+			}
+			if err != nil && ctx.Err() == nil {
+				mu.Lock()
+				if first == nil {
+					first = fmt.Errorf("%s: %w", g.names[i], err)
+				}
+				mu.Unlock()
+			}
+			cancel()
+		})
+	}
+	wg.Wait()
+	return first
+}

@@ -1,0 +1,80 @@
+package app
+
+import (
+	"context"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/vigil-soc/vigil/bus"
+	"github.com/vigil-soc/vigil/ingest/tail"
+)
+
+// tailCollector exposes the tailer's statistics.
+type tailCollector struct {
+	t                                                 *tail.Tailer
+	files, bytes, rotations, truncations, cut, replay *prometheus.Desc
+}
+
+func newTailCollector(t *tail.Tailer) *tailCollector {
+	d := func(name, help string) *prometheus.Desc { return prometheus.NewDesc(name, help, nil, nil) }
+	return &tailCollector{
+		t:           t,
+		files:       d("vigil_tail_files", "Log files followed now."),
+		bytes:       d("vigil_tail_read_bytes_total", "Bytes read from log files."),
+		rotations:   d("vigil_tail_rotations_total", "Log files rotated away (renamed)."),
+		truncations: d("vigil_tail_truncations_total", "Log files found truncated (copytruncate) or replaced."),
+		cut:         d("vigil_tail_lines_cut_total", "Lines longer than the maximum, cut."),
+		replay:      d("vigil_tail_chunks_replayed_total", "Chunks re-sent after a restart (deduplicated by the bus)."),
+	}
+}
+
+func (c *tailCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.files, c.bytes, c.rotations, c.truncations, c.cut, c.replay} {
+		ch <- d
+	}
+}
+
+func (c *tailCollector) Collect(ch chan<- prometheus.Metric) {
+	s := c.t.Stats()
+	ch <- prometheus.MustNewConstMetric(c.files, prometheus.GaugeValue, float64(s.FilesFollowed))
+	ch <- prometheus.MustNewConstMetric(c.bytes, prometheus.CounterValue, float64(s.BytesRead))
+	ch <- prometheus.MustNewConstMetric(c.rotations, prometheus.CounterValue, float64(s.Rotations))
+	ch <- prometheus.MustNewConstMetric(c.truncations, prometheus.CounterValue, float64(s.Truncations))
+	ch <- prometheus.MustNewConstMetric(c.cut, prometheus.CounterValue, float64(s.LinesCut))
+	ch <- prometheus.MustNewConstMetric(c.replay, prometheus.CounterValue, float64(s.ChunksReplayed))
+}
+
+// consumerCollector exposes the JetStream backlog of Vigil's consumers.
+type consumerCollector struct {
+	js               jetstream.JetStream
+	pending, waiting *prometheus.Desc
+}
+
+func newConsumerCollector(js jetstream.JetStream) *consumerCollector {
+	return &consumerCollector{
+		js:      js,
+		pending: prometheus.NewDesc("vigil_bus_consumer_pending_messages", "Messages in the stream not yet delivered to the consumer (backlog).", []string{"stream", "consumer"}, nil),
+		waiting: prometheus.NewDesc("vigil_bus_consumer_ack_pending_messages", "Messages delivered to the consumer and not yet acknowledged.", []string{"stream", "consumer"}, nil),
+	}
+}
+
+func (c *consumerCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.pending; ch <- c.waiting }
+
+func (c *consumerCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	for _, sc := range [][2]string{{bus.StreamEvents, consumerDetect}, {bus.StreamAlerts, consumerRespond}} {
+		cons, err := c.js.Consumer(ctx, sc[0], sc[1])
+		if err != nil {
+			continue
+		}
+		info, err := cons.Info(ctx)
+		if err != nil {
+			continue
+		}
+		ch <- prometheus.MustNewConstMetric(c.pending, prometheus.GaugeValue, float64(info.NumPending), sc[0], sc[1])
+		ch <- prometheus.MustNewConstMetric(c.waiting, prometheus.GaugeValue, float64(info.NumAckPending), sc[0], sc[1])
+	}
+}

@@ -1,0 +1,328 @@
+// Package app wires Vigil's stages into the roles of `vigil run` (bus,
+// collectors, detector, responder, admin server) as one run group that tests
+// can start in-process, and holds the configuration they share.
+package app
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/vigil-soc/vigil/detect"
+	"github.com/vigil-soc/vigil/ingest/accesslog"
+)
+
+// Config is everything `vigil run` needs. It is read from defaults, then a
+// YAML file (--config), then VIGIL_* environment variables, then flags;
+// each later source overrides the earlier. The yaml key of each field is
+// also its flag name (with '-' for '_') and, upper-cased with a VIGIL_
+// prefix, its environment variable.
+type Config struct {
+	// Redis is the Redis URL bans are written to (redis://[:password@]host:port/db,
+	// rediss:// for TLS). Default redis://127.0.0.1:6379/0.
+	Redis string `yaml:"redis"`
+	// RedisPrefix prefixes every Redis key Vigil writes. Default "vigil:".
+	RedisPrefix string `yaml:"redis_prefix"`
+	// NATS is the URL of an external NATS server or cluster with JetStream.
+	// Empty (the default): start an embedded server storing under DataDir.
+	NATS string `yaml:"nats"`
+	// NATSListen makes the embedded server also accept TCP clients on this
+	// address (e.g. 127.0.0.1:4222, for the nats CLI). Default: in-process only.
+	NATSListen string `yaml:"nats_listen"`
+	// DataDir holds the embedded JetStream store and the tail checkpoints.
+	// Default ./vigil-data.
+	DataDir string `yaml:"data_dir"`
+	// AccessLogs are access log paths or globs to follow; globs are
+	// re-expanded so files that appear later are picked up.
+	AccessLogs []string `yaml:"access_log"`
+	// AccessLogFormat forces a format (nginx-combined, nginx-main,
+	// apache-combined, nginx-json); default auto (detected per file).
+	AccessLogFormat string `yaml:"access_log_format"`
+	// TailFrom is where to start a log seen for the first time with no
+	// checkpoint: "beginning" (default) or "end".
+	TailFrom string `yaml:"tail_from"`
+	// Rules is a directory of rule files replacing the built-in pack.
+	// Default: the built-in pack (see `vigil rules dump`).
+	Rules string `yaml:"rules"`
+	// Allowlist are networks (CIDRs) never banned. Default: loopback,
+	// RFC 1918, link-local and IPv6 unique-local.
+	Allowlist []string `yaml:"allowlist"`
+	// Admin is the admin listener: /metrics, /healthz, /readyz.
+	// Default 127.0.0.1:9464.
+	Admin string `yaml:"admin"`
+	// Partitions is the number of event subjects per source
+	// (vigil.events.<source>.<0..N-1>), by a hash of source.ip. Default 8.
+	Partitions int `yaml:"partitions"`
+	// Lateness is how far out of order an event may arrive per key and
+	// still count. Default 5s.
+	Lateness time.Duration `yaml:"lateness"`
+	// MaxKeys caps the detector's windows; the least recently seen are
+	// evicted past it. Default 1000000.
+	MaxKeys int `yaml:"max_keys"`
+	// DryRun logs and audits actions without applying them.
+	DryRun bool `yaml:"dry_run"`
+	// MaxBan caps any ban's duration. Default 30 days.
+	MaxBan time.Duration `yaml:"max_ban"`
+	// EventsMaxAge is how long VIGIL_EVENTS keeps events. Default 24h.
+	EventsMaxAge time.Duration `yaml:"events_max_age"`
+	// EventsMaxBytes caps VIGIL_EVENTS (oldest dropped). Default 4 GiB.
+	EventsMaxBytes int64 `yaml:"events_max_bytes"`
+	// LogLevel is debug, info (default), warn or error.
+	LogLevel string `yaml:"log_level"`
+	// LogFormat is text (default) or json.
+	LogFormat string `yaml:"log_format"`
+}
+
+// Default returns the defaults.
+func Default() Config {
+	return Config{
+		Redis:       "redis://127.0.0.1:6379/0",
+		RedisPrefix: "vigil:",
+		DataDir:     "vigil-data",
+		TailFrom:    "beginning",
+		Allowlist:   append([]string(nil), detect.DefaultAllowlist...),
+		Admin:       "127.0.0.1:9464",
+		Partitions:  8,
+		Lateness:    5 * time.Second,
+		MaxKeys:     1_000_000,
+		MaxBan:      30 * 24 * time.Hour,
+		LogLevel:    "info",
+		LogFormat:   "text",
+	}
+}
+
+// LoadFile reads a YAML config file over c. Unknown keys are errors naming
+// the file and line.
+func (c *Config) LoadFile(path string) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("reading config: %w", err)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("%s: %s", path, strings.TrimPrefix(err.Error(), "yaml: "))
+	}
+	return nil
+}
+
+// Fields describes each setting: its yaml key, flag name and environment
+// variable, for --help and for loading.
+type Field struct {
+	Key, Flag, Env string
+	Index          int
+}
+
+// Fields lists the settings of Config.
+func Fields() []Field {
+	t := reflect.TypeOf(Config{})
+	out := make([]Field, 0, t.NumField())
+	for i := range t.NumField() {
+		key := t.Field(i).Tag.Get("yaml")
+		out = append(out, Field{Key: key, Flag: strings.ReplaceAll(key, "_", "-"), Env: "VIGIL_" + strings.ToUpper(key), Index: i})
+	}
+	return out
+}
+
+// Set sets the setting key from text, as from a flag or an environment
+// variable. For list settings each call appends; comma-separated values are
+// split.
+func (c *Config) Set(key, value string) error {
+	for _, f := range Fields() {
+		if f.Key != key {
+			continue
+		}
+		v := reflect.ValueOf(c).Elem().Field(f.Index)
+		switch v.Interface().(type) {
+		case string:
+			v.SetString(value)
+		case []string:
+			for _, s := range strings.Split(value, ",") {
+				if s = strings.TrimSpace(s); s != "" {
+					v.Set(reflect.Append(v, reflect.ValueOf(s)))
+				}
+			}
+		case int:
+			n, err := strconv.Atoi(value)
+			if err != nil {
+				return fmt.Errorf("%s: %q is not an integer", key, value)
+			}
+			v.SetInt(int64(n))
+		case int64:
+			n, err := parseBytes(value)
+			if err != nil {
+				return fmt.Errorf("%s: %w", key, err)
+			}
+			v.SetInt(n)
+		case bool:
+			b, err := strconv.ParseBool(value)
+			if err != nil {
+				return fmt.Errorf("%s: %q is not true or false", key, value)
+			}
+			v.SetBool(b)
+		case time.Duration:
+			var d detect.Duration
+			if err := d.UnmarshalText([]byte(value)); err != nil {
+				return fmt.Errorf("%s: %w", key, err)
+			}
+			v.SetInt(int64(d))
+		}
+		return nil
+	}
+	return fmt.Errorf("unknown setting %q", key)
+}
+
+// parseBytes reads 4294967296, 512MiB, 4GiB.
+func parseBytes(s string) (int64, error) {
+	mult := int64(1)
+	for _, u := range []struct {
+		suffix string
+		m      int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40}} {
+		if n, ok := strings.CutSuffix(s, u.suffix); ok {
+			s, mult = n, u.m
+			break
+		}
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(s), 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("%q is not a byte size (e.g. 4GiB)", s)
+	}
+	return n * mult, nil
+}
+
+// LoadEnv applies VIGIL_* environment variables (lookup is os.LookupEnv in
+// production, a map in tests).
+func (c *Config) LoadEnv(lookup func(string) (string, bool)) error {
+	var errs []error
+	for _, f := range Fields() {
+		if v, ok := lookup(f.Env); ok {
+			if f.Key == "access_log" || f.Key == "allowlist" {
+				reflect.ValueOf(c).Elem().Field(f.Index).SetZero()
+			}
+			if err := c.Set(f.Key, v); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", f.Env, err))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Validate checks every setting without I/O and reports every problem.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, args...)))
+	}
+	if u, err := url.Parse(c.Redis); err != nil || (u.Scheme != "redis" && u.Scheme != "rediss" && u.Scheme != "unix") {
+		bad("redis", "%q is not a redis://, rediss:// or unix:// URL", Redact(c.Redis))
+	}
+	if c.NATS != "" {
+		if _, err := url.Parse(c.NATS); err != nil {
+			bad("nats", "%v", err)
+		}
+	}
+	if c.NATSListen != "" {
+		if _, _, err := net.SplitHostPort(c.NATSListen); err != nil {
+			bad("nats_listen", "%v", err)
+		}
+	}
+	if c.DataDir == "" {
+		bad("data_dir", "must be set")
+	}
+	if _, err := accesslog.ParseFormat(orAuto(c.AccessLogFormat)); err != nil {
+		bad("access_log_format", "%v", err)
+	}
+	if c.TailFrom != "beginning" && c.TailFrom != "end" {
+		bad("tail_from", "must be beginning or end, got %q", c.TailFrom)
+	}
+	if _, err := detect.NewAllowlist(c.Allowlist); err != nil {
+		bad("allowlist", "%v", err)
+	}
+	if _, _, err := net.SplitHostPort(c.Admin); err != nil {
+		bad("admin", "%v", err)
+	}
+	if c.Partitions < 1 || c.Partitions > 1024 {
+		bad("partitions", "must be 1..1024, got %d", c.Partitions)
+	}
+	if c.Lateness < 0 {
+		bad("lateness", "must be >= 0")
+	}
+	if c.MaxKeys < 1 {
+		bad("max_keys", "must be >= 1")
+	}
+	if c.MaxBan <= 0 {
+		bad("max_ban", "must be > 0")
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log_level", "must be debug, info, warn or error, got %q", c.LogLevel)
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		bad("log_format", "must be text or json, got %q", c.LogFormat)
+	}
+	return errors.Join(errs...)
+}
+
+func orAuto(s string) string {
+	if s == "" {
+		return "auto"
+	}
+	return s
+}
+
+// Redact hides the password of a URL: secrets print as <secret>.
+func Redact(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.User == nil {
+		return raw
+	}
+	if _, ok := u.User.Password(); ok {
+		u.User = url.UserPassword(u.User.Username(), "<secret>")
+		return strings.Replace(u.String(), "%3Csecret%3E", "<secret>", 1)
+	}
+	return raw
+}
+
+// Redacted returns c as YAML with secrets hidden, for `vigil config`.
+func (c Config) Redacted() string {
+	c.Redis = Redact(c.Redis)
+	c.NATS = Redact(c.NATS)
+	out, _ := yaml.Marshal(c)
+	return string(out)
+}
+
+// Help is the one-line help of each setting, for flags and `vigil run --help`.
+var Help = map[string]string{
+	"redis":             "Redis URL bans are written to (redis://[:password@]host:port/db)",
+	"redis_prefix":      "prefix of every Redis key Vigil writes",
+	"nats":              "external NATS URL (cluster with JetStream); empty = start an embedded server",
+	"nats_listen":       "also serve the embedded NATS on this TCP address (e.g. 127.0.0.1:4222); empty = in-process only",
+	"data_dir":          "directory for the embedded JetStream store and tail checkpoints",
+	"access_log":        "access log path or glob to follow (repeatable; comma-separated in env)",
+	"access_log_format": "auto, nginx-combined, nginx-main, apache-combined or nginx-json",
+	"tail_from":         "where to start a log seen for the first time: beginning or end",
+	"rules":             "directory of rule files replacing the built-in pack (see vigil rules dump)",
+	"allowlist":         "network never banned, CIDR (repeatable; replaces the defaults)",
+	"admin":             "admin listener address: /metrics, /healthz, /readyz",
+	"partitions":        "event subjects per source (vigil.events.<source>.<n>)",
+	"lateness":          "how far out of order an event may arrive per key and still count",
+	"max_keys":          "cap on detector windows; the least recently seen are evicted past it",
+	"dry_run":           "log and audit actions without applying them",
+	"max_ban":           "cap on any ban's duration",
+	"events_max_age":    "how long VIGIL_EVENTS keeps events",
+	"events_max_bytes":  "size cap of VIGIL_EVENTS (e.g. 4GiB); the oldest are dropped past it",
+	"log_level":         "debug, info, warn or error",
+	"log_format":        "text or json",
+}

@@ -1,0 +1,143 @@
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/vigil-soc/vigil/bus"
+	"github.com/vigil-soc/vigil/detect"
+	"github.com/vigil-soc/vigil/event"
+)
+
+// Durable consumer names.
+const (
+	consumerDetect  = "vigil-detect"
+	consumerRespond = "vigil-respond"
+)
+
+// detector consumes VIGIL_EVENTS, runs the engine and publishes alerts. A
+// batch is acknowledged only after every alert it caused is in
+// VIGIL_ALERTS.
+type detector struct {
+	js      jetstream.JetStream
+	engine  *detect.Engine
+	matcher *detect.Matcher
+	log     *slog.Logger
+	lag     prometheus.Histogram
+	bad     prometheus.Counter
+	alerts  prometheus.Counter
+}
+
+func newDetector(js jetstream.JetStream, engine *detect.Engine, reg prometheus.Registerer, logger *slog.Logger) *detector {
+	d := &detector{
+		js:      js,
+		engine:  engine,
+		matcher: engine.RuleSet().NewMatcher(),
+		log:     logger,
+		lag: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "vigil_detect_lag_seconds",
+			Help:    "Processing lag: wall clock minus event time when the detector sees an event.",
+			Buckets: []float64{.01, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300, 3600},
+		}),
+		bad: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "vigil_detect_events_undecodable_total", Help: "Events on the bus that could not be decoded.",
+		}),
+		alerts: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "vigil_detect_alerts_published_total", Help: "Alerts published to VIGIL_ALERTS.",
+		}),
+	}
+	reg.MustRegister(d.lag, d.bad, d.alerts)
+	return d
+}
+
+// run consumes until ctx is done.
+func (d *detector) run(ctx context.Context) error {
+	cons, err := d.js.CreateOrUpdateConsumer(ctx, bus.StreamEvents, jetstream.ConsumerConfig{
+		Durable:       consumerDetect,
+		Description:   "Vigil detector",
+		FilterSubject: bus.SubjectEvents + ".>",
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       2 * time.Minute,
+		MaxAckPending: 256,
+	})
+	if err != nil {
+		return err
+	}
+	it, err := cons.Messages(jetstream.PullMaxMessages(64))
+	if err != nil {
+		return err
+	}
+	stop := context.AfterFunc(ctx, it.Stop)
+	defer stop()
+	var alerts []event.Alert
+	var obs []detect.Observation
+	for {
+		msg, err := it.Next()
+		if err != nil {
+			if errors.Is(err, jetstream.ErrMsgIteratorClosed) || ctx.Err() != nil {
+				return nil
+			}
+			d.log.Warn("reading events", "err", err)
+			continue
+		}
+		alerts = alerts[:0]
+		now := time.Now()
+		bad := bus.DecodeBatch(msg.Data(), func(ev *event.Event) {
+			d.lag.Observe(now.Sub(ev.Time).Seconds())
+			obs = d.matcher.Match(ev, ev.Target, obs[:0])
+			for i := range obs {
+				alerts = d.engine.Observe(&obs[i], alerts)
+			}
+		})
+		for _, err := range bad {
+			d.bad.Inc()
+			d.log.Warn("undecodable event on the bus", "subject", msg.Subject(), "err", err)
+		}
+		for i := range alerts {
+			if err := d.publish(ctx, &alerts[i]); err != nil {
+				return nil // shutting down; the batch is redelivered
+			}
+		}
+		if err := msg.Ack(); err != nil {
+			d.log.Warn("acknowledging events", "err", err)
+		}
+	}
+}
+
+// publish puts one alert on VIGIL_ALERTS, retrying until it is stored.
+func (d *detector) publish(ctx context.Context, a *event.Alert) error {
+	data, err := json.Marshal(a)
+	if err != nil {
+		return err
+	}
+	level := slog.LevelWarn
+	if a.Allowlisted {
+		level = slog.LevelInfo
+	}
+	d.log.Log(ctx, level, "detection", "rule", a.Rule, "key", a.Key, "count", a.Count, "at", a.At, "allowlisted", a.Allowlisted, "alert", a.ID)
+	for backoff := 200 * time.Millisecond; ; backoff = min(2*backoff, 10*time.Second) {
+		m := nats.NewMsg(bus.AlertSubject(a.Rule))
+		m.Data = data
+		m.Header.Set(nats.MsgIdHdr, a.ID)
+		pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		_, err := d.js.PublishMsg(pctx, m)
+		cancel()
+		if err == nil {
+			d.alerts.Inc()
+			return nil
+		}
+		d.log.Warn("publishing alert, will retry", "err", err, "alert", a.ID)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(backoff):
+		}
+	}
+}

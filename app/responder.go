@@ -1,0 +1,120 @@
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/vigil-soc/vigil/bus"
+	"github.com/vigil-soc/vigil/event"
+	"github.com/vigil-soc/vigil/respond"
+)
+
+// responder consumes VIGIL_ALERTS and applies their actions. An alert is
+// acknowledged only once its actions are applied and audited; while Redis is
+// down it is negatively acknowledged with a growing delay and comes back, so
+// an outage delays bans and loses none.
+type responder struct {
+	js  jetstream.JetStream
+	r   *respond.Responder
+	log *slog.Logger
+}
+
+// retryDelay is the redelivery delay after the n-th failed attempt.
+func retryDelay(n uint64) time.Duration {
+	d := time.Second << min(n, 5)
+	return min(d, 30*time.Second)
+}
+
+func (s *responder) run(ctx context.Context) error {
+	cons, err := s.js.CreateOrUpdateConsumer(ctx, bus.StreamAlerts, jetstream.ConsumerConfig{
+		Durable:       consumerRespond,
+		Description:   "Vigil responder",
+		FilterSubject: bus.SubjectAlerts + ".>",
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       time.Minute,
+		MaxAckPending: 64,
+	})
+	if err != nil {
+		return err
+	}
+	it, err := cons.Messages(jetstream.PullMaxMessages(16))
+	if err != nil {
+		return err
+	}
+	stop := context.AfterFunc(ctx, it.Stop)
+	defer stop()
+	for {
+		msg, err := it.Next()
+		if err != nil {
+			if errors.Is(err, jetstream.ErrMsgIteratorClosed) || ctx.Err() != nil {
+				return nil
+			}
+			s.log.Warn("reading alerts", "err", err)
+			continue
+		}
+		s.handle(ctx, msg)
+	}
+}
+
+func (s *responder) handle(ctx context.Context, msg jetstream.Msg) {
+	var a event.Alert
+	if err := json.Unmarshal(msg.Data(), &a); err != nil {
+		s.log.Error("undecodable alert, dropping it", "subject", msg.Subject(), "err", err)
+		_ = msg.TermWithReason("undecodable alert")
+		return
+	}
+	audits, retry, err := s.r.Handle(ctx, &a)
+	if err != nil && retry {
+		n := uint64(1)
+		if md, merr := msg.Metadata(); merr == nil {
+			n = md.NumDelivered
+		}
+		delay := retryDelay(n)
+		s.log.Warn("applying actions failed, will retry", "alert", a.ID, "rule", a.Rule, "key", a.Key, "attempt", n, "retry_in", delay, "err", err)
+		_ = msg.NakWithDelay(delay)
+		return
+	}
+	for i := range audits {
+		if perr := s.audit(ctx, &audits[i]); perr != nil {
+			_ = msg.NakWithDelay(time.Second) // shutting down: do it again later
+			return
+		}
+	}
+	if err != nil {
+		s.log.Error("applying actions failed for good", "alert", a.ID, "rule", a.Rule, "key", a.Key, "err", err)
+		_ = msg.TermWithReason(err.Error())
+		return
+	}
+	_ = msg.Ack()
+}
+
+// audit appends one entry to VIGIL_AUDIT, retrying until it is stored.
+func (s *responder) audit(ctx context.Context, au *event.Audit) error {
+	data, err := json.Marshal(au)
+	if err != nil {
+		return err
+	}
+	for backoff := 200 * time.Millisecond; ; backoff = min(2*backoff, 10*time.Second) {
+		m := nats.NewMsg(bus.AuditSubject(au.Action))
+		m.Data = data
+		m.Header.Set(nats.MsgIdHdr, au.ID)
+		pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		_, err := s.js.PublishMsg(pctx, m)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		s.log.Warn("writing audit entry, will retry", "err", err, "id", au.ID)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(backoff):
+		}
+	}
+}

@@ -1,0 +1,31 @@
+package main
+
+import (
+	"context"
+	"os"
+
+	"github.com/vigil-soc/vigil/app"
+)
+
+func cmdRun(ctx context.Context, args []string) error {
+	fs := newFlagSet("run", `vigil run [--config FILE] [flags]
+
+Runs every role in one process: an embedded NATS JetStream server (unless
+--nats is given), the access log collector (--access-log), the streaming
+detector, the responder writing bans to Redis, and the admin listener
+(/metrics, /healthz, /readyz). Each flag can also be set in the YAML config
+file (key = flag name with '_') or as a VIGIL_* environment variable.`)
+	load := configFlags(fs)
+	if err := parse(fs, args); err != nil {
+		return ignoreHelp(err)
+	}
+	cfg, err := load()
+	if err != nil {
+		return err
+	}
+	a, err := app.New(cfg, newLogger(cfg, os.Stderr))
+	if err != nil {
+		return err
+	}
+	return a.Run(ctx)
+}

@@ -1,0 +1,46 @@
+// Package ingest holds Vigil's collectors: they read outside input (access
+// logs today), normalise it to event.Event and publish it on the bus in
+// batches, acknowledging their input only once JetStream has it.
+package ingest
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metrics are the collectors' counters, shared by every collector so each
+// source gets the same ones.
+type Metrics struct {
+	// Events read and normalised, per source and format.
+	Events *prometheus.CounterVec
+	// Skipped lines or reports that could not be used, per source and reason.
+	Skipped *prometheus.CounterVec
+	// Published events acknowledged by JetStream, per source.
+	Published *prometheus.CounterVec
+	// Duplicates are batches JetStream already had (re-sent after a restart).
+	Duplicates *prometheus.CounterVec
+	// PublishRetries counts publishes retried after an error.
+	PublishRetries *prometheus.CounterVec
+}
+
+// NewMetrics registers the collector metrics on reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		Events: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "vigil_ingest_events_total", Help: "Events read and normalised, by source and format.",
+		}, []string{"source", "format"}),
+		Skipped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "vigil_ingest_lines_skipped_total", Help: "Input lines or reports skipped as malformed, by source and reason.",
+		}, []string{"source", "reason"}),
+		Published: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "vigil_ingest_events_published_total", Help: "Events acknowledged by JetStream, by source.",
+		}, []string{"source"}),
+		Duplicates: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "vigil_ingest_batches_duplicate_total", Help: "Batches JetStream already had (re-sent after a restart), by source.",
+		}, []string{"source"}),
+		PublishRetries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "vigil_ingest_publish_retries_total", Help: "Publishes retried after an error, by source.",
+		}, []string{"source"}),
+	}
+	reg.MustRegister(m.Events, m.Skipped, m.Published, m.Duplicates, m.PublishRetries)
+	return m
+}
