@@ -1,0 +1,346 @@
+// Package accesslog parses web server access log lines into event.Event
+// values: nginx "combined" and stock "main", Apache "combined", and nginx
+// JSON (log_format escape=json).
+//
+// The parser is hand-written for the ingest hot path: no regular
+// expressions, no encoding/json, no reflection, and no allocation per line
+// once its scratch buffer has grown to fit the longest escaped line seen.
+//
+// # Memory rule
+//
+// To avoid copying, the string fields a Parser sets on an Event are views
+// (built with unsafe.String) either into the line passed to Parse or into the
+// Parser's own scratch buffer, which holds decoded escapes. Such an Event is
+// valid only until the next call to Parse on the same Parser, and only while
+// the caller leaves the line's bytes alone. A consumer that keeps an Event or
+// any of its strings beyond that must copy them (strings.Clone, or encode the
+// event with AppendJSON). Errors returned by Parse never point into the line
+// or the scratch buffer and may be kept.
+package accesslog
+
+import (
+	"net/netip"
+	"strconv"
+	"strings"
+	"unsafe"
+
+	"github.com/vigil-soc/vigil/event"
+)
+
+// MaxLineBytes is the longest line Parse accepts, not counting a trailing
+// newline; longer lines fail with reason "too-long".
+const MaxLineBytes = 64 << 10
+
+// Reasons a line is rejected, as LineError.Reason. The set is fixed and small
+// so that it can be used as a metric label.
+const (
+	// ReasonEmpty means the line is empty or only white space.
+	ReasonEmpty = "empty"
+	// ReasonTruncated means the line ends before all required fields did, as a
+	// line cut by a crash, a rotation or a size limit does.
+	ReasonTruncated = "truncated"
+	// ReasonTLSHandshake means the request line is a TLS ClientHello sent to a
+	// plain-HTTP port, as nginx logs it ("\x16\x03\x01...").
+	ReasonTLSHandshake = "tls-handshake"
+	// ReasonNoRequest means the request line is "-" or empty (the client sent
+	// nothing before the connection closed or timed out).
+	ReasonNoRequest = "no-request"
+	// ReasonBadRequestLine means the request line is not METHOD SP TARGET
+	// [SP HTTP/x.y] with an HTTP token as the method.
+	ReasonBadRequestLine = "bad-request-line"
+	// ReasonBadIP means the client address is not an IPv4 or IPv6 address (for
+	// example a hostname, or "unix:").
+	ReasonBadIP = "bad-ip"
+	// ReasonBadTime means the timestamp is missing or invalid.
+	ReasonBadTime = "bad-time"
+	// ReasonBadStatus means the status is not a number from 100 to 999.
+	ReasonBadStatus = "bad-status"
+	// ReasonBadJSON means a JSON line is not a well-formed object or lacks a
+	// required key.
+	ReasonBadJSON = "bad-json"
+	// ReasonTooLong means the line is longer than MaxLineBytes.
+	ReasonTooLong = "too-long"
+	// ReasonMalformed means a text line has the wrong shape between or inside
+	// fields not covered above (a missing quote or space, a non-numeric byte
+	// count).
+	ReasonMalformed = "malformed"
+)
+
+// Reasons returns every LineError.Reason value, for example to initialise a
+// labelled counter so that all series exist from the start.
+func Reasons() []string {
+	return []string{
+		ReasonEmpty, ReasonTruncated, ReasonTLSHandshake, ReasonNoRequest,
+		ReasonBadRequestLine, ReasonBadIP, ReasonBadTime, ReasonBadStatus,
+		ReasonBadJSON, ReasonTooLong, ReasonMalformed,
+	}
+}
+
+// LineError is returned by Parse for a line that is not a usable access log
+// entry.
+type LineError struct {
+	// Reason is one of the Reason* constants; see Reasons.
+	Reason string
+	// Detail says which field was wrong and, where useful, quotes (a copy
+	// of) the first bytes of the bad value. It is for humans, not matching.
+	Detail string
+}
+
+// Error returns "access log line: <reason>: <detail>".
+func (e *LineError) Error() string {
+	if e.Detail == "" {
+		return "access log line: " + e.Reason
+	}
+	return "access log line: " + e.Reason + ": " + e.Detail
+}
+
+// lineErr builds a LineError with a static detail.
+func lineErr(reason, detail string) *LineError {
+	return &LineError{Reason: reason, Detail: detail}
+}
+
+// maxDetailValue bounds how much of a bad value a LineError quotes.
+const maxDetailValue = 48
+
+// valueErr builds a LineError whose detail quotes a copy of val, clipped.
+// strconv.Quote always builds a new string, so the error never holds a view
+// of the line or the scratch buffer.
+func valueErr(reason, field, val string) *LineError {
+	if len(val) > maxDetailValue {
+		val = val[:maxDetailValue]
+	}
+	return &LineError{Reason: reason, Detail: field + " " + strconv.Quote(val)}
+}
+
+// Parser parses access log lines of one format into event.Event values.
+//
+// It reuses internal scratch buffers: the string fields it sets may point
+// into the line or into that scratch (see the package comment), so an Event
+// is valid only until the next Parse call or until the line is modified. A
+// Parser is not safe for concurrent use; use one per goroutine.
+type Parser struct {
+	format Format
+	// scratch holds decoded escapes of the current line. Parse truncates
+	// it, so views into it die at the next Parse call.
+	scratch []byte
+	times   timeCache
+	json    jsonFields
+}
+
+// NewParser returns a Parser for format f. FormatUnknown (or any value that
+// is not a known Format) makes it choose per line, cheaply: a line starting
+// with '{' is parsed as nginx JSON, anything else as the combined text family,
+// and the event's dataset is "nginx.access" either way. Use DetectFormat or
+// configuration to tell Apache apart.
+func NewParser(f Format) *Parser {
+	if f > FormatNginxJSON {
+		f = FormatUnknown
+	}
+	return &Parser{format: f}
+}
+
+// Format returns the format the Parser was made for.
+func (p *Parser) Format() Format { return p.format }
+
+// Parse parses one line (a trailing "\n" or "\r\n" is ignored) into ev. It
+// calls ev.Reset first and sets every field but ID, which is the caller's.
+//
+// The strings set on ev may be views into line or into the Parser's scratch
+// buffer: they are valid until the next Parse call and while line is
+// unchanged.
+//
+// A line that is not a usable entry yields a *LineError. Even then ev keeps
+// what was parsed, which for the request-line reasons (tls-handshake,
+// no-request, bad-request-line) is everything else on the line: the client,
+// time, status, user agent of a scanner's probe are still worth counting.
+func (p *Parser) Parse(line []byte, ev *event.Event) error {
+	ev.Reset()
+	line = trimSpace(line)
+	if len(line) > MaxLineBytes {
+		return lineErr(ReasonTooLong, "line is "+strconv.Itoa(len(line))+" bytes")
+	}
+	if len(line) == 0 {
+		return lineErr(ReasonEmpty, "")
+	}
+	p.scratch = p.scratch[:0]
+	ev.Source = event.SourceAccess
+	switch f := p.format; {
+	case f == FormatNginxJSON || f == FormatUnknown && line[0] == '{':
+		ev.Dataset = datasetNginx
+		return p.parseJSON(line, ev)
+	case f == FormatApacheCombined:
+		ev.Dataset = datasetApache
+		return p.parseText(line, ev, false)
+	default:
+		ev.Dataset = datasetNginx
+		return p.parseText(line, ev, f == FormatNginxMain)
+	}
+}
+
+// trimSpace drops spaces, tabs, CR and LF from both ends of b.
+func trimSpace(b []byte) []byte {
+	for len(b) > 0 && isSpace(b[len(b)-1]) {
+		b = b[:len(b)-1]
+	}
+	for len(b) > 0 && isSpace(b[0]) {
+		b = b[1:]
+	}
+	return b
+}
+
+func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\r' || c == '\n' }
+
+// view returns a string sharing b's memory, without copying. The caller
+// must only use it while b's bytes are unchanged: in this package that is the
+// memory rule of the package comment.
+func view(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	return unsafe.String(&b[0], len(b))
+}
+
+// parseIP parses a client address without allocating. netip.ParseAddr
+// keeps no reference to its input on success (an IPv6 zone is interned as a
+// copy by package unique), so passing it a view is safe; on failure its error
+// would hold the view, which is why the error is dropped here.
+func parseIP(s string) (netip.Addr, bool) {
+	if s == "" {
+		return netip.Addr{}, false
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Addr{}, false
+	}
+	return a.Unmap(), true
+}
+
+// setRequest splits an HTTP request line "METHOD SP target [SP HTTP/x.y]"
+// into ev's Method, Target, Path, Query and HTTPVersion. The target is
+// everything between the first and the last space, so a target with spaces
+// in it (which old nginx versions accept) survives. It returns a LineError
+// when the line is no HTTP request.
+func setRequest(req string, ev *event.Event) *LineError {
+	if req == "" || req == "-" {
+		return lineErr(ReasonNoRequest, "")
+	}
+	if req[0] == 0x16 {
+		return lineErr(ReasonTLSHandshake, "")
+	}
+	sp := strings.IndexByte(req, ' ')
+	if sp < 0 {
+		return valueErr(ReasonBadRequestLine, "request", req)
+	}
+	method, rest := req[:sp], req[sp+1:]
+	version := ""
+	if ls := strings.LastIndexByte(rest, ' '); ls >= 0 && strings.HasPrefix(rest[ls+1:], "HTTP/") {
+		version = rest[ls+1+len("HTTP/"):]
+		rest = rest[:ls]
+		if !validVersion(version) {
+			return valueErr(ReasonBadRequestLine, "request", req)
+		}
+	}
+	return setMethodTarget(method, rest, version, req, ev)
+}
+
+// setMethodTarget checks and stores the parts of a request; req is only for
+// the error detail.
+func setMethodTarget(method, target, version, req string, ev *event.Event) *LineError {
+	if !isToken(method) || target == "" {
+		return valueErr(ReasonBadRequestLine, "request", req)
+	}
+	ev.Method = method
+	ev.Target = target
+	ev.Path = target
+	if q := strings.IndexByte(target, '?'); q >= 0 {
+		ev.Path = target[:q]
+		ev.Query = target[q+1:]
+	}
+	ev.HTTPVersion = version
+	return nil
+}
+
+// validVersion reports whether v is an HTTP version number: "1.1", "2.0",
+// "2" or "3" (digits, optionally '.' and digits).
+func validVersion(v string) bool {
+	dot := false
+	digits := 0
+	for i := 0; i < len(v); i++ {
+		switch c := v[i]; {
+		case c >= '0' && c <= '9':
+			digits++
+		case c == '.' && !dot && digits > 0 && i+1 < len(v):
+			dot = true
+			digits = 0
+		default:
+			return false
+		}
+	}
+	return digits > 0 && len(v) <= 8
+}
+
+// isToken reports whether s is a non-empty RFC 9110 token, the syntax of an
+// HTTP method.
+func isToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if !tchar[s[i]] {
+			return false
+		}
+	}
+	return true
+}
+
+var tchar = func() (t [256]bool) {
+	for c := '0'; c <= '9'; c++ {
+		t[c] = true
+	}
+	for c := 'a'; c <= 'z'; c++ {
+		t[c] = true
+		t[c-'a'+'A'] = true
+	}
+	for _, c := range "!#$%&'*+-.^_`|~" {
+		t[c] = true
+	}
+	return t
+}()
+
+// setStatus parses a three-digit status code into ev.Status and ev.Outcome.
+func setStatus(s string, ev *event.Event) *LineError {
+	if len(s) != 3 || s[0] < '1' || s[0] > '9' || s[1] < '0' || s[1] > '9' || s[2] < '0' || s[2] > '9' {
+		return valueErr(ReasonBadStatus, "status", s)
+	}
+	ev.Status = int(s[0]-'0')*100 + int(s[1]-'0')*10 + int(s[2]-'0')
+	ev.Outcome = event.OutcomeFromStatus(ev.Status)
+	return nil
+}
+
+// parseBytes parses a body byte count: decimal digits, or "-" (Apache's
+// zero) and "" for unknown, both -1.
+func parseBytes(s string) (int64, bool) {
+	if s == "-" || s == "" {
+		return -1, true
+	}
+	if len(s) > 18 {
+		return 0, false
+	}
+	var n int64
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int64(c-'0')
+	}
+	return n, true
+}
+
+// dash maps the log's "-" placeholder to "".
+func dash(s string) string {
+	if s == "-" {
+		return ""
+	}
+	return s
+}
