@@ -1,0 +1,285 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/vigil-soc/vigil/bus"
+	"github.com/vigil-soc/vigil/event"
+	"github.com/vigil-soc/vigil/internal/redistest"
+)
+
+// harness runs an App in-process against a real Redis, with the embedded
+// NATS in a temporary directory.
+type harness struct {
+	t      *testing.T
+	cfg    Config
+	app    *App
+	cancel context.CancelFunc
+	done   chan error
+	logDir string
+	redis  *redistest.Server
+	rc     *redis.Client
+}
+
+func newHarness(t *testing.T, rs *redistest.Server, dataDir string) *harness {
+	t.Helper()
+	logDir := t.TempDir()
+	cfg := Default()
+	cfg.Redis = rs.URL
+	cfg.RedisPrefix = rs.Prefix
+	cfg.DataDir = dataDir
+	cfg.Admin = "127.0.0.1:0"
+	cfg.AccessLogs = []string{filepath.Join(logDir, "*.log")}
+	return &harness{t: t, cfg: cfg, logDir: logDir, redis: rs, rc: rs.Client(t)}
+}
+
+func (h *harness) start() {
+	h.t.Helper()
+	level := slog.LevelWarn
+	if testing.Verbose() {
+		level = slog.LevelDebug
+	}
+	a, err := New(h.cfg, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})))
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	h.app, h.cancel, h.done = a, cancel, make(chan error, 1)
+	go func() { h.done <- a.Run(ctx) }()
+	actx, acancel := context.WithTimeout(ctx, 30*time.Second)
+	defer acancel()
+	if _, err := a.AdminAddr(actx); err != nil {
+		h.t.Fatalf("app did not start: %v", err)
+	}
+	h.t.Cleanup(h.stop)
+}
+
+func (h *harness) stop() {
+	if h.cancel == nil {
+		return
+	}
+	h.cancel()
+	h.cancel = nil
+	select {
+	case err := <-h.done:
+		if err != nil {
+			h.t.Errorf("app stopped with error: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		h.t.Error("app did not stop within 30s")
+	}
+}
+
+// appendLines appends lines to the log file name.
+func (h *harness) appendLines(name string, lines []string) {
+	h.t.Helper()
+	f, err := os.OpenFile(filepath.Join(h.logDir, name), os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := io.WriteString(f, strings.Join(lines, "")); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+func clf(ip string, at time.Time, method, target string, status int) string {
+	return fmt.Sprintf("%s - - [%s] \"%s %s HTTP/1.1\" %d 153 \"-\" \"test-agent/1.0\"\n",
+		ip, at.Format("02/Jan/2006:15:04:05 -0700"), method, target, status)
+}
+
+func scanLines(ip string, at time.Time, n int) []string {
+	var out []string
+	for i := range n {
+		out = append(out, clf(ip, at, "GET", fmt.Sprintf("/probe/%s/%d", ip, i), 404))
+	}
+	return out
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func (h *harness) banTTL(ip string) time.Duration {
+	d, err := h.rc.TTL(context.Background(), h.cfg.RedisPrefix+"ban:ip:"+ip).Result()
+	if err != nil {
+		return -2
+	}
+	return d
+}
+
+// streamMessages reads every message of a stream through the embedded server.
+func streamMessages(t *testing.T, a *App, stream string) []jetstream.Msg {
+	t.Helper()
+	nc, err := a.Embedded().Connect("test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s, err := js.Stream(ctx, stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var msgs []jetstream.Msg
+	if info.State.Msgs == 0 {
+		return nil
+	}
+	c, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for uint64(len(msgs)) < info.State.Msgs {
+		m, err := c.Next(jetstream.FetchMaxWait(5 * time.Second))
+		if err != nil {
+			t.Fatalf("reading %s: %v after %d of %d", stream, err, len(msgs), info.State.Msgs)
+		}
+		msgs = append(msgs, m)
+	}
+	return msgs
+}
+
+// TestLinesBecomeBans: lines appended to a watched file end as Redis keys
+// with the right TTL, an index entry and an audit entry; decoys and
+// allow-listed clients are not banned; old lines at start-up ban no one.
+func TestLinesBecomeBans(t *testing.T) {
+	rs := redistest.Start(t)
+	h := newHarness(t, rs, t.TempDir())
+	now := time.Now().UTC()
+	// A week-old scan already in the log when Vigil starts: live mode
+	// must not ban anyone for last week.
+	h.appendLines("access.log", scanLines("198.51.100.200", now.Add(-7*24*time.Hour), 80))
+	h.start()
+
+	lines := scanLines("203.0.113.7", now, 60)
+	lines = append(lines, scanLines("10.9.8.7", now, 60)...) // allow-listed
+	for range 300 {
+		lines = append(lines, clf("198.51.100.10", now, "GET", "/old-logo.png", 404)) // one distinct path
+	}
+	for i := range 25 {
+		lines = append(lines, clf("2001:db8::77", now.Add(time.Duration(i)*time.Second), "POST", "/api/token/", 401))
+	}
+	h.appendLines("access.log", lines)
+	// A file that appears later, matched by the glob.
+	h.appendLines("other.log", scanLines("::ffff:192.0.2.44", now, 55))
+
+	for _, ip := range []string{"203.0.113.7", "2001:db8::77", "192.0.2.44"} {
+		waitFor(t, 20*time.Second, "ban of "+ip, func() bool { return h.banTTL(ip) > 0 })
+		if ttl := h.banTTL(ip); ttl < 72*time.Hour-time.Minute || ttl > 72*time.Hour {
+			t.Errorf("ban of %s: TTL %s, want 72h", ip, ttl)
+		}
+		score, err := h.rc.ZScore(context.Background(), h.cfg.RedisPrefix+"bans", ip).Result()
+		if err != nil || time.Unix(int64(score), 0).Before(now.Add(71*time.Hour)) {
+			t.Errorf("ban index entry of %s: score %v err %v", ip, score, err)
+		}
+	}
+	// Let the pipeline drain, then check what must not exist.
+	waitFor(t, 10*time.Second, "alerts for the allow-listed scanner", func() bool {
+		return len(streamMessages(t, h.app, bus.StreamAlerts)) >= 4
+	})
+	for _, ip := range []string{"10.9.8.7", "198.51.100.10", "198.51.100.200"} {
+		if ttl := h.banTTL(ip); ttl != -2 {
+			t.Errorf("%s banned (TTL %s), want no ban", ip, ttl)
+		}
+	}
+	audits := streamMessages(t, h.app, bus.StreamAudit)
+	applied := 0
+	for _, m := range audits {
+		if strings.Contains(string(m.Data()), `"result":"applied"`) {
+			applied++
+		}
+	}
+	if applied != 3 {
+		t.Errorf("audit has %d applied entries, want 3:\n%v", applied, audits)
+	}
+}
+
+// TestRedisOutageDelaysBans: with Redis stopped, detections wait in
+// JetStream; when it is back every ban arrives.
+func TestRedisOutageDelaysBans(t *testing.T) {
+	rs := redistest.Start(t)
+	h := newHarness(t, rs, t.TempDir())
+	h.start()
+	rs.Stop()
+	now := time.Now().UTC()
+	ips := []string{"203.0.113.21", "203.0.113.22", "203.0.113.23"}
+	for _, ip := range ips {
+		h.appendLines("access.log", scanLines(ip, now, 50))
+	}
+	waitFor(t, 20*time.Second, "three alerts published", func() bool {
+		return len(streamMessages(t, h.app, bus.StreamAlerts)) == 3
+	})
+	time.Sleep(2 * time.Second) // the responder fails and retries meanwhile
+	rs.Restart(t)
+	h.rc = rs.Client(t)
+	for _, ip := range ips {
+		waitFor(t, 60*time.Second, "ban of "+ip+" after Redis came back", func() bool { return h.banTTL(ip) > 0 })
+	}
+}
+
+// TestRestartLosesAndDuplicatesNothing: stopping Vigil in the middle of a
+// stream of lines and starting it again publishes every line exactly once.
+func TestRestartLosesAndDuplicatesNothing(t *testing.T) {
+	rs := redistest.Start(t)
+	dataDir := t.TempDir()
+	h := newHarness(t, rs, dataDir)
+	h.start()
+	now := time.Now().UTC()
+	const total = 20000
+	write := func(from, to int) {
+		var lines []string
+		for i := from; i < to; i++ {
+			lines = append(lines, clf("198.51.100.1", now, "GET", fmt.Sprintf("/page/%d", i), 200))
+		}
+		h.appendLines("access.log", lines)
+	}
+	// Write in slices while stopping half-way.
+	for i := 0; i < total/2; i += 1000 {
+		write(i, i+1000)
+	}
+	h.stop()
+	write(total/2, total*3/4)
+	h2 := newHarness(t, rs, dataDir)
+	h2.logDir, h2.cfg.AccessLogs = h.logDir, h.cfg.AccessLogs
+	h2.start()
+	write(total*3/4, total)
+
+	seen := map[string]int{}
+	waitFor(t, 30*time.Second, "all lines on the bus", func() bool {
+		clear(seen)
+		for _, m := range streamMessages(t, h2.app, bus.StreamEvents) {
+			bus.DecodeBatch(m.Data(), func(ev *event.Event) { seen[ev.Target]++ })
+		}
+		return len(seen) == total
+	})
+	for target, n := range seen {
+		if n != 1 {
+			t.Errorf("%s published %d times", target, n)
+		}
+	}
+}

@@ -1,0 +1,347 @@
+package respond
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/netip"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// DefaultPrefix is the key prefix NewStore uses when given none.
+const DefaultPrefix = "vigil:"
+
+// Ban is a ban to apply.
+type Ban struct {
+	// IP is what to ban: a /32 or /128 prefix for one address, or a wider
+	// prefix (an IPv6 /64, say) for a network.
+	IP netip.Prefix
+	// Rule is the id of the rule that asked for the ban, if any.
+	Rule string
+	// Reason is a human explanation.
+	Reason string
+	// AlertID is the ID of the alert that caused the ban. Applying the same
+	// alert twice changes nothing; empty means a manual ban, which never
+	// counts as a repeat.
+	AlertID string
+	// Duration is how long the ban lasts, counted from when it is applied;
+	// at least one second.
+	Duration time.Duration
+	// Actor is who asked: "rule:<id>" or "admin:<name>".
+	Actor string
+}
+
+// BanRecord is a stored ban: the JSON value at <prefix>ban:ip:<ip> that the
+// Django middleware reads.
+type BanRecord struct {
+	// IP is the banned address ("203.0.113.7", "2001:db8::1") or network
+	// ("2001:db8:1:2::/64"), as in the key.
+	IP string `json:"ip"`
+	// Rule is the id of the rule that asked for the ban, if any.
+	Rule string `json:"rule"`
+	// Reason is a human explanation.
+	Reason string `json:"reason"`
+	// AlertID is the ID of the alert that caused the ban, if any.
+	AlertID string `json:"alert_id"`
+	// Actor is who asked: "rule:<id>" or "admin:<name>".
+	Actor string `json:"actor"`
+	// Created is when this record was written (UTC).
+	Created time.Time `json:"created"`
+	// Expires is when the ban lapses (UTC, whole seconds); the key's TTL
+	// ends at the same moment.
+	Expires time.Time `json:"expires"`
+}
+
+// Store keeps bans in Redis under the contract the Django middleware reads
+// (DESIGN.md, "Redis contract"):
+//
+//   - <prefix>ban:ip:<ip> holds a BanRecord as JSON, with a TTL that ends
+//     when the ban expires;
+//   - the sorted set <prefix>bans indexes active bans: member <ip>, score the
+//     expiry in unix seconds;
+//   - every change is published on the channel <prefix>events as
+//     {"type":"ban"|"unban","ip":...,"expires":<unix seconds>,"rule":...},
+//     where expires is the ban's expiry for "ban" and the time of removal
+//     for "unban". A repeat that changes nothing publishes nothing, and
+//     neither does a ban lapsing by its TTL.
+//
+// <ip> is the canonical text of the address (IPv4-mapped IPv6 addresses are
+// unmapped, IPv6 is lower case and compressed as RFC 5952 says), or the
+// canonical CIDR of a network ("2001:db8:1:2::/64").
+//
+// The key, the index entry and the message are written by one Lua script, so
+// no crash leaves a key without its index entry. With Redis Cluster the
+// prefix must carry a hash tag, such as "{vigil}:", so that a ban key and the
+// index live in the same slot.
+//
+// A Store is safe for concurrent use; one per process is enough.
+type Store struct {
+	client redis.UniversalClient
+	prefix string
+	now    func() time.Time
+}
+
+// NewStore returns a Store writing through client under prefix (DefaultPrefix
+// if empty). now gives the time bans are counted from (time.Now if nil); it
+// should agree with Redis's clock, since TTLs are set relative to it.
+func NewStore(client redis.UniversalClient, prefix string, now func() time.Time) *Store {
+	if prefix == "" {
+		prefix = DefaultPrefix
+	}
+	if now == nil {
+		now = time.Now
+	}
+	return &Store{client: client, prefix: prefix, now: now}
+}
+
+// Key returns the Redis key of a ban of ip, which is an address or a CIDR.
+func (s *Store) Key(ip string) string { return s.prefix + "ban:ip:" + ip }
+
+// IndexKey returns the key of the sorted set indexing active bans.
+func (s *Store) IndexKey() string { return s.prefix + "bans" }
+
+// Channel returns the pub/sub channel every change is published on.
+func (s *Store) Channel() string { return s.prefix + "events" }
+
+// banScript applies a ban. It decides idempotency and the no-shortening rule
+// itself, so that two responders racing on one IP cannot undo each other.
+//
+// KEYS[1] ban key, KEYS[2] index. ARGV[1] ip, ARGV[2] record JSON (with the
+// new expiry), ARGV[3] now in unix ms, ARGV[4] new expiry in unix ms (whole
+// seconds), ARGV[5] alert id, ARGV[6] channel, ARGV[7] rule.
+//
+// It returns {applied (0 or 1), stored JSON}.
+var banScript = redis.NewScript(`
+local now = tonumber(ARGV[3])
+local exp = tonumber(ARGV[4])
+local value = ARGV[2]
+local old = redis.call('GET', KEYS[1])
+if old then
+  local ok, rec = pcall(cjson.decode, old)
+  if ok and type(rec) == 'table' then
+    if ARGV[5] ~= '' and rec.alert_id == ARGV[5] then
+      return {0, old}
+    end
+    local oldexp
+    local score = redis.call('ZSCORE', KEYS[2], ARGV[1])
+    if score then
+      oldexp = tonumber(score) * 1000
+    else
+      local pttl = redis.call('PTTL', KEYS[1])
+      if pttl > 0 then oldexp = now + pttl end
+    end
+    if oldexp and oldexp > exp and type(rec.expires) == 'string' then
+      local new = cjson.decode(value)
+      new.expires = rec.expires
+      value = cjson.encode(new)
+      exp = oldexp
+    end
+  end
+end
+redis.call('SET', KEYS[1], value, 'PX', exp - now)
+local sec = math.floor(exp / 1000)
+redis.call('ZADD', KEYS[2], sec, ARGV[1])
+redis.call('PUBLISH', ARGV[6], cjson.encode({type = 'ban', ip = ARGV[1], expires = sec, rule = ARGV[7]}))
+return {1, value}
+`)
+
+// unbanScript removes a ban. KEYS[1] ban key, KEYS[2] index. ARGV[1] ip,
+// ARGV[2] channel, ARGV[3] now in unix seconds. It returns 1 if a ban was
+// removed, else 0, and publishes only then.
+var unbanScript = redis.NewScript(`
+local old = redis.call('GET', KEYS[1])
+local n = redis.call('DEL', KEYS[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
+if n == 0 then
+  return 0
+end
+local rule = ''
+local ok, rec = pcall(cjson.decode, old)
+if ok and type(rec) == 'table' and type(rec.rule) == 'string' then
+  rule = rec.rule
+end
+redis.call('PUBLISH', ARGV[2], cjson.encode({type = 'unban', ip = ARGV[1], expires = tonumber(ARGV[3]), rule = rule}))
+return 1
+`)
+
+// Ban applies b and returns the record now stored.
+//
+// Applying a ban whose AlertID equals the AlertID of the ban stored for the
+// same IP changes nothing (applied is false, the stored record is returned
+// and its expiry is not extended): an alert retried after a crash must not
+// lengthen a ban. A ban with another AlertID is a new offence: it replaces
+// the record (rule, reason, alert, actor, created) and applied is true, but
+// it never shortens a ban: if the stored ban expires later than the new one
+// would, the record keeps the later expiry and the key keeps its TTL.
+func (s *Store) Ban(ctx context.Context, b Ban) (rec BanRecord, applied bool, err error) {
+	ip, err := prefixString(b.IP)
+	if err != nil {
+		return BanRecord{}, false, fmt.Errorf("applying ban: %w", err)
+	}
+	if b.Duration < time.Second {
+		return BanRecord{}, false, fmt.Errorf("applying ban of %s: duration %s: must be at least 1s", ip, b.Duration)
+	}
+	now := s.now().UTC()
+	rec = BanRecord{
+		IP:      ip,
+		Rule:    b.Rule,
+		Reason:  b.Reason,
+		AlertID: b.AlertID,
+		Actor:   b.Actor,
+		Created: now,
+		// Whole seconds, so that the record, the index score, the message
+		// and the key's TTL all name the same instant.
+		Expires: now.Add(b.Duration).Truncate(time.Second),
+	}
+	value, err := json.Marshal(rec)
+	if err != nil {
+		return BanRecord{}, false, fmt.Errorf("applying ban of %s: encoding record: %w", ip, err)
+	}
+	res, err := banScript.Run(ctx, s.client,
+		[]string{s.Key(ip), s.IndexKey()},
+		ip, value, now.UnixMilli(), rec.Expires.UnixMilli(), b.AlertID, s.Channel(), b.Rule,
+	).Slice()
+	if err != nil {
+		return BanRecord{}, false, fmt.Errorf("applying ban of %s: %w", ip, err)
+	}
+	if len(res) != 2 {
+		return BanRecord{}, false, fmt.Errorf("applying ban of %s: script returned %d values, want 2", ip, len(res))
+	}
+	flag, _ := res[0].(int64)
+	stored, _ := res[1].(string)
+	var got BanRecord
+	if err := json.Unmarshal([]byte(stored), &got); err != nil {
+		return BanRecord{}, false, fmt.Errorf("applying ban of %s: decoding stored record: %w", ip, err)
+	}
+	return got, flag == 1, nil
+}
+
+// Unban removes the ban of ip, an address or a CIDR, and reports whether
+// there was one. The change is published only when a ban was removed.
+func (s *Store) Unban(ctx context.Context, ip string) (removed bool, err error) {
+	p, err := ParseTarget(ip)
+	if err != nil {
+		return false, fmt.Errorf("removing ban: %w", err)
+	}
+	key, _ := prefixString(p)
+	n, err := unbanScript.Run(ctx, s.client,
+		[]string{s.Key(key), s.IndexKey()},
+		key, s.Channel(), s.now().Unix(),
+	).Int64()
+	if err != nil {
+		return false, fmt.Errorf("removing ban of %s: %w", key, err)
+	}
+	return n == 1, nil
+}
+
+// Bans returns the active bans, soonest-expiring first, read through the
+// index. It first drops index entries whose expiry has passed. An index
+// entry whose key is gone (deleted by hand, say) is left out of the list
+// and dropped from the index once its expiry passes.
+func (s *Store) Bans(ctx context.Context) ([]BanRecord, error) {
+	now := s.now().Unix()
+	// A ban expiring at second E is over once now >= E.
+	if err := s.client.ZRemRangeByScore(ctx, s.IndexKey(), "-inf", fmt.Sprint(now)).Err(); err != nil {
+		return nil, fmt.Errorf("listing bans: pruning index: %w", err)
+	}
+	ips, err := s.client.ZRangeByScore(ctx, s.IndexKey(), &redis.ZRangeBy{Min: "(" + fmt.Sprint(now), Max: "+inf"}).Result()
+	if err != nil {
+		return nil, fmt.Errorf("listing bans: reading index: %w", err)
+	}
+	if len(ips) == 0 {
+		return nil, nil
+	}
+	// One GET per key in a pipeline rather than MGET: a cluster client
+	// splits a pipeline by slot, while MGET across slots fails.
+	cmds := make([]*redis.StringCmd, len(ips))
+	_, err = s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, ip := range ips {
+			cmds[i] = p.Get(ctx, s.Key(ip))
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("listing bans: reading records: %w", err)
+	}
+	out := make([]BanRecord, 0, len(ips))
+	for i, cmd := range cmds {
+		v, err := cmd.Result()
+		if errors.Is(err, redis.Nil) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("listing bans: reading %s: %w", s.Key(ips[i]), err)
+		}
+		var rec BanRecord
+		if err := json.Unmarshal([]byte(v), &rec); err != nil {
+			return nil, fmt.Errorf("listing bans: decoding %s: %w", s.Key(ips[i]), err)
+		}
+		out = append(out, rec)
+	}
+	return out, nil
+}
+
+// ActiveBans counts the index entries that have not expired. It reads only
+// the index, so it is cheap enough for a metric.
+func (s *Store) ActiveBans(ctx context.Context) (int64, error) {
+	n, err := s.client.ZCount(ctx, s.IndexKey(), "("+fmt.Sprint(s.now().Unix()), "+inf").Result()
+	if err != nil {
+		return 0, fmt.Errorf("counting bans: %w", err)
+	}
+	return n, nil
+}
+
+// Ping checks that Redis answers.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.client.Ping(ctx).Err(); err != nil {
+		return fmt.Errorf("pinging redis: %w", err)
+	}
+	return nil
+}
+
+// ParseTarget parses what a ban applies to: an address ("203.0.113.7",
+// "2001:db8::1") or a network in CIDR notation ("2001:db8:1:2::/64"). An
+// IPv4-mapped IPv6 address is unmapped and an address's zone is dropped, so
+// that one client always has one key; a network is masked to its prefix
+// length.
+func ParseTarget(s string) (netip.Prefix, error) {
+	if a, err := netip.ParseAddr(s); err == nil {
+		a = a.Unmap().WithZone("")
+		return netip.PrefixFrom(a, a.BitLen()), nil
+	}
+	p, err := netip.ParsePrefix(s)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("%q is neither an IP address nor a CIDR network", s)
+	}
+	if p.Addr().Is4In6() {
+		// ::ffff:a.b.c.d/n (n >= 96) is the IPv4 network a.b.c.d/(n-96).
+		if p.Bits() < 96 {
+			return netip.Prefix{}, fmt.Errorf("%q: an IPv4-mapped network needs a prefix length of at least 96", s)
+		}
+		p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
+	}
+	return p.Masked(), nil
+}
+
+// prefixString returns the text a ban of p is keyed by: the address for a
+// single address, else the masked CIDR.
+func prefixString(p netip.Prefix) (string, error) {
+	if !p.IsValid() {
+		return "", errors.New("invalid IP prefix")
+	}
+	a := p.Addr()
+	if a.Is4In6() {
+		if p.Bits() < 96 {
+			return "", fmt.Errorf("%s: an IPv4-mapped network needs a prefix length of at least 96", p)
+		}
+		p = netip.PrefixFrom(a.Unmap(), p.Bits()-96)
+		a = p.Addr()
+	}
+	if p.IsSingleIP() {
+		return a.String(), nil
+	}
+	return p.Masked().String(), nil
+}
