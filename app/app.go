@@ -148,7 +148,7 @@ func (a *App) Run(ctx context.Context) error {
 	} else {
 		a.log.Warn("no access logs configured (--access-log); only the bus, detector and responder run")
 	}
-	g.add("detect", newDetector(js, engine, a.reg, a.log.With("role", "detect")).run)
+	g.add("detect", newDetector(js, engine, a.cfg.Lateness, a.reg, a.log.With("role", "detect")).run)
 	g.add("respond", (&responder{js: js, r: resp, log: a.log.With("role", "respond")}).run)
 	g.add("bans-gauge", func(ctx context.Context) error { return refreshBans(ctx, resp, a.log) })
 	g.add("admin", a.serveAdmin)

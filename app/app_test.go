@@ -283,3 +283,23 @@ func TestRestartLosesAndDuplicatesNothing(t *testing.T) {
 		}
 	}
 }
+
+// TestScanStraddlingARestartIsCaught: the detector rebuilds its windows from
+// the stream after a restart, so 30 paths before and 20 after still fire.
+func TestScanStraddlingARestartIsCaught(t *testing.T) {
+	rs := redistest.Start(t)
+	dataDir := t.TempDir()
+	h := newHarness(t, rs, dataDir)
+	h.start()
+	now := time.Now().UTC()
+	lines := scanLines("203.0.113.99", now, 50)
+	h.appendLines("access.log", lines[:30])
+	waitFor(t, 10*time.Second, "30 events on the bus", func() bool { return len(streamMessages(t, h.app, bus.StreamEvents)) > 0 })
+	time.Sleep(500 * time.Millisecond) // let the detector acknowledge them
+	h.stop()
+	h2 := newHarness(t, rs, dataDir)
+	h2.logDir, h2.cfg.AccessLogs = h.logDir, h.cfg.AccessLogs
+	h2.start()
+	h2.appendLines("access.log", lines[30:])
+	waitFor(t, 20*time.Second, "ban after the restart", func() bool { return h2.banTTL("203.0.113.99") > 0 })
+}

@@ -30,17 +30,20 @@ type detector struct {
 	engine  *detect.Engine
 	matcher *detect.Matcher
 	log     *slog.Logger
-	lag     prometheus.Histogram
-	bad     prometheus.Counter
-	alerts  prometheus.Counter
+	// lateness widens the warm-up span.
+	lateness time.Duration
+	lag      prometheus.Histogram
+	bad      prometheus.Counter
+	alerts   prometheus.Counter
 }
 
-func newDetector(js jetstream.JetStream, engine *detect.Engine, reg prometheus.Registerer, logger *slog.Logger) *detector {
+func newDetector(js jetstream.JetStream, engine *detect.Engine, lateness time.Duration, reg prometheus.Registerer, logger *slog.Logger) *detector {
 	d := &detector{
-		js:      js,
-		engine:  engine,
-		matcher: engine.RuleSet().NewMatcher(),
-		log:     logger,
+		js:       js,
+		engine:   engine,
+		matcher:  engine.RuleSet().NewMatcher(),
+		log:      logger,
+		lateness: lateness,
 		lag: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "vigil_detect_lag_seconds",
 			Help:    "Processing lag: wall clock minus event time when the detector sees an event.",
@@ -69,6 +72,9 @@ func (d *detector) run(ctx context.Context) error {
 	})
 	if err != nil {
 		return err
+	}
+	if info, err := cons.Info(ctx); err == nil && info.AckFloor.Stream > 0 {
+		d.warmUp(ctx, info.AckFloor.Stream)
 	}
 	it, err := cons.Messages(jetstream.PullMaxMessages(64))
 	if err != nil {
@@ -140,4 +146,59 @@ func (d *detector) publish(ctx context.Context, a *event.Alert) error {
 		case <-time.After(backoff):
 		}
 	}
+}
+
+// warmUp rebuilds the windows a restart lost: it feeds the engine the events
+// of the last window before the consumer's ack floor (all of them already
+// processed, their alerts already published), discarding the alerts they
+// cause, so a scan that straddles a restart is still caught and a key that
+// fired stays quiet. Events after the floor are redelivered by the durable
+// consumer and processed normally.
+func (d *detector) warmUp(ctx context.Context, floor uint64) {
+	stream, err := d.js.Stream(ctx, bus.StreamEvents)
+	if err != nil {
+		return
+	}
+	last, err := stream.GetMsg(ctx, floor)
+	if err != nil {
+		d.log.Info("detector warm-up skipped: last processed batch no longer stored", "seq", floor)
+		return
+	}
+	start := last.Time.Add(-time.Duration(d.engine.RuleSet().MaxWindow()) - d.lateness)
+	oc, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{bus.SubjectEvents + ".>"},
+		DeliverPolicy:  jetstream.DeliverByStartTimePolicy,
+		OptStartTime:   &start,
+	})
+	if err != nil {
+		d.log.Warn("detector warm-up skipped", "err", err)
+		return
+	}
+	var (
+		obs    []detect.Observation
+		alerts []event.Alert
+		events int
+	)
+	for {
+		msg, err := oc.Next(jetstream.FetchMaxWait(5 * time.Second))
+		if err != nil {
+			d.log.Warn("detector warm-up cut short", "err", err)
+			return
+		}
+		md, err := msg.Metadata()
+		if err != nil || md.Sequence.Stream > floor {
+			break
+		}
+		bus.DecodeBatch(msg.Data(), func(ev *event.Event) {
+			events++
+			obs = d.matcher.Match(ev, ev.Target, obs[:0])
+			for i := range obs {
+				alerts = d.engine.Observe(&obs[i], alerts[:0])
+			}
+		})
+		if md.Sequence.Stream == floor {
+			break
+		}
+	}
+	d.log.Info("detector windows rebuilt from the stream", "events", events, "since", start)
 }

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Sets up what is missing (Go modules, redis-server), makes sure a Redis
+# answers on 127.0.0.1:6379 (starting one if none does), builds vigil and
+# runs `vigil run` with the arguments given (default: follow nginx's access
+# logs). With VIGIL_DEMO=1 it also starts a log generator that appends a
+# realistic nginx log with scanners and brute forcers, so bans appear at once.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./scripts/setup.sh
+
+if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
+	mkdir -p vigil-data/redis
+	echo "run: starting redis-server on 127.0.0.1:6379 (data in vigil-data/redis)" >&2
+	redis-server --bind 127.0.0.1 --port 6379 --dir "$PWD/vigil-data/redis" --daemonize yes \
+		--logfile "$PWD/vigil-data/redis/redis.log" >/dev/null
+	for _ in $(seq 50); do redis-cli -p 6379 ping >/dev/null 2>&1 && break; sleep 0.1; done
+fi
+
+mkdir -p bin
+go build -o bin/vigil ./cmd/vigil
+args=("$@")
+if [ "${VIGIL_DEMO:-0}" = 1 ]; then
+	go build -o bin/vigil-loggen ./cmd/vigil-loggen
+	mkdir -p vigil-data/demo
+	echo "run: demo generator appending to vigil-data/demo/access.log" >&2
+	bin/vigil-loggen -follow -rate 500 -o vigil-data/demo/access.log -truth vigil-data/demo/truth.jsonl &
+	trap 'kill $! 2>/dev/null || true' EXIT
+	args+=(--access-log "vigil-data/demo/*.log")
+elif [ ${#args[@]} -eq 0 ] && [ -z "${VIGIL_ACCESS_LOG:-}" ] && [ -z "${VIGIL_CONFIG:-}" ]; then
+	args=(--access-log '/var/log/nginx/*access*.log')
+fi
+bin/vigil run "${args[@]}"

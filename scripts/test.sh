@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Runs the whole test suite: installs what is missing, then `go test -race`
+# over every package (integration tests start their own redis-server and an
+# embedded NATS), the rule fixtures, and a short fuzz pass over each parser.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./scripts/setup.sh
+
+echo "== go vet" >&2
+go vet ./...
+echo "== go test -race ./..." >&2
+go test -race -count=1 -timeout 20m ./...
+echo "== rule fixtures (vigil rules lint/test)" >&2
+go run ./cmd/vigil rules lint
+go run ./cmd/vigil rules test
+echo "== fuzz (short pass over each parser of outside input)" >&2
+for target in "FuzzParse ./ingest/accesslog" "FuzzClassify ./detect"; do
+	set -- $target
+	go test -run "^$" -fuzz "^$1\$" -fuzztime "${VIGIL_FUZZTIME:-15s}" "$2"
+done
