@@ -152,7 +152,7 @@ func Run(ctx context.Context, opts Options, inputs []Input) (*Result, error) {
 			if opts.Lines != nil {
 				opts.Lines.Add(b.lines)
 			}
-			b.obs = b.obs[:0]
+			b.obs, b.lines, b.events = b.obs[:0], 0, 0
 			clear(b.skipped)
 			blockPool.Put(b)
 		}
