@@ -40,6 +40,15 @@ type App struct {
 	nc        atomic.Pointer[nats.Conn]
 	redis     *redis.Client
 	embedded  atomic.Pointer[bus.Embedded]
+	detector  atomic.Pointer[detector]
+}
+
+// detectedEvents is how many events the detector has read, for tests.
+func (a *App) detectedEvents() int64 {
+	if d := a.detector.Load(); d != nil {
+		return d.events.Load()
+	}
+	return 0
 }
 
 // New validates cfg and loads the rules; it does no other I/O.
@@ -148,7 +157,9 @@ func (a *App) Run(ctx context.Context) error {
 	} else {
 		a.log.Warn("no access logs configured (--access-log); only the bus, detector and responder run")
 	}
-	g.add("detect", newDetector(js, engine, a.cfg.Lateness, a.reg, a.log.With("role", "detect")).run)
+	det := newDetector(js, engine, a.cfg.Lateness, a.reg, a.log.With("role", "detect"))
+	a.detector.Store(det)
+	g.add("detect", det.run)
 	g.add("respond", (&responder{js: js, r: resp, log: a.log.With("role", "respond")}).run)
 	g.add("bans-gauge", func(ctx context.Context) error { return refreshBans(ctx, resp, a.log) })
 	g.add("admin", a.serveAdmin)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -35,6 +36,8 @@ type detector struct {
 	lag      prometheus.Histogram
 	bad      prometheus.Counter
 	alerts   prometheus.Counter
+	// events counts the events read from the bus.
+	events atomic.Int64
 }
 
 func newDetector(js jetstream.JetStream, engine *detect.Engine, lateness time.Duration, reg prometheus.Registerer, logger *slog.Logger) *detector {
@@ -56,7 +59,10 @@ func newDetector(js jetstream.JetStream, engine *detect.Engine, lateness time.Du
 			Name: "vigil_detect_alerts_published_total", Help: "Alerts published to VIGIL_ALERTS.",
 		}),
 	}
-	reg.MustRegister(d.lag, d.bad, d.alerts)
+	events := prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "vigil_detect_events_total", Help: "Events read from the bus by the detector.",
+	}, func() float64 { return float64(d.events.Load()) })
+	reg.MustRegister(d.lag, d.bad, d.alerts, events)
 	return d
 }
 
@@ -96,6 +102,7 @@ func (d *detector) run(ctx context.Context) error {
 		alerts = alerts[:0]
 		now := time.Now()
 		bad := bus.DecodeBatch(msg.Data(), func(ev *event.Event) {
+			d.events.Add(1)
 			d.lag.Observe(now.Sub(ev.Time).Seconds())
 			obs = d.matcher.Match(ev, ev.Target, obs[:0])
 			for i := range obs {

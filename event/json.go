@@ -1,9 +1,6 @@
 package event
 
 import (
-	"encoding/json"
-	"fmt"
-	"net/netip"
 	"strconv"
 	"time"
 	"unicode/utf8"
@@ -158,86 +155,6 @@ func appendString(b []byte, s string) []byte {
 	}
 	b = append(b, s[start:]...)
 	return append(b, '"')
-}
-
-// wire mirrors the JSON document for decoding.
-type wire struct {
-	Timestamp time.Time `json:"@timestamp"`
-	Event     struct {
-		ID      string `json:"id"`
-		Dataset string `json:"dataset"`
-		Action  string `json:"action"`
-		Outcome string `json:"outcome"`
-	} `json:"event"`
-	Vigil struct {
-		Source string `json:"source"`
-	} `json:"vigil"`
-	Source struct {
-		IP string `json:"ip"`
-	} `json:"source"`
-	HTTP struct {
-		Request struct {
-			Method   string `json:"method"`
-			Referrer string `json:"referrer"`
-		} `json:"request"`
-		Response struct {
-			StatusCode int `json:"status_code"`
-			Body       struct {
-				Bytes *int64 `json:"bytes"`
-			} `json:"body"`
-		} `json:"response"`
-		Version string `json:"version"`
-	} `json:"http"`
-	URL struct {
-		Original string `json:"original"`
-		Path     string `json:"path"`
-		Query    string `json:"query"`
-	} `json:"url"`
-	UserAgent struct {
-		Original string `json:"original"`
-	} `json:"user_agent"`
-	User struct {
-		Name string `json:"name"`
-		ID   string `json:"id"`
-	} `json:"user"`
-}
-
-// UnmarshalJSON decodes one ECS document written by AppendJSON.
-func (e *Event) UnmarshalJSON(data []byte) error {
-	var w wire
-	if err := json.Unmarshal(data, &w); err != nil {
-		return err
-	}
-	*e = Event{
-		ID:          w.Event.ID,
-		Time:        w.Timestamp,
-		Source:      w.Vigil.Source,
-		Dataset:     w.Event.Dataset,
-		Action:      w.Event.Action,
-		Outcome:     w.Event.Outcome,
-		Method:      w.HTTP.Request.Method,
-		Referrer:    w.HTTP.Request.Referrer,
-		Status:      w.HTTP.Response.StatusCode,
-		BodyBytes:   -1,
-		HTTPVersion: w.HTTP.Version,
-		Target:      w.URL.Original,
-		Path:        w.URL.Path,
-		Query:       w.URL.Query,
-		UserAgent:   w.UserAgent.Original,
-		UserName:    w.User.Name,
-		UserID:      w.User.ID,
-	}
-	if w.HTTP.Response.Body.Bytes != nil {
-		e.BodyBytes = *w.HTTP.Response.Body.Bytes
-	}
-	if w.Source.IP != "" {
-		ip, err := netip.ParseAddr(w.Source.IP)
-		if err != nil {
-			return fmt.Errorf("source.ip: %w", err)
-		}
-		e.SourceIP = ip.Unmap()
-	}
-	return nil
 }
 
 // MarshalJSON implements json.Marshaler with AppendJSON.
