@@ -14,7 +14,7 @@ echo "== rule fixtures (vigil rules lint/test)" >&2
 go run ./cmd/vigil rules lint
 go run ./cmd/vigil rules test
 echo "== fuzz (short pass over each parser of outside input)" >&2
-for target in "FuzzParse ./ingest/accesslog" "FuzzClassify ./detect"; do
+for target in "FuzzParse ./ingest/accesslog" "FuzzUnmarshal ./event" "FuzzClassify ./detect" "FuzzDecodeCheckpoint ./ingest/tail"; do
 	set -- $target
 	go test -run "^$" -fuzz "^$1\$" -fuzztime "${VIGIL_FUZZTIME:-15s}" "$2"
 done
