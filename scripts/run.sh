@@ -23,10 +23,17 @@ if [ "${VIGIL_DEMO:-0}" = 1 ]; then
 	go build -o bin/vigil-loggen ./cmd/vigil-loggen
 	mkdir -p vigil-data/demo
 	echo "run: demo generator appending to vigil-data/demo/access.log" >&2
-	bin/vigil-loggen -follow -rate 500 -o vigil-data/demo/access.log -truth vigil-data/demo/truth.jsonl &
-	trap 'kill $! 2>/dev/null || true' EXIT
+	# Two-minute rounds of 60,000 lines with a few scanners, brute forcers
+	# and attackers each, a new seed (new attacker IPs) every round.
+	(for round in $(seq 1 1000); do
+		bin/vigil-loggen -follow -lines 60000 -rate 500 -seed "$round$$" -o vigil-data/demo/access.log \
+			-truth "vigil-data/demo/truth-$round.jsonl" 2>/dev/null || exit 0
+	done) &
+	# Stop the generator with vigil, however the script ends.
+	trap 'trap - EXIT INT TERM; kill 0 2>/dev/null' EXIT INT TERM
 	args+=(--access-log "vigil-data/demo/*.log")
 elif [ ${#args[@]} -eq 0 ] && [ -z "${VIGIL_ACCESS_LOG:-}" ] && [ -z "${VIGIL_CONFIG:-}" ]; then
 	args=(--access-log '/var/log/nginx/*access*.log')
 fi
-bin/vigil run "${args[@]}"
+bin/vigil run "${args[@]}" &
+wait $!
