@@ -108,7 +108,9 @@ func appendField(b []byte, name, value string) []byte {
 const hexDigits = "0123456789abcdef"
 
 // appendString appends s as a JSON string. Invalid UTF-8 becomes U+FFFD, as
-// encoding/json does, so every document is valid JSON whatever a client sent.
+// encoding/json does, so every document is valid JSON whatever a client sent;
+// it is written as the character, not an escape, so decoding and encoding
+// again gives the same bytes.
 func appendString(b []byte, s string) []byte {
 	b = append(b, '"')
 	start := 0
@@ -139,7 +141,7 @@ func appendString(b []byte, s string) []byte {
 		r, size := utf8.DecodeRuneInString(s[i:])
 		if r == utf8.RuneError && size == 1 {
 			b = append(b, s[start:i]...)
-			b = append(b, `\ufffd`...)
+			b = append(b, "\ufffd"...) // the replacement character itself, as a decoder would read the escape
 			i += size
 			start = i
 			continue
