@@ -56,6 +56,9 @@ const (
 	objURL
 	objUserAgent
 	objUser
+	objApp
+	objToken
+	objCSP
 )
 
 // field consumes the value of key in object obj.
@@ -88,6 +91,8 @@ func (e *Event) field(d *decoder, obj int, key []byte) error {
 			return d.object(e, objUserAgent)
 		case "user":
 			return d.object(e, objUser)
+		case "message":
+			return d.strTo(&e.Message)
 		}
 	case objEvent:
 		switch string(key) {
@@ -101,9 +106,29 @@ func (e *Event) field(d *decoder, obj int, key []byte) error {
 			return d.strTo(&e.Outcome)
 		}
 	case objVigil:
-		if string(key) == "source" {
+		switch string(key) {
+		case "source":
 			return d.strTo(&e.Source)
+		case "app":
+			return d.object(e, objApp)
+		case "token":
+			return d.object(e, objToken)
+		case "csp":
+			if e.CSP == nil {
+				e.CSP = &CSP{}
+			}
+			return d.object(e, objCSP)
 		}
+	case objApp:
+		if string(key) == "name" {
+			return d.strTo(&e.Name)
+		}
+	case objToken:
+		if string(key) == "jti" {
+			return d.strTo(&e.JTI)
+		}
+	case objCSP:
+		return e.CSP.field(d, key)
 	case objSource:
 		if string(key) == "ip" {
 			s, err := d.rawString()
@@ -132,6 +157,8 @@ func (e *Event) field(d *decoder, obj int, key []byte) error {
 			return d.strTo(&e.Method)
 		case "referrer":
 			return d.strTo(&e.Referrer)
+		case "id":
+			return d.strTo(&e.RequestID)
 		}
 	case objResponse:
 		switch string(key) {
@@ -170,6 +197,49 @@ func (e *Event) field(d *decoder, obj int, key []byte) error {
 		}
 	}
 	return d.skip()
+}
+
+// field consumes the value of key in the vigil.csp object.
+func (c *CSP) field(d *decoder, key []byte) error {
+	switch string(key) {
+	case "document_uri":
+		return d.strTo(&c.DocumentURI)
+	case "blocked_uri":
+		return d.strTo(&c.BlockedURI)
+	case "blocked_origin":
+		return d.strTo(&c.BlockedOrigin)
+	case "effective_directive":
+		return d.strTo(&c.EffectiveDirective)
+	case "violated_directive":
+		return d.strTo(&c.ViolatedDirective)
+	case "original_policy":
+		return d.strTo(&c.OriginalPolicy)
+	case "disposition":
+		return d.strTo(&c.Disposition)
+	case "sample":
+		return d.strTo(&c.Sample)
+	case "source_file":
+		return d.strTo(&c.SourceFile)
+	case "report_format":
+		return d.strTo(&c.Format)
+	case "line_number":
+		return d.intTo(&c.LineNumber)
+	case "column_number":
+		return d.intTo(&c.ColumnNumber)
+	case "status_code":
+		return d.intTo(&c.StatusCode)
+	case "age_ms":
+		n, err := d.int()
+		c.AgeMillis = n
+		return err
+	}
+	return d.skip()
+}
+
+func (d *decoder) intTo(dst *int) error {
+	n, err := d.int()
+	*dst = int(n)
+	return err
 }
 
 func (d *decoder) ws() {

@@ -69,6 +69,60 @@ type Event struct {
 	UserName string
 	// UserID is ECS user.id, when known.
 	UserID string
+
+	// RequestID is ECS http.request.id: the application's request id.
+	RequestID string
+	// Message is ECS message: a human description, e.g. the text of a
+	// Django SuspiciousOperation.
+	Message string
+	// Name qualifies Action for application events: the SuspiciousOperation
+	// subclass ("DisallowedHost"), or the kind an unknown event came with;
+	// vigil.app.name.
+	Name string
+	// JTI is the JWT ID a token event is about; vigil.token.jti.
+	JTI string
+
+	// CSP is set for CSP violation reports (Source == SourceCSP), nil
+	// otherwise.
+	CSP *CSP
+}
+
+// CSP is a browser's Content Security Policy violation report, normalised
+// from the legacy report-uri format and the Reporting API (Chrome, Firefox,
+// Safari shapes). It is written under vigil.csp in JSON.
+type CSP struct {
+	// DocumentURI is the page the violation happened on (also url.original).
+	DocumentURI string
+	// BlockedURI is what was blocked: a URL, or a keyword such as inline,
+	// eval, data, blob, wasm-eval.
+	BlockedURI string
+	// BlockedOrigin is scheme://host[:port] of BlockedURI, or the keyword
+	// itself: what a rule groups violations of one source by.
+	BlockedOrigin string
+	// EffectiveDirective is the directive that was enforced
+	// ("script-src-elem").
+	EffectiveDirective string
+	// ViolatedDirective as the browser reported it (legacy format only; old
+	// Firefox put the whole directive with its sources here).
+	ViolatedDirective string
+	// OriginalPolicy is the policy text.
+	OriginalPolicy string
+	// Disposition is "enforce" or "report" (Report-Only policies).
+	Disposition string
+	// Sample is the start of the offending code when the policy has
+	// 'report-sample'.
+	Sample string
+	// SourceFile, LineNumber and ColumnNumber locate the violation.
+	SourceFile   string
+	LineNumber   int
+	ColumnNumber int
+	// StatusCode is the HTTP status of the document.
+	StatusCode int
+	// Format is "report-uri" (legacy) or "reporting-api".
+	Format string
+	// AgeMillis is the Reporting API's age: how long after the violation
+	// the report was sent.
+	AgeMillis int64
 }
 
 // Reset clears e for reuse without giving up its storage.

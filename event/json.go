@@ -27,17 +27,32 @@ func (e *Event) AppendJSON(b []byte) []byte {
 	b = appendField(b, "outcome", e.Outcome)
 	b = append(b, `},"vigil":{"source":`...)
 	b = appendString(b, e.Source)
+	if e.Name != "" {
+		b = append(b, `,"app":{"name":`...)
+		b = appendString(b, e.Name)
+		b = append(b, '}')
+	}
+	if e.JTI != "" {
+		b = append(b, `,"token":{"jti":`...)
+		b = appendString(b, e.JTI)
+		b = append(b, '}')
+	}
+	if e.CSP != nil {
+		b = e.CSP.appendJSON(b)
+	}
 	b = append(b, '}')
+	b = appendField(b, "message", e.Message)
 	if e.SourceIP.IsValid() {
 		b = append(b, `,"source":{"ip":"`...)
 		b = e.SourceIP.AppendTo(b)
 		b = append(b, `"}`...)
 	}
-	if e.Method != "" || e.Referrer != "" || e.Status != 0 || e.HTTPVersion != "" || e.BodyBytes >= 0 {
+	if e.Method != "" || e.Referrer != "" || e.RequestID != "" || e.Status != 0 || e.HTTPVersion != "" || e.BodyBytes >= 0 {
 		b = append(b, `,"http":{"request":{`...)
 		n := len(b)
 		b = appendField(b, "method", e.Method)
 		b = appendField(b, "referrer", e.Referrer)
+		b = appendField(b, "id", e.RequestID)
 		if len(b) > n {
 			b = removeLeadingComma(b, n)
 		}
@@ -82,6 +97,39 @@ func (e *Event) AppendJSON(b []byte) []byte {
 		b = append(b, '}')
 	}
 	return append(b, '}')
+}
+
+// appendJSON appends ,"csp":{...} (inside the vigil object).
+func (c *CSP) appendJSON(b []byte) []byte {
+	b = append(b, `,"csp":{`...)
+	n := len(b)
+	b = appendField(b, "document_uri", c.DocumentURI)
+	b = appendField(b, "blocked_uri", c.BlockedURI)
+	b = appendField(b, "blocked_origin", c.BlockedOrigin)
+	b = appendField(b, "effective_directive", c.EffectiveDirective)
+	b = appendField(b, "violated_directive", c.ViolatedDirective)
+	b = appendField(b, "original_policy", c.OriginalPolicy)
+	b = appendField(b, "disposition", c.Disposition)
+	b = appendField(b, "sample", c.Sample)
+	b = appendField(b, "source_file", c.SourceFile)
+	b = appendInt(b, "line_number", int64(c.LineNumber))
+	b = appendInt(b, "column_number", int64(c.ColumnNumber))
+	b = appendInt(b, "status_code", int64(c.StatusCode))
+	b = appendField(b, "report_format", c.Format)
+	b = appendInt(b, "age_ms", c.AgeMillis)
+	b = removeLeadingComma(b, n)
+	return append(b, '}')
+}
+
+// appendInt appends ,"name":value when value is not zero.
+func appendInt(b []byte, name string, v int64) []byte {
+	if v == 0 {
+		return b
+	}
+	b = append(b, ',', '"')
+	b = append(b, name...)
+	b = append(b, '"', ':')
+	return strconv.AppendInt(b, v, 10)
 }
 
 // removeLeadingComma drops the comma that appendField wrote at b[n], the

@@ -17,11 +17,18 @@ func sample() Event {
 		Target: "/search?q=\"<script>\"&x=\u2028\x01", Path: "/search", Query: "q=\"<script>\"&x=\u2028\x01",
 		HTTPVersion: "1.1", Status: 404, BodyBytes: 0, Referrer: "https://example.com/",
 		UserAgent: "Mozilla/5.0 \\ \"quoted\"", UserName: "alice", UserID: "42",
+		RequestID: "req-1", Message: "Invalid HTTP_HOST header", Name: "DisallowedHost", JTI: "a1b2",
 	}
 }
 
 func TestRoundTrip(t *testing.T) {
-	for _, ev := range []Event{sample(), {Time: time.Unix(0, 0).UTC(), Source: SourceApp, BodyBytes: -1}} {
+	csp := Event{Time: time.Unix(0, 0).UTC(), Source: SourceCSP, BodyBytes: -1, CSP: &CSP{
+		DocumentURI: "https://shop.example/cart", BlockedURI: "inline", BlockedOrigin: "inline",
+		EffectiveDirective: "script-src-elem", Disposition: "enforce", LineNumber: 5, ColumnNumber: 9,
+		StatusCode: 200, Format: "reporting-api", AgeMillis: 60126, Sample: "alert(1)", SourceFile: "https://shop.example/cart",
+		OriginalPolicy: "default-src 'self'", ViolatedDirective: "script-src-elem",
+	}}
+	for _, ev := range []Event{sample(), {Time: time.Unix(0, 0).UTC(), Source: SourceApp, BodyBytes: -1}, csp} {
 		data := ev.AppendJSON(nil)
 		if !json.Valid(data) {
 			t.Fatalf("AppendJSON wrote invalid JSON: %s", data)
