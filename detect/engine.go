@@ -1,8 +1,10 @@
 package detect
 
 import (
+	"cmp"
 	"crypto/sha256"
 	"encoding/hex"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -27,6 +29,13 @@ type Options struct {
 	// rule's window: live mode sets it to the start time so a restart on an
 	// old log never bans anyone for last week. Replay leaves it zero.
 	NotBefore time.Time
+	// Now, when set (live mode), is the wall clock: events more than
+	// MaxFuture ahead of it are dropped and counted, so one skewed clock or
+	// a forged report age cannot move the engine's notion of time and
+	// expire every window and cooldown. Replay leaves it nil.
+	Now func() time.Time
+	// MaxFuture is how far ahead of Now an event may be. Default 1m.
+	MaxFuture time.Duration
 }
 
 // Stats are an Engine's counters, safe to read from any goroutine.
@@ -34,8 +43,9 @@ type Stats struct {
 	Observations atomic.Int64 // observations processed
 	Late         atomic.Int64 // dropped: older than the key's newest event minus Lateness
 	Stale        atomic.Int64 // dropped: before NotBefore minus the window
+	Future       atomic.Int64 // dropped: more than MaxFuture ahead of the clock
 	Suppressed   atomic.Int64 // dropped: key in cooldown after firing
-	Evicted      atomic.Int64 // windows evicted because MaxKeys was reached
+	Evicted      atomic.Int64 // windows (and cooldowns) evicted because MaxKeys was reached
 	Expired      atomic.Int64 // windows dropped because they went quiet
 	Keys         atomic.Int64 // windows tracked now
 	Quiet        atomic.Int64 // keys in cooldown now
@@ -50,17 +60,23 @@ type Engine struct {
 	lateness  int64
 	notBefore int64
 
-	table      map[tableKey]int32 // (rule, key) -> index in states
-	states     []keyState
-	free       []int32
-	head       int32 // most recently seen; -1 when empty
-	tail       int32 // least recently seen
+	table  map[tableKey]int32 // (rule, key) -> index in states
+	states []keyState
+	free   []int32
+	// lists holds one LRU list per rule (all its windows have the same
+	// length, so its tail is always the first to expire).
+	lists      []lruList
 	quiet      map[tableKey]int64
+	warm       bool  // warming up: alerts are discarded, not counted
 	watermark  int64 // newest event time seen
 	swept      int64 // watermark at the last sweep
 	quietSwept int64 // watermark at the last sweep of cooldowns
 	stats      *Stats
 }
+
+// lruList links the windows of one rule: head is the most recently seen,
+// tail the least; -1 when empty.
+type lruList struct{ head, tail int32 }
 
 type tableKey struct {
 	rule int32
@@ -77,10 +93,12 @@ type entry struct {
 // samplesKept is how many evidence samples an alert carries.
 const samplesKept = 3
 
-// keyState is one window. Count rules keep entries sorted by time, at most
-// threshold of them; distinct rules keep one entry per value with the time it
-// was last seen, at most threshold-1 between events (reaching threshold
-// fires), so state is bounded by the rule, not by the traffic.
+// keyState is one window. Count rules keep their events' times, sorted;
+// distinct rules keep one entry per value with the time it was last seen.
+// Only entries of the last window plus the allowed lateness are kept, and
+// since any window span holds fewer than threshold of them until the rule
+// fires (and the window is dropped), a window never holds more than
+// 2*threshold entries: state is bounded by the rule, not by the traffic.
 type keyState struct {
 	tk         tableKey
 	prev, next int32
@@ -104,15 +122,32 @@ func NewEngine(rs *RuleSet, opts Options) *Engine {
 		lateness: int64(opts.Lateness),
 		table:    map[tableKey]int32{},
 		quiet:    map[tableKey]int64{},
-		head:     -1,
-		tail:     -1,
+		lists:    make([]lruList, rs.Len()),
 		stats:    &Stats{Detections: make([]atomic.Int64, rs.Len())},
 	}
-	if !opts.NotBefore.IsZero() {
-		e.notBefore = opts.NotBefore.UnixNano()
+	for i := range e.lists {
+		e.lists[i] = lruList{head: -1, tail: -1}
 	}
+	if opts.MaxFuture <= 0 {
+		opts.MaxFuture = time.Minute
+		e.opts.MaxFuture = opts.MaxFuture
+	}
+	e.SetNotBefore(opts.NotBefore)
 	return e
 }
+
+// SetNotBefore sets Options.NotBefore. Call it before the first Observe.
+func (e *Engine) SetNotBefore(t time.Time) {
+	e.notBefore = 0
+	if !t.IsZero() {
+		e.notBefore = t.UnixNano()
+	}
+}
+
+// SetWarmUp switches warm-up on or off: while on, the engine rebuilds
+// windows and cooldowns from events already processed once, and the alerts
+// they cause are neither returned nor counted.
+func (e *Engine) SetWarmUp(on bool) { e.warm = on }
 
 // Stats returns the engine's counters.
 func (e *Engine) Stats() *Stats { return e.stats }
@@ -128,6 +163,10 @@ func (e *Engine) Observe(o *Observation, out []event.Alert) []event.Alert {
 	e.stats.Observations.Add(1)
 	if e.notBefore != 0 && o.Time < e.notBefore-c.window {
 		e.stats.Stale.Add(1)
+		return out
+	}
+	if e.opts.Now != nil && o.Time > e.opts.Now().Add(e.opts.MaxFuture).UnixNano() {
+		e.stats.Future.Add(1)
 		return out
 	}
 	if o.Time > e.watermark {
@@ -148,41 +187,49 @@ func (e *Engine) Observe(o *Observation, out []event.Alert) []event.Alert {
 		}
 	}
 	idx, ok := e.table[tk]
-	if !ok {
-		idx = e.alloc(tk, o)
-	} else {
+	if ok {
+		s := &e.states[idx]
+		if o.Time < s.newest-e.lateness || o.Time <= s.newest-c.window {
+			e.stats.Late.Add(1)
+			return out
+		}
 		e.touch(idx)
+	} else {
+		idx = e.alloc(tk, o)
 	}
 	s := &e.states[idx]
-	if o.Time < s.newest-e.lateness || o.Time <= s.newest-c.window {
-		e.stats.Late.Add(1)
-		return out
-	}
 	s.newest = max(s.newest, o.Time)
-	threshold := c.Threshold
-	var fired bool
+	horizon := s.newest - c.window - e.lateness // entries at or before it can no longer count
+	var span [2]int64
+	var count int
 	if c.distinct == fieldNone {
-		fired = s.addCount(o.Time, c.window, threshold)
+		count, span = s.addCount(o.Time, c.window, horizon, c.Threshold)
 	} else {
-		fired = s.addDistinct(o.Time, o.Value, c.window, threshold)
+		count, span = s.addDistinct(o.Time, o.Value, c.window, horizon, c.Threshold)
 	}
-	if !fired {
-		if len(s.entries) >= threshold-samplesKept {
+	if count < c.Threshold {
+		if len(s.entries) >= c.Threshold-samplesKept {
 			s.keepSample(o.Sample)
 		}
 		return out
 	}
-	out = append(out, e.alert(c, s, o))
-	e.stats.Detections[o.Rule].Add(1)
+	if !e.warm {
+		out = append(out, e.alert(c, s, o, count, span))
+		e.stats.Detections[o.Rule].Add(1)
+	}
 	e.release(idx)
 	e.quiet[tk] = o.Time + c.cooldown
+	if len(e.quiet) > e.opts.MaxKeys {
+		e.trimQuiet()
+	}
 	e.stats.Quiet.Store(int64(len(e.quiet)))
 	return out
 }
 
-// addCount inserts t keeping entries sorted and within the window, and
-// reports whether threshold events now fall in one window span.
-func (s *keyState) addCount(t, window int64, threshold int) bool {
+// addCount inserts t keeping entries sorted, drops entries at or before
+// horizon, and returns the largest number of events in one window span that
+// contains t, with that span's first and last event time.
+func (s *keyState) addCount(t, window, horizon int64, threshold int) (int, [2]int64) {
 	i := len(s.entries)
 	for i > 0 && s.entries[i-1].t > t {
 		i--
@@ -190,44 +237,87 @@ func (s *keyState) addCount(t, window int64, threshold int) bool {
 	s.entries = append(s.entries, entry{})
 	copy(s.entries[i+1:], s.entries[i:])
 	s.entries[i] = entry{t: t}
-	lo := 0
-	for lo < len(s.entries) && s.entries[lo].t <= s.newest-window {
-		lo++
+	s.trim(horizon)
+	if len(s.entries) < threshold {
+		return len(s.entries), [2]int64{}
 	}
-	if len(s.entries)-lo > threshold {
-		lo = len(s.entries) - threshold
+	return bestSpan(s.entries, t, window)
+}
+
+// addDistinct records value v seen at t (a value keeps the time it was last
+// seen), drops entries at or before horizon, and returns the largest number
+// of distinct values in one window span that contains t.
+func (s *keyState) addDistinct(t int64, v uint64, window, horizon int64, threshold int) (int, [2]int64) {
+	for i := range s.entries {
+		if s.entries[i].v == v {
+			if t <= s.entries[i].t {
+				// Already counted at a later time: no span gains a value.
+				return 0, [2]int64{}
+			}
+			s.entries[i].t = t
+			return s.check(t, window, horizon, threshold)
+		}
+	}
+	s.entries = append(s.entries, entry{t: t, v: v})
+	return s.check(t, window, horizon, threshold)
+}
+
+// check trims a distinct window and, when it may hold threshold values,
+// sorts it by time and finds the best span containing t.
+func (s *keyState) check(t, window, horizon int64, threshold int) (int, [2]int64) {
+	if len(s.entries) < threshold {
+		return len(s.entries), [2]int64{}
+	}
+	n := 0
+	for _, en := range s.entries {
+		if en.t > horizon {
+			s.entries[n] = en
+			n++
+		}
+	}
+	s.entries = s.entries[:n]
+	if n < threshold {
+		return n, [2]int64{}
+	}
+	slices.SortFunc(s.entries, func(a, b entry) int { return cmp.Compare(a.t, b.t) })
+	return bestSpan(s.entries, t, window)
+}
+
+// trim drops sorted entries at or before horizon.
+func (s *keyState) trim(horizon int64) {
+	lo := 0
+	for lo < len(s.entries) && s.entries[lo].t <= horizon {
+		lo++
 	}
 	if lo > 0 {
 		s.entries = s.entries[:copy(s.entries, s.entries[lo:])]
 	}
-	return len(s.entries) >= threshold
 }
 
-// addDistinct records value v seen at t and reports whether threshold
-// distinct values now fall in one window span.
-func (s *keyState) addDistinct(t int64, v uint64, window int64, threshold int) bool {
-	for i := range s.entries {
-		if s.entries[i].v == v {
-			s.entries[i].t = max(s.entries[i].t, t)
-			// At most threshold-1 entries are kept, so a repeat value
-			// cannot make threshold distinct ones.
-			return false
+// bestSpan returns the largest number of entries (sorted by time) that fall
+// in one span shorter than window containing t, and that span's first and
+// last time: every such span starts at an entry in (t-window, t].
+func bestSpan(entries []entry, t, window int64) (int, [2]int64) {
+	best, span := 0, [2]int64{}
+	j := 0
+	for i := range entries {
+		if entries[i].t <= t-window {
+			continue
+		}
+		if entries[i].t > t {
+			break
+		}
+		if j < i {
+			j = i
+		}
+		for j < len(entries) && entries[j].t-entries[i].t < window {
+			j++
+		}
+		if n := j - i; n > best {
+			best, span = n, [2]int64{entries[i].t, entries[j-1].t}
 		}
 	}
-	if len(s.entries) >= threshold-1 {
-		// This value may complete the set: drop values last seen outside
-		// the window ending at the newest event first.
-		n := 0
-		for _, en := range s.entries {
-			if en.t > s.newest-window {
-				s.entries[n] = en
-				n++
-			}
-		}
-		s.entries = s.entries[:n]
-	}
-	s.entries = append(s.entries, entry{t: t, v: v})
-	return len(s.entries) >= threshold
+	return best, span
 }
 
 func (s *keyState) keepSample(sample string) {
@@ -249,19 +339,15 @@ func truncate(s string, n int) string {
 }
 
 // alert builds the alert for s firing on o.
-func (e *Engine) alert(c *compiled, s *keyState, o *Observation) event.Alert {
-	first := s.newest
-	for _, en := range s.entries {
-		first = min(first, en.t)
-	}
+func (e *Engine) alert(c *compiled, s *keyState, o *Observation, count int, span [2]int64) event.Alert {
 	a := event.Alert{
 		Rule:        c.ID,
 		Description: c.Description,
 		Severity:    c.Severity,
 		At:          time.Unix(0, o.Time).UTC(),
-		FirstSeen:   time.Unix(0, first).UTC(),
+		FirstSeen:   time.Unix(0, span[0]).UTC(),
 		Window:      event.Duration(c.window),
-		Count:       len(s.entries),
+		Count:       count,
 		Source:      c.Source,
 	}
 	switch c.groupBy {
@@ -274,9 +360,9 @@ func (e *Engine) alert(c *compiled, s *keyState, o *Observation) event.Alert {
 	default:
 		a.Key = "global"
 	}
-	if !a.Allowlisted {
-		a.Actions = c.actions
-	}
+	// Allow-listed alerts keep their actions: the responder records each
+	// as skipped, so the audit trail shows what was not done and why.
+	a.Actions = c.actions
 	if s.samples != nil {
 		for _, x := range s.samples {
 			if x != "" && x != o.Sample {
@@ -304,12 +390,14 @@ func AlertID(rule, key string, t int64) string {
 	return hex.EncodeToString(h.Sum(nil)[:12])
 }
 
-// alloc creates the window for tk at the front of the LRU list, evicting the
-// least recently seen window when the table is full.
+// alloc creates the window for tk at the front of its rule's LRU list,
+// evicting the least recently seen window of any rule when the table is full.
 func (e *Engine) alloc(tk tableKey, o *Observation) int32 {
-	if len(e.table) >= e.opts.MaxKeys && e.tail >= 0 {
-		e.release(e.tail)
-		e.stats.Evicted.Add(1)
+	if len(e.table) >= e.opts.MaxKeys {
+		if victim := e.oldest(); victim >= 0 {
+			e.release(victim)
+			e.stats.Evicted.Add(1)
+		}
 	}
 	var idx int32
 	if n := len(e.free); n > 0 {
@@ -320,49 +408,64 @@ func (e *Engine) alloc(tk tableKey, o *Observation) int32 {
 		idx = int32(len(e.states) - 1)
 	}
 	s := &e.states[idx]
-	*s = keyState{tk: tk, prev: -1, next: e.head, newest: o.Time, entries: s.entries[:0]}
+	*s = keyState{tk: tk, prev: -1, next: -1, newest: o.Time, entries: s.entries[:0]}
 	if o.Label != "" {
 		s.label = strings.Clone(o.Label)
 	}
-	if e.head >= 0 {
-		e.states[e.head].prev = idx
-	}
-	e.head = idx
-	if e.tail < 0 {
-		e.tail = idx
-	}
+	e.pushFront(idx)
 	e.table[tk] = idx
 	e.stats.Keys.Store(int64(len(e.table)))
 	return idx
 }
 
-// touch moves idx to the front of the LRU list.
+// oldest returns the least recently seen window across rules, -1 if none.
+func (e *Engine) oldest() int32 {
+	victim := int32(-1)
+	for _, l := range e.lists {
+		if l.tail >= 0 && (victim < 0 || e.states[l.tail].newest < e.states[victim].newest) {
+			victim = l.tail
+		}
+	}
+	return victim
+}
+
+// pushFront links idx at the head of its rule's list.
+func (e *Engine) pushFront(idx int32) {
+	s := &e.states[idx]
+	l := &e.lists[s.tk.rule]
+	s.prev, s.next = -1, l.head
+	if l.head >= 0 {
+		e.states[l.head].prev = idx
+	}
+	l.head = idx
+	if l.tail < 0 {
+		l.tail = idx
+	}
+}
+
+// touch moves idx to the front of its rule's list.
 func (e *Engine) touch(idx int32) {
-	if e.head == idx {
+	if e.lists[e.states[idx].tk.rule].head == idx {
 		return
 	}
 	e.unlink(idx)
-	s := &e.states[idx]
-	s.prev, s.next = -1, e.head
-	e.states[e.head].prev = idx
-	e.head = idx
-	if e.tail < 0 {
-		e.tail = idx
-	}
+	e.pushFront(idx)
 }
 
 func (e *Engine) unlink(idx int32) {
 	s := &e.states[idx]
+	l := &e.lists[s.tk.rule]
 	if s.prev >= 0 {
 		e.states[s.prev].next = s.next
 	} else {
-		e.head = s.next
+		l.head = s.next
 	}
 	if s.next >= 0 {
 		e.states[s.next].prev = s.prev
 	} else {
-		e.tail = s.prev
+		l.tail = s.prev
 	}
+	s.prev, s.next = -1, -1
 }
 
 // release drops the window idx and recycles its slot.
@@ -380,19 +483,21 @@ func (e *Engine) release(idx int32) {
 }
 
 // sweep drops windows that have seen nothing for longer than their window
-// (plus the allowed lateness), oldest first, and cooldowns that are over.
+// plus the allowed lateness, oldest first in each rule's list, and
+// cooldowns that are over.
 func (e *Engine) sweep() {
 	e.swept = e.watermark
-	for e.tail >= 0 {
-		s := &e.states[e.tail]
-		c := e.rs.rules[s.tk.rule]
-		if s.newest > e.watermark-c.window-e.lateness {
-			break
+	for r := range e.lists {
+		c := e.rs.rules[r]
+		for tail := e.lists[r].tail; tail >= 0; tail = e.lists[r].tail {
+			if e.states[tail].newest > e.watermark-c.window-e.lateness {
+				break
+			}
+			e.release(tail)
+			e.stats.Expired.Add(1)
 		}
-		e.release(e.tail)
-		e.stats.Expired.Add(1)
 	}
-	if len(e.quiet) > 0 && (e.watermark-e.quietSwept >= int64(time.Minute) || len(e.quiet) > e.opts.MaxKeys) {
+	if len(e.quiet) > 0 && e.watermark-e.quietSwept >= int64(time.Minute) {
 		e.quietSwept = e.watermark
 		for tk, until := range e.quiet {
 			if until <= e.watermark {
@@ -400,5 +505,31 @@ func (e *Engine) sweep() {
 			}
 		}
 		e.stats.Quiet.Store(int64(len(e.quiet)))
+	}
+}
+
+// trimQuiet keeps the cooldowns within MaxKeys: expired ones go first, then
+// the ones that end soonest, counted as evictions (such a key may fire again
+// before its cooldown is over, which is the safe direction).
+func (e *Engine) trimQuiet() {
+	for tk, until := range e.quiet {
+		if until <= e.watermark {
+			delete(e.quiet, tk)
+		}
+	}
+	if excess := len(e.quiet) - e.opts.MaxKeys*9/10; excess > 0 && len(e.quiet) > e.opts.MaxKeys {
+		ends := make([]int64, 0, len(e.quiet))
+		for _, until := range e.quiet {
+			ends = append(ends, until)
+		}
+		slices.Sort(ends)
+		cut := ends[excess-1]
+		for tk, until := range e.quiet {
+			if until <= cut && excess > 0 {
+				delete(e.quiet, tk)
+				excess--
+				e.stats.Evicted.Add(1)
+			}
+		}
 	}
 }

@@ -209,8 +209,10 @@ func TestAllowlistedStillRecorded(t *testing.T) {
 		t.Fatalf("alerts = %v", keys(alerts))
 	}
 	for _, a := range alerts {
-		if !a.Allowlisted || len(a.Actions) != 0 {
-			t.Errorf("alert %s: allowlisted=%v actions=%v, want true and none", a.Key, a.Allowlisted, a.Actions)
+		// The actions stay on the alert: the responder records them as
+		// skipped, so the audit trail says what was not done.
+		if !a.Allowlisted || len(a.Actions) != 1 {
+			t.Errorf("alert %s: allowlisted=%v actions=%v, want true and the rule's ban", a.Key, a.Allowlisted, a.Actions)
 		}
 	}
 	if alerts[1].Key != "192.168.1.9" {
@@ -269,5 +271,124 @@ func TestAlertIDDeterministic(t *testing.T) {
 	}
 	if ids[0] != ids[1] || len(ids[0]) != 24 {
 		t.Fatalf("ids = %v, want equal 24-hex ids", ids)
+	}
+}
+
+const lateRules = `
+rules:
+  - id: count3
+    match: {status: [500]}
+    threshold: 3
+    window: 10s
+  - id: distinct3
+    match: {status: [404]}
+    distinct: url.path
+    threshold: 3
+    window: 10s
+  - id: slow
+    match: {status: [401]}
+    threshold: 100
+    window: 24h
+`
+
+func lateEngine(t *testing.T, opts Options) (*Engine, *Matcher) {
+	t.Helper()
+	rules, errs := Parse("late.yaml", []byte(lateRules))
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	rs := Compile(rules)
+	return NewEngine(rs, opts), rs.NewMatcher()
+}
+
+// A late event can complete a window that ends before the newest event:
+// events at 0s, 1s, 14s, then (late) 9s: 0s, 1s and 9s fit in 10s.
+func TestLateEventCompletesEarlierWindow(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		status int
+		paths  []string
+	}{
+		{"count", 500, []string{"/a", "/a", "/a", "/a"}},
+		{"distinct", 404, []string{"/a", "/b", "/c", "/d"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e, m := lateEngine(t, Options{Lateness: 6 * time.Second})
+			var hs []hit
+			for i, at := range []time.Duration{0, time.Second, 14 * time.Second, 9 * time.Second} {
+				hs = append(hs, hit{at: at, ip: "203.0.113.5", method: "GET", path: tc.paths[i], status: tc.status})
+			}
+			alerts := run(t, e, m, hs)
+			if len(alerts) != 1 || alerts[0].Count != 3 || !alerts[0].FirstSeen.Equal(t0) {
+				t.Fatalf("alerts = %+v, want one with count 3 first seen at +0s", alerts)
+			}
+		})
+	}
+}
+
+// Windows of a short rule expire even when a long rule's windows are older
+// in arrival order, and the key cap evicts the least recently seen window.
+func TestSweepWithMixedWindows(t *testing.T) {
+	e, m := lateEngine(t, Options{MaxKeys: 100})
+	hs := []hit{{at: 0, ip: "198.51.100.1", method: "POST", path: "/login", status: 401}} // 24h window
+	for i := range 99 {
+		hs = append(hs, hit{at: time.Second, ip: fmt.Sprintf("203.0.113.%d", i), method: "GET", path: "/x", status: 404})
+	}
+	hs = append(hs, hit{at: 10 * time.Minute, ip: "203.0.113.200", method: "GET", path: "/y", status: 404})
+	run(t, e, m, hs)
+	if got := e.Stats().Expired.Load(); got != 99 {
+		t.Fatalf("expired = %d, want the 99 ten-second windows", got)
+	}
+	if got := e.Stats().Evicted.Load(); got != 0 {
+		t.Fatalf("evicted = %d, want 0 (the 24h window must survive)", got)
+	}
+	if got := e.Stats().Keys.Load(); got != 2 {
+		t.Fatalf("keys = %d, want 2", got)
+	}
+}
+
+// In live mode an event far in the future is dropped: it must not expire
+// every window and cooldown.
+func TestFutureEventDropped(t *testing.T) {
+	e, m := testEngine(t, Options{Now: func() time.Time { return t0 }})
+	alerts := run(t, e, m, scan("203.0.113.7", 0, time.Millisecond, 50))
+	alerts = append(alerts, run(t, e, m, []hit{{at: 48 * time.Hour, ip: "198.51.100.9", method: "GET", path: "/x", status: 404}})...)
+	alerts = append(alerts, run(t, e, m, scan("203.0.113.7", time.Second, time.Millisecond, 50))...)
+	if len(alerts) != 1 {
+		t.Fatalf("alerts = %v, want one (the cooldown holds)", keys(alerts))
+	}
+	if e.Stats().Future.Load() != 1 {
+		t.Fatalf("future = %d, want 1", e.Stats().Future.Load())
+	}
+}
+
+// Cooldowns are capped like windows.
+func TestCooldownsBounded(t *testing.T) {
+	e, m := testEngine(t, Options{MaxKeys: 50})
+	var hs []hit
+	for i := range 200 {
+		hs = append(hs, scan(fmt.Sprintf("203.0.%d.%d", i/256, i%256), time.Duration(i)*time.Second, time.Millisecond, 50)...)
+	}
+	if got := len(run(t, e, m, hs)); got != 200 {
+		t.Fatalf("alerts = %d, want 200", got)
+	}
+	if q := e.Stats().Quiet.Load(); q > 50 {
+		t.Fatalf("cooldowns = %d, want at most the cap 50", q)
+	}
+}
+
+// Warm-up rebuilds state without returning or counting alerts.
+func TestWarmUp(t *testing.T) {
+	e, m := testEngine(t, Options{})
+	e.SetWarmUp(true)
+	if a := run(t, e, m, scan("203.0.113.7", 0, time.Millisecond, 60)); len(a) != 0 {
+		t.Fatalf("alerts during warm-up: %v", keys(a))
+	}
+	e.SetWarmUp(false)
+	if a := run(t, e, m, scan("203.0.113.7", time.Second, time.Millisecond, 60)); len(a) != 0 {
+		t.Fatalf("a key that fired during warm-up fired again: %v", keys(a))
+	}
+	if d := e.Stats().Detections[0].Load(); d != 0 {
+		t.Fatalf("detections counted during warm-up: %d", d)
 	}
 }
