@@ -114,7 +114,10 @@ func (a *App) Run(ctx context.Context) error {
 	}
 	a.nc.Store(nc)
 	defer nc.Close()
-	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(256))
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(256),
+		// A lost acknowledgement fails the future instead of stalling ingest;
+		// the collector re-sends the batch under the same id.
+		jetstream.WithPublishAsyncTimeout(30*time.Second))
 	if err != nil {
 		return err
 	}
@@ -133,7 +136,10 @@ func (a *App) Run(ctx context.Context) error {
 	rm := respond.NewMetrics(a.reg)
 	resp := respond.NewResponder(store, respond.Config{DryRun: a.cfg.DryRun, MaxBan: a.cfg.MaxBan}, a.log.With("role", "respond"), rm)
 
-	engine := detect.NewEngine(a.rules, detect.Options{Allow: a.allow, Lateness: a.cfg.Lateness, MaxKeys: a.cfg.MaxKeys, NotBefore: start})
+	engine := detect.NewEngine(a.rules, detect.Options{
+		Allow: a.allow, Lateness: a.cfg.Lateness, MaxKeys: a.cfg.MaxKeys,
+		NotBefore: start, Now: time.Now,
+	})
 	a.reg.MustRegister(detect.NewCollector(engine))
 
 	var g group

@@ -303,3 +303,37 @@ func TestScanStraddlingARestartIsCaught(t *testing.T) {
 	h2.appendLines("access.log", lines[30:])
 	waitFor(t, 20*time.Second, "ban after the restart", func() bool { return h2.banTTL("203.0.113.99") > 0 })
 }
+
+// TestBacklogAfterDowntimeIsEvaluated: lines written while Vigil was down
+// are older than "start minus the window" when it comes back, but they are a
+// backlog, not an old log: they must still be evaluated.
+func TestBacklogAfterDowntimeIsEvaluated(t *testing.T) {
+	rs := redistest.Start(t)
+	rulesDir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(rulesDir, "fast.yaml"), []byte(`rules:
+  - id: fast-scan
+    match: {status: [404]}
+    distinct: url.path
+    threshold: 5
+    window: 2s
+    actions: {ban: 1h}
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	dataDir := t.TempDir()
+	h := newHarness(t, rs, dataDir)
+	h.cfg.Rules = rulesDir
+	h.start()
+	h.appendLines("access.log", []string{clf("198.51.100.1", time.Now().UTC(), "GET", "/", 200)})
+	waitFor(t, 10*time.Second, "the first event acknowledged", func() bool { return h.app.detectedEvents() == 1 })
+	time.Sleep(300 * time.Millisecond)
+	h.stop()
+
+	h.appendLines("access.log", scanLines("203.0.113.50", time.Now().UTC(), 5))
+	time.Sleep(3 * time.Second) // longer than the window: the scan is now "old"
+
+	h2 := newHarness(t, rs, dataDir)
+	h2.logDir, h2.cfg.AccessLogs, h2.cfg.Rules = h.logDir, h.cfg.AccessLogs, rulesDir
+	h2.start()
+	waitFor(t, 20*time.Second, "ban from the backlog", func() bool { return h2.banTTL("203.0.113.50") > 0 })
+}

@@ -79,7 +79,9 @@ func (d *detector) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	var lastSeq uint64 // highest stream sequence processed: redeliveries at or below it are skipped
 	if info, err := cons.Info(ctx); err == nil && info.AckFloor.Stream > 0 {
+		lastSeq = info.AckFloor.Stream
 		d.warmUp(ctx, info.AckFloor.Stream)
 	}
 	it, err := cons.Messages(jetstream.PullMaxMessages(64))
@@ -99,6 +101,16 @@ func (d *detector) run(ctx context.Context) error {
 			d.log.Warn("reading events", "err", err)
 			continue
 		}
+		if md, err := msg.Metadata(); err == nil {
+			if md.Sequence.Stream <= lastSeq {
+				// A redelivery of a batch already counted (its ack was
+				// lost or came late): counting it again would double
+				// every event in it.
+				_ = msg.Ack()
+				continue
+			}
+			lastSeq = md.Sequence.Stream
+		}
 		alerts = alerts[:0]
 		now := time.Now()
 		bad := bus.DecodeBatch(msg.Data(), func(ev *event.Event) {
@@ -114,7 +126,7 @@ func (d *detector) run(ctx context.Context) error {
 			d.log.Warn("undecodable event on the bus", "subject", msg.Subject(), "err", err)
 		}
 		for i := range alerts {
-			if err := d.publish(ctx, &alerts[i]); err != nil {
+			if err := d.publish(ctx, msg, &alerts[i]); err != nil {
 				return nil // shutting down; the batch is redelivered
 			}
 		}
@@ -125,7 +137,7 @@ func (d *detector) run(ctx context.Context) error {
 }
 
 // publish puts one alert on VIGIL_ALERTS, retrying until it is stored.
-func (d *detector) publish(ctx context.Context, a *event.Alert) error {
+func (d *detector) publish(ctx context.Context, batch jetstream.Msg, a *event.Alert) error {
 	data, err := json.Marshal(a)
 	if err != nil {
 		return err
@@ -147,6 +159,7 @@ func (d *detector) publish(ctx context.Context, a *event.Alert) error {
 			return nil
 		}
 		d.log.Warn("publishing alert, will retry", "err", err, "alert", a.ID)
+		_ = batch.InProgress() // keep the batch from being redelivered meanwhile
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
@@ -155,12 +168,14 @@ func (d *detector) publish(ctx context.Context, a *event.Alert) error {
 	}
 }
 
-// warmUp rebuilds the windows a restart lost: it feeds the engine the events
-// of the last window before the consumer's ack floor (all of them already
-// processed, their alerts already published), discarding the alerts they
-// cause, so a scan that straddles a restart is still caught and a key that
-// fired stays quiet. Events after the floor are redelivered by the durable
-// consumer and processed normally.
+// warmUp rebuilds the windows a restart lost: it feeds the engine, in
+// warm-up mode, the events of the last window before the consumer's ack
+// floor (all of them already processed, their alerts already published), so
+// a scan that straddles a restart is still caught and a key that fired in
+// that last window stays quiet (older cooldowns are not rebuilt: such a key
+// can fire again; the responder's bans are idempotent per alert and never
+// shortened). Events after the floor are redelivered by the durable consumer
+// and processed normally.
 func (d *detector) warmUp(ctx context.Context, floor uint64) {
 	stream, err := d.js.Stream(ctx, bus.StreamEvents)
 	if err != nil {
@@ -171,6 +186,10 @@ func (d *detector) warmUp(ctx context.Context, floor uint64) {
 		d.log.Info("detector warm-up skipped: last processed batch no longer stored", "seq", floor)
 		return
 	}
+	// Events published while the detector was down are a backlog to
+	// evaluate, not last week's log: the start-up cut-off counts from the
+	// last batch processed, not from now.
+	d.engine.SetNotBefore(last.Time)
 	start := last.Time.Add(-time.Duration(d.engine.RuleSet().MaxWindow()) - d.lateness)
 	oc, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
 		FilterSubjects: []string{bus.SubjectEvents + ".>"},
@@ -186,7 +205,9 @@ func (d *detector) warmUp(ctx context.Context, floor uint64) {
 		alerts []event.Alert
 		events int
 	)
-	for {
+	d.engine.SetWarmUp(true)
+	defer d.engine.SetWarmUp(false)
+	for ctx.Err() == nil {
 		msg, err := oc.Next(jetstream.FetchMaxWait(5 * time.Second))
 		if err != nil {
 			d.log.Warn("detector warm-up cut short", "err", err)

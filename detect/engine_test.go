@@ -106,6 +106,17 @@ func TestWindows(t *testing.T) {
 		{"IPv6 key", scan("2001:db8::66", 0, 10*time.Millisecond, 50), []string{"scan:2001:db8::66"}},
 		{"20 failed logins in a minute fire", posts(20, 2*time.Second), []string{"brute:198.51.100.4"}},
 		{"19 failed logins do not fire", posts(19, time.Second), nil},
+		{"encoded login path is the same endpoint", func() []hit {
+			hs := posts(20, time.Second)
+			for i := range hs {
+				if i%2 == 0 {
+					hs[i].path = "/api/%74oken/"
+				} else {
+					hs[i].path = "//api//token/"
+				}
+			}
+			return hs
+		}(), []string{"brute:198.51.100.4"}},
 		{"20 failed logins over 76 s do not fire", posts(20, 4*time.Second), nil},
 		{"two scanners interleaved both fire", interleave(scan("203.0.113.7", 0, 100*time.Millisecond, 50), scan("203.0.113.8", 0, 100*time.Millisecond, 50)),
 			[]string{"scan:203.0.113.7", "scan:203.0.113.8"}},

@@ -4,6 +4,8 @@ import (
 	"hash/maphash"
 	"net/netip"
 	"slices"
+	"strings"
+	"unsafe"
 
 	"github.com/vigil-soc/vigil/event"
 )
@@ -139,8 +141,9 @@ func (rs *RuleSet) MaxWindow() int64 {
 // Matcher turns events into Observations. Each goroutine needs its own: it
 // owns scratch buffers.
 type Matcher struct {
-	rs  *RuleSet
-	sig sigScanner
+	rs   *RuleSet
+	sig  sigScanner
+	path []byte
 }
 
 // NewMatcher returns a Matcher for rs.
@@ -155,6 +158,7 @@ func (m *Matcher) Match(ev *event.Event, sample string, out []Observation) []Obs
 		return out
 	}
 	sigs, sigDone := uint8(0), false
+	path, pathDone := "", false
 	t := ev.Time.UnixNano()
 	for _, c := range rules {
 		if !c.statusAny && (ev.Status < 0 || ev.Status >= 1024 || c.status[ev.Status/64]&(1<<(ev.Status%64)) == 0) {
@@ -163,13 +167,18 @@ func (m *Matcher) Match(ev *event.Event, sample string, out []Observation) []Obs
 		if len(c.Match.Method) > 0 && !slices.Contains(c.Match.Method, ev.Method) {
 			continue
 		}
-		if c.paths != nil {
-			if _, ok := c.paths[ev.Path]; !ok {
+		if c.paths != nil || len(c.Match.PathPrefix) > 0 {
+			if !pathDone {
+				path, pathDone = m.normalPath(ev.Path), true
+			}
+			if c.paths != nil {
+				if _, ok := c.paths[path]; !ok {
+					continue
+				}
+			}
+			if len(c.Match.PathPrefix) > 0 && !hasAnyPrefix(path, c.Match.PathPrefix) {
 				continue
 			}
-		}
-		if len(c.Match.PathPrefix) > 0 && !hasAnyPrefix(ev.Path, c.Match.PathPrefix) {
-			continue
 		}
 		if len(c.Match.Action) > 0 && !slices.Contains(c.Match.Action, ev.Action) {
 			continue
@@ -210,6 +219,33 @@ func (m *Matcher) Match(ev *event.Event, sample string, out []Observation) []Obs
 		out = append(out, o)
 	}
 	return out
+}
+
+// normalPath returns the path as the application sees it, for path
+// conditions: percent-decoded (Django's PATH_INFO is decoded, so
+// /api/%74oken/ reaches the token view) with runs of '/' collapsed. The
+// common path without '%' or "//" is returned as it is.
+func (m *Matcher) normalPath(p string) string {
+	if !strings.Contains(p, "%") && !strings.Contains(p, "//") {
+		return p
+	}
+	m.path = m.path[:0]
+	for i := 0; i < len(p); i++ {
+		c := p[i]
+		if c == '%' && i+2 < len(p) {
+			if hi, ok := unhex(p[i+1]); ok {
+				if lo, ok := unhex(p[i+2]); ok {
+					c = hi<<4 | lo
+					i += 2
+				}
+			}
+		}
+		if c == '/' && len(m.path) > 0 && m.path[len(m.path)-1] == '/' {
+			continue
+		}
+		m.path = append(m.path, c)
+	}
+	return unsafe.String(unsafe.SliceData(m.path), len(m.path))
 }
 
 // hashKey maps a text key to a Key; two independent 64-bit hashes make a

@@ -8,7 +8,7 @@ type Collector struct {
 	stats *Stats
 	rules []*Rule
 
-	detections, observations, late, stale, suppressed, evicted, expired, keys, quiet *prometheus.Desc
+	detections, observations, late, stale, future, suppressed, evicted, expired, keys, quiet *prometheus.Desc
 }
 
 var _ prometheus.Collector = (*Collector)(nil)
@@ -25,6 +25,7 @@ func NewCollector(e *Engine) *Collector {
 		observations: d("vigil_detect_observations_total", "Events counted by a rule window."),
 		late:         d("vigil_detect_events_late_total", "Events dropped as later than the allowed lateness."),
 		stale:        d("vigil_detect_events_stale_total", "Events ignored at start-up as older than their rule's window."),
+		future:       d("vigil_detect_events_future_total", "Events dropped as more than a minute ahead of the clock (skewed clocks, forged ages)."),
 		suppressed:   d("vigil_detect_events_suppressed_total", "Events ignored because their key is in cooldown after firing."),
 		evicted:      d("vigil_detect_keys_evicted_total", "Windows evicted because the key cap was reached."),
 		expired:      d("vigil_detect_keys_expired_total", "Windows dropped after their key went quiet."),
@@ -35,7 +36,7 @@ func NewCollector(e *Engine) *Collector {
 
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.detections, c.observations, c.late, c.stale, c.suppressed, c.evicted, c.expired, c.keys, c.quiet} {
+	for _, d := range []*prometheus.Desc{c.detections, c.observations, c.late, c.stale, c.future, c.suppressed, c.evicted, c.expired, c.keys, c.quiet} {
 		ch <- d
 	}
 }
@@ -51,6 +52,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.observations, c.stats.Observations.Load())
 	counter(c.late, c.stats.Late.Load())
 	counter(c.stale, c.stats.Stale.Load())
+	counter(c.future, c.stats.Future.Load())
 	counter(c.suppressed, c.stats.Suppressed.Load())
 	counter(c.evicted, c.stats.Evicted.Load())
 	counter(c.expired, c.stats.Expired.Load())

@@ -86,7 +86,10 @@ func mayCarryPayload(t string) bool {
 		if c == '.' && i+1 < len(t) && t[i+1] == '.' {
 			return true
 		}
-		if c == '/' && strings.HasPrefix(t[i+1:], "etc/") {
+		if c == '/' && (strings.HasPrefix(t[i+1:], "etc/") || strings.HasPrefix(t[i+1:], "proc/")) {
+			return true
+		}
+		if c == '.' && strings.HasPrefix(t[i+1:], "ini") {
 			return true
 		}
 	}

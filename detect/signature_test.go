@@ -24,6 +24,8 @@ func TestClassify(t *testing.T) {
 		{"/search?q=%3Cscript%3Ealert(1)%3C%2Fscript%3E", sigXSS},
 		{"/search?q=%253Csvg%2520onload%253Dalert(1)%253E", sigXSS},
 		{"/r?next=javascript:alert(document.cookie)", sigXSS},
+		{"/cgi-bin/show?f=/proc/self/environ", sigTraversal},
+		{"/c/win.ini", sigTraversal},
 	}
 	var s sigScanner
 	for _, tc := range cases {

@@ -30,10 +30,14 @@ func (e *Event) UnmarshalJSON(data []byte) error {
 
 // decoder scans one JSON document.
 type decoder struct {
-	data []byte
-	i    int
-	buf  []byte
+	data  []byte
+	i     int
+	buf   []byte
+	depth int
 }
+
+// maxDepth bounds nesting, so a hostile document cannot exhaust the stack.
+const maxDepth = 64
 
 var errSyntax = errors.New("invalid JSON")
 
@@ -256,6 +260,10 @@ func (d *decoder) ws() {
 // object scans an object, handing each key, positioned at its value, to
 // e.field (e may be nil for objSkip). The key is only valid during the call.
 func (d *decoder) object(e *Event, obj int) error {
+	if d.depth++; d.depth > maxDepth {
+		return d.errorf("nested deeper than %d", maxDepth)
+	}
+	defer func() { d.depth-- }()
 	d.ws()
 	if d.i >= len(d.data) || d.data[d.i] != '{' {
 		return d.errorf("expected an object")
@@ -449,6 +457,10 @@ func (d *decoder) skip() error {
 	case c == '{':
 		return d.object(nil, objSkip)
 	case c == '[':
+		if d.depth++; d.depth > maxDepth {
+			return d.errorf("nested deeper than %d", maxDepth)
+		}
+		defer func() { d.depth-- }()
 		d.i++
 		d.ws()
 		if d.i < len(d.data) && d.data[d.i] == ']' {

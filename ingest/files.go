@@ -119,12 +119,12 @@ loop:
 func (c *FileCollector) publish(ctx context.Context, p *chunkParser, ch tail.Chunk) (*pending, error) {
 	p.parse(ch, c.m)
 	pd := &pending{file: ch.File, end: ch.End}
-	for i := range p.batches {
+	for i := range p.used {
 		b := &p.batches[i]
 		if b.N == 0 {
 			continue
 		}
-		msg := b.Msg(ch.File.String() + ":" + strconv.FormatInt(ch.Start, 10) + "-" + strconv.FormatInt(ch.End, 10) + ":" + strconv.Itoa(i))
+		msg := b.Msg(ch.File.String() + ":" + strconv.FormatInt(ch.Start, 10) + "-" + strconv.FormatInt(ch.End, 10) + ":" + p.ids[i])
 		f, err := c.publishAsync(ctx, msg)
 		if err != nil {
 			return nil, err
@@ -205,13 +205,23 @@ func (c *FileCollector) resend(ctx context.Context, msg *nats.Msg) (*jetstream.P
 	}
 }
 
-// chunkParser turns chunks of lines into one batch per partition. It keeps
-// a parser per format and the detected format per file.
+// maxBatchBytes caps one message's body, well under NATS' default 1 MiB
+// max_payload: a partition's share of a chunk larger than this is split into
+// parts, deterministically, so a re-sent chunk gets the same ids.
+const maxBatchBytes = 256 << 10
+
+// chunkParser turns chunks of lines into batches: one per partition, split
+// into parts past maxBatchBytes. It keeps a parser per format and the
+// detected format per file.
 type chunkParser struct {
 	forced     accesslog.Format
 	formats    map[tail.FileID]accesslog.Format
 	parsers    map[accesslog.Format]*accesslog.Parser
-	batches    []bus.Batch
+	batches    []bus.Batch // the first used of them hold this chunk's batches
+	ids        []string    // "<partition>.<part>" of each used batch
+	used       int
+	current    []int // index in batches of each partition's open batch, -1 none
+	parts      []int // parts opened per partition
 	partitions int
 	ev         event.Event
 	id         []byte
@@ -221,25 +231,44 @@ type chunkParser struct {
 }
 
 func newChunkParser(forced accesslog.Format, partitions int) *chunkParser {
-	p := &chunkParser{
+	return &chunkParser{
 		forced:     forced,
 		formats:    map[tail.FileID]accesslog.Format{},
 		parsers:    map[accesslog.Format]*accesslog.Parser{},
-		batches:    make([]bus.Batch, partitions),
+		current:    make([]int, partitions),
+		parts:      make([]int, partitions),
 		partitions: partitions,
 		events:     map[accesslog.Format]int{},
 		skipped:    map[string]int{},
 	}
-	for i := range p.batches {
-		p.batches[i].Subject = bus.EventSubject(event.SourceAccess, i)
+}
+
+// batchFor returns the open batch of partition part, opening a new part when
+// it is full.
+func (p *chunkParser) batchFor(part int) *bus.Batch {
+	if i := p.current[part]; i >= 0 && len(p.batches[i].Buf) < maxBatchBytes {
+		return &p.batches[i]
 	}
-	return p
+	if p.used == len(p.batches) {
+		p.batches = append(p.batches, bus.Batch{})
+		p.ids = append(p.ids, "")
+	}
+	i := p.used
+	p.used++
+	b := &p.batches[i]
+	b.Reset()
+	b.Subject = bus.EventSubject(event.SourceAccess, part)
+	p.ids[i] = strconv.Itoa(part) + "." + strconv.Itoa(p.parts[part])
+	p.parts[part]++
+	p.current[part] = i
+	return b
 }
 
 // parse fills the batches from ch and counts into m.
 func (p *chunkParser) parse(ch tail.Chunk, m *Metrics) {
-	for i := range p.batches {
-		p.batches[i].Reset()
+	p.used = 0
+	for i := range p.current {
+		p.current[i], p.parts[i] = -1, 0
 	}
 	format := p.forced
 	if format == accesslog.FormatUnknown {
@@ -284,7 +313,7 @@ func (p *chunkParser) parse(ch tail.Chunk, m *Metrics) {
 		p.id = strconv.AppendInt(p.id, lineOff, 10)
 		p.ev.ID = string(p.id)
 		p.ip = p.ev.SourceIP.AppendTo(p.ip[:0])
-		p.batches[bus.Partition(p.ip, p.partitions)].Add(&p.ev)
+		p.batchFor(bus.Partition(p.ip, p.partitions)).Add(&p.ev)
 		p.events[format]++
 	}
 	for f, n := range p.events {

@@ -179,6 +179,7 @@ func read(ctx context.Context, forced accesslog.Format, inputs []Input, out chan
 			b.data = b.data[:len(b.data)+n]
 			eof := err == io.EOF || err == io.ErrUnexpectedEOF
 			if err != nil && !eof {
+				blockPool.Put(b)
 				return fmt.Errorf("reading %s: %w", in.Name, err)
 			}
 			cut := len(b.data)
