@@ -12,7 +12,7 @@ import (
 // Batch format: a message on vigil.events.<source>.<partition> carries one
 // or more events as NDJSON (one ECS JSON document per line), with headers
 //
-//	Nats-Msg-Id:    <origin>:<start>-<end>:<partition>  (dedupe on re-send)
+//	Nats-Msg-Id:    <origin>:<start>-<end>:<partition>.<part>  (dedupe on re-send)
 //	Content-Type:   application/x-ndjson
 //	Vigil-Events:   number of events in the body
 //

@@ -33,8 +33,8 @@ type FileConfig struct {
 // FileCollector follows access log files and publishes their events.
 //
 // Exactly-once to the stream: each chunk of lines becomes at most one batch
-// per partition whose Nats-Msg-Id is <file identity>:<start>-<end>:<p>. The
-// chunk is committed to the tail checkpoint only when JetStream acknowledged
+// per partition (split into parts past 256 KiB) whose Nats-Msg-Id is
+// <file identity>:<start>-<end>:<p>.<part>. The chunk is committed to the tail checkpoint only when JetStream acknowledged
 // every batch of it; after a crash the tailer re-emits uncommitted chunks
 // with identical boundaries, so the ids repeat and the stream's duplicate
 // window drops what it already had.
