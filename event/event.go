@@ -132,7 +132,7 @@ func (e *Event) Reset() { *e = Event{BodyBytes: -1} }
 func (e *Event) Category() []string {
 	switch e.Source {
 	case SourceApp:
-		if e.Action == "login-failed" || e.Action == "login-succeeded" {
+		if e.Action == "login-failed" || e.Action == "login-succeeded" || e.Action == "token-reuse" {
 			return []string{"authentication"}
 		}
 		return []string{"web"}

@@ -1,0 +1,241 @@
+// Package appevent parses application security events that a web
+// application (the vigil_django package) posts to Vigil's /events endpoint,
+// and normalises them to event.Event.
+//
+// The body is one JSON object or an array of them:
+//
+//	{"kind": "auth.login_failed", "time": "2026-11-23T10:00:00.123Z",
+//	 "client_ip": "203.0.113.7", "method": "POST", "path": "/api/token/",
+//	 "status": 401, "request_id": "…", "user_agent": "…",
+//	 "user": {"id": "42", "name": "alice"},
+//	 "name": "DisallowedHost", "message": "…", "jti": "…"}
+//
+// kind is required; everything else is optional. Known kinds map to
+// event.action values rules match on; an unknown kind is kept as action
+// "unknown" with vigil.app.name set to the kind, and counted.
+package appevent
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/vigil-soc/vigil/event"
+)
+
+// Kinds and the event.action each becomes.
+var kinds = map[string]struct {
+	action, outcome string
+	status          int
+}{
+	"http.forbidden":              {"http-forbidden", "failure", 403},
+	"django.suspicious_operation": {"suspicious-operation", "failure", 400},
+	"auth.login_failed":           {"login-failed", "failure", 0},
+	"auth.login_succeeded":        {"login-succeeded", "success", 0},
+	"auth.token_reuse":            {"token-reuse", "failure", 0},
+	"auth.throttled":              {"throttled", "failure", 429},
+}
+
+// Kinds returns the known kinds.
+func Kinds() []string {
+	out := make([]string, 0, len(kinds))
+	for k := range kinds {
+		out = append(out, k)
+	}
+	return out
+}
+
+// MaxEvents is the most events one request may carry.
+const MaxEvents = 1000
+
+// Error is a client error: the request is refused with Status (400) and
+// nothing of it is published. Field names the JSON path at fault.
+type Error struct {
+	Status int
+	Field  string
+	Msg    string
+}
+
+func (e *Error) Error() string {
+	if e.Field == "" {
+		return e.Msg
+	}
+	return e.Field + ": " + e.Msg
+}
+
+// Stats counts what a request held.
+type Stats struct {
+	// Unknown is the number of events of a kind Vigil does not know.
+	Unknown int
+}
+
+// wire is one event as posted.
+type wire struct {
+	Kind      string          `json:"kind"`
+	Time      string          `json:"time"`
+	ClientIP  string          `json:"client_ip"`
+	Method    string          `json:"method"`
+	Path      string          `json:"path"`
+	Status    json.RawMessage `json:"status"`
+	RequestID string          `json:"request_id"`
+	UserAgent string          `json:"user_agent"`
+	User      *struct {
+		ID   json.RawMessage `json:"id"`
+		Name string          `json:"name"`
+	} `json:"user"`
+	Name    string `json:"name"`
+	Message string `json:"message"`
+	JTI     string `json:"jti"`
+}
+
+// Parse parses a request body. received is when it arrived: the time of
+// events that carry none. Either every event is returned or an *Error.
+func Parse(body []byte, received time.Time) ([]event.Event, Stats, error) {
+	var st Stats
+	body = bytes.TrimSpace(body)
+	if len(body) == 0 {
+		return nil, st, &Error{Status: 400, Msg: "empty body: expected a JSON object or array of events"}
+	}
+	var raws []json.RawMessage
+	single := body[0] == '{'
+	if single {
+		raws = []json.RawMessage{body}
+	} else if body[0] == '[' {
+		if err := json.Unmarshal(body, &raws); err != nil {
+			return nil, st, &Error{Status: 400, Msg: "malformed JSON: " + err.Error()}
+		}
+	} else {
+		return nil, st, &Error{Status: 400, Msg: "expected a JSON object or array of events"}
+	}
+	if len(raws) == 0 {
+		return nil, st, &Error{Status: 400, Msg: "no events"}
+	}
+	if len(raws) > MaxEvents {
+		return nil, st, &Error{Status: 400, Msg: fmt.Sprintf("%d events in one request, at most %d", len(raws), MaxEvents)}
+	}
+	out := make([]event.Event, 0, len(raws))
+	for i, raw := range raws {
+		prefix := ""
+		if !single {
+			prefix = "[" + strconv.Itoa(i) + "]."
+		}
+		ev, unknown, err := parseOne(raw, received, prefix)
+		if err != nil {
+			return nil, st, err
+		}
+		if unknown {
+			st.Unknown++
+		}
+		out = append(out, ev)
+	}
+	return out, st, nil
+}
+
+func parseOne(raw json.RawMessage, received time.Time, prefix string) (event.Event, bool, error) {
+	bad := func(field, format string, args ...any) (event.Event, bool, error) {
+		return event.Event{}, false, &Error{Status: 400, Field: prefix + field, Msg: fmt.Sprintf(format, args...)}
+	}
+	var w wire
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	if err := dec.Decode(&w); err != nil {
+		var te *json.UnmarshalTypeError
+		if ok := asTypeError(err, &te); ok {
+			return bad(te.Field, "must be a %s", jsonType(te.Type.Kind().String()))
+		}
+		return event.Event{}, false, &Error{Status: 400, Field: strings.TrimSuffix(prefix, "."), Msg: "malformed JSON: " + err.Error()}
+	}
+	if w.Kind == "" {
+		return bad("kind", "required (one of %s, or any other dotted name)", strings.Join(sortedKinds(), ", "))
+	}
+	ev := event.Event{
+		Source: event.SourceApp, Dataset: "app.security", Time: received.UTC(), BodyBytes: -1,
+		Method: truncate(w.Method, 16), Path: truncate(w.Path, 2048), Target: truncate(w.Path, 2048),
+		RequestID: truncate(w.RequestID, 128), UserAgent: truncate(w.UserAgent, 512),
+		Name: truncate(w.Name, 128), Message: truncate(w.Message, 1024), JTI: truncate(w.JTI, 128),
+	}
+	k, known := kinds[w.Kind]
+	if known {
+		ev.Action, ev.Outcome, ev.Status = k.action, k.outcome, k.status
+	} else {
+		ev.Action, ev.Outcome = "unknown", "unknown"
+		if ev.Name == "" {
+			ev.Name = truncate(w.Kind, 128)
+		}
+	}
+	if w.Time != "" {
+		t, err := time.Parse(time.RFC3339Nano, w.Time)
+		if err != nil {
+			return bad("time", "%q is not an RFC 3339 time", truncate(w.Time, 64))
+		}
+		ev.Time = t.UTC()
+	}
+	if w.ClientIP != "" {
+		ip, err := netip.ParseAddr(w.ClientIP)
+		if err != nil {
+			return bad("client_ip", "%q is not an IP address", truncate(w.ClientIP, 64))
+		}
+		ev.SourceIP = ip.Unmap().WithZone("")
+	}
+	if len(w.Status) > 0 && string(w.Status) != "null" {
+		n, err := strconv.Atoi(strings.Trim(string(w.Status), `"`))
+		if err != nil || n < 100 || n > 999 {
+			return bad("status", "%s is not an HTTP status", truncate(string(w.Status), 16))
+		}
+		ev.Status = n
+	}
+	if w.User != nil {
+		ev.UserName = truncate(w.User.Name, 256)
+		if id := strings.Trim(string(w.User.ID), `"`); id != "" && id != "null" {
+			ev.UserID = truncate(id, 128)
+		}
+	}
+	if i := strings.IndexByte(ev.Target, '?'); i >= 0 {
+		ev.Path, ev.Query = ev.Target[:i], ev.Target[i+1:]
+	}
+	sum := sha256.Sum256(raw)
+	ev.ID = "app-" + hex.EncodeToString(sum[:12])
+	return ev, !known, nil
+}
+
+func asTypeError(err error, target **json.UnmarshalTypeError) bool {
+	te, ok := err.(*json.UnmarshalTypeError)
+	if ok {
+		*target = te
+	}
+	return ok
+}
+
+func jsonType(kind string) string {
+	switch kind {
+	case "string":
+		return "string"
+	case "ptr", "struct":
+		return "object"
+	}
+	return kind
+}
+
+func sortedKinds() []string {
+	ks := Kinds()
+	for i := range ks {
+		for j := i + 1; j < len(ks); j++ {
+			if ks[j] < ks[i] {
+				ks[i], ks[j] = ks[j], ks[i]
+			}
+		}
+	}
+	return ks
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}

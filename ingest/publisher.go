@@ -1,0 +1,200 @@
+package ingest
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/vigil-soc/vigil/bus"
+	"github.com/vigil-soc/vigil/event"
+)
+
+// ErrStopped is returned for events submitted to a Publisher that stopped
+// before JetStream acknowledged them.
+var ErrStopped = errors.New("publisher stopped")
+
+// Publisher publishes events from collectors that receive them one request
+// at a time (HTTP reports, application events, syslog): it groups the events
+// of concurrent requests into NDJSON batches per subject (group commit), so
+// many small requests cost few JetStream messages, and tells each request
+// when its events are stored. The dedupe id of a batch is a hash of its
+// content.
+type Publisher struct {
+	js         jetstream.JetStream
+	partitions int
+	in         chan *request
+	m          *Metrics
+	log        *slog.Logger
+	linger     time.Duration
+}
+
+type request struct {
+	source string
+	lines  []line
+	done   func(error)
+}
+
+// line is one encoded event and its subject.
+type line struct {
+	subject string
+	data    []byte
+}
+
+// NewPublisher returns a publisher spreading events over partitions
+// subjects per source by source.ip. Run must be running for Submit to make
+// progress.
+func NewPublisher(js jetstream.JetStream, partitions int, m *Metrics, logger *slog.Logger) *Publisher {
+	return &Publisher{js: js, partitions: max(partitions, 1), in: make(chan *request, 1024), m: m, log: logger, linger: 5 * time.Millisecond}
+}
+
+// Submit encodes events (the caller may reuse them when Submit returns) and
+// queues them; done is called once, from another goroutine, with nil when
+// JetStream has stored them all or with the error that stopped it. Submit
+// blocks while the queue is full (backpressure) and returns ctx's error if
+// ctx ends first, without calling done.
+func (p *Publisher) Submit(ctx context.Context, source string, events []event.Event, done func(error)) error {
+	r := &request{source: source, done: done}
+	var ip []byte
+	for i := range events {
+		ip = events[i].SourceIP.AppendTo(ip[:0])
+		data := events[i].AppendJSON(nil)
+		r.lines = append(r.lines, line{subject: bus.EventSubject(source, bus.Partition(ip, p.partitions)), data: append(data, '\n')})
+	}
+	select {
+	case p.in <- r:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Publish submits events and waits until they are stored.
+func (p *Publisher) Publish(ctx context.Context, source string, events []event.Event) error {
+	res := make(chan error, 1)
+	if err := p.Submit(ctx, source, events, func(err error) { res <- err }); err != nil {
+		return err
+	}
+	select {
+	case err := <-res:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Run publishes queued events until ctx is done; requests still queued then
+// are failed with ErrStopped.
+func (p *Publisher) Run(ctx context.Context) error {
+	defer func() {
+		for {
+			select {
+			case r := <-p.in:
+				r.done(ErrStopped)
+			default:
+				return
+			}
+		}
+	}()
+	for {
+		var group []*request
+		select {
+		case <-ctx.Done():
+			return nil
+		case r := <-p.in:
+			group = append(group, r)
+		}
+		// Gather what arrives within the linger time, bounded.
+		timer := time.NewTimer(p.linger)
+	gather:
+		for n := len(group[0].lines); n < 4096; {
+			select {
+			case r := <-p.in:
+				group = append(group, r)
+				n += len(r.lines)
+			case <-timer.C:
+				break gather
+			case <-ctx.Done():
+				break gather
+			}
+		}
+		timer.Stop()
+		err := p.publishGroup(ctx, group)
+		for _, r := range group {
+			r.done(err)
+		}
+		if err != nil {
+			return nil // only ctx ends a publish
+		}
+	}
+}
+
+// publishGroup publishes the events of a group of requests as batches per
+// subject (split past maxBatchBytes) and waits until every batch is stored.
+func (p *Publisher) publishGroup(ctx context.Context, group []*request) error {
+	var batches []*bus.Batch
+	open := map[string]*bus.Batch{}
+	counts := map[string]int{}
+	for _, r := range group {
+		for _, l := range r.lines {
+			b := open[l.subject]
+			if b == nil || len(b.Buf) >= maxBatchBytes {
+				b = &bus.Batch{Subject: l.subject}
+				open[l.subject] = b
+				batches = append(batches, b)
+			}
+			b.Buf = append(b.Buf, l.data...)
+			b.N++
+		}
+		counts[r.source] += len(r.lines)
+	}
+	for _, b := range batches {
+		sum := sha256.Sum256(b.Buf)
+		if err := p.store(ctx, b.Msg(hex.EncodeToString(sum[:16]))); err != nil {
+			return err
+		}
+	}
+	for source, n := range counts {
+		p.m.Published.WithLabelValues(source).Add(float64(n))
+	}
+	return nil
+}
+
+// store publishes one batch until JetStream has it.
+func (p *Publisher) store(ctx context.Context, m *nats.Msg) error {
+	for backoff := 100 * time.Millisecond; ; backoff = min(2*backoff, 5*time.Second) {
+		pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		_, err := p.js.PublishMsg(pctx, m)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ErrStopped
+		}
+		p.m.PublishRetries.WithLabelValues(sourceOf(m.Subject)).Inc()
+		p.log.Warn("publishing events, will retry", "err", err, "subject", m.Subject)
+		select {
+		case <-ctx.Done():
+			return ErrStopped
+		case <-time.After(backoff):
+		}
+	}
+}
+
+// sourceOf returns the source token of an events subject.
+func sourceOf(subject string) string {
+	const prefix = bus.SubjectEvents + "."
+	s := subject[len(prefix):]
+	for i := 0; i < len(s); i++ {
+		if s[i] == '.' {
+			return s[:i]
+		}
+	}
+	return s
+}
