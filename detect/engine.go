@@ -4,6 +4,8 @@ import (
 	"cmp"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -103,10 +105,28 @@ type keyState struct {
 	tk         tableKey
 	prev, next int32
 	newest     int64
+	born       int64 // event time the window was created
 	label      string
-	entries    []entry
+	entries    []entry // novelty rules: the values seen, with when
 	samples    *[samplesKept]string
+	base       *baseState // baseline rules only
 }
+
+// baseBuckets is how many buckets a baseline window is counted in.
+const baseBuckets = 12
+
+// baseState is a baseline rule's window: event counts in buckets of a
+// twelfth of the window, and the key's usual count per window.
+type baseState struct {
+	buckets    [baseBuckets]uint32
+	cur        int   // bucket of the newest events
+	start      int64 // start of bucket cur
+	usual      float64
+	quietUntil int64
+}
+
+// maxNovelValues bounds the values a novelty rule remembers per key.
+const maxNovelValues = 1024
 
 // NewEngine returns an Engine over rs.
 func NewEngine(rs *RuleSet, opts Options) *Engine {
@@ -187,6 +207,15 @@ func (e *Engine) Observe(o *Observation, out []event.Alert) []event.Alert {
 		}
 	}
 	idx, ok := e.table[tk]
+	if ok && (c.kind == kindBaseline || c.kind == kindNovelty) {
+		e.touch(idx)
+		s := &e.states[idx]
+		s.newest = max(s.newest, o.Time)
+		if c.kind == kindBaseline {
+			return e.observeBaseline(c, s, o, out)
+		}
+		return e.observeNovelty(c, s, o, out)
+	}
 	if ok {
 		s := &e.states[idx]
 		if o.Time < s.newest-e.lateness || o.Time <= s.newest-c.window {
@@ -196,6 +225,12 @@ func (e *Engine) Observe(o *Observation, out []event.Alert) []event.Alert {
 		e.touch(idx)
 	} else {
 		idx = e.alloc(tk, o)
+		switch c.kind {
+		case kindBaseline:
+			return e.observeBaseline(c, &e.states[idx], o, out)
+		case kindNovelty:
+			return e.observeNovelty(c, &e.states[idx], o, out)
+		}
 	}
 	s := &e.states[idx]
 	s.newest = max(s.newest, o.Time)
@@ -224,6 +259,80 @@ func (e *Engine) Observe(o *Observation, out []event.Alert) []event.Alert {
 	}
 	e.stats.Quiet.Store(int64(len(e.quiet)))
 	return out
+}
+
+// observeBaseline counts o in a baseline rule's buckets and fires when the
+// window's count is at least the threshold and factor times the usual.
+func (e *Engine) observeBaseline(c *compiled, s *keyState, o *Observation, out []event.Alert) []event.Alert {
+	if s.base == nil {
+		s.base = &baseState{}
+	}
+	b := s.base
+	bucketLen := max(c.window/baseBuckets, 1)
+	if b.start == 0 {
+		b.start = o.Time - o.Time%bucketLen
+	}
+	if n := (o.Time - b.start) / bucketLen; n > 0 {
+		alpha := min(1, float64(bucketLen)/float64(c.learn))
+		for i := int64(0); i < n; i++ {
+			if i >= baseBuckets {
+				// Every bucket is empty now: the rest only decays the usual.
+				b.usual *= math.Pow(1-alpha, float64(n-i))
+				break
+			}
+			b.usual += alpha * (float64(b.buckets[b.cur])*baseBuckets - b.usual)
+			b.cur = (b.cur + 1) % baseBuckets
+			b.buckets[b.cur] = 0
+		}
+		b.start += n * bucketLen
+	}
+	switch back := (b.start - o.Time + bucketLen - 1) / bucketLen; {
+	case back <= 0:
+		b.buckets[b.cur]++
+	case back < baseBuckets && o.Time >= s.newest-e.lateness:
+		b.buckets[(b.cur-int(back)+baseBuckets)%baseBuckets]++
+	default:
+		e.stats.Late.Add(1)
+		return out
+	}
+	var count uint32
+	for _, n := range b.buckets {
+		count += n
+	}
+	if int(count) < c.Threshold || float64(count) < c.factor*b.usual || o.Time < b.quietUntil {
+		return out
+	}
+	b.quietUntil = o.Time + c.cooldown
+	if !e.warm {
+		a := e.alert(c, s, o, int(count), [2]int64{max(b.start-c.window+bucketLen, s.born), o.Time})
+		if b.usual > 0 {
+			a.Evidence = append(a.Evidence, fmt.Sprintf("usual %.1f per %s", b.usual, time.Duration(c.window)))
+		}
+		out = append(out, a)
+		e.stats.Detections[o.Rule].Add(1)
+	}
+	return out
+}
+
+// observeNovelty remembers o's value for its key and fires when it is new
+// and the key is past its learning time.
+func (e *Engine) observeNovelty(c *compiled, s *keyState, o *Observation, out []event.Alert) []event.Alert {
+	for _, en := range s.entries {
+		if en.v == o.Value {
+			return out
+		}
+	}
+	if len(s.entries) >= maxNovelValues {
+		return out
+	}
+	s.entries = append(s.entries, entry{t: o.Time, v: o.Value})
+	if o.Time-s.born < c.learn || e.warm {
+		return out
+	}
+	a := e.alert(c, s, o, 1, [2]int64{o.Time, o.Time})
+	a.Evidence = append([]string{"new " + c.Novelty.Field + ": " + truncate(o.ValueText, 512)}, a.Evidence...)
+	e.stats.Detections[o.Rule].Add(1)
+	return append(out, a)
 }
 
 // addCount inserts t keeping entries sorted, drops entries at or before
@@ -355,10 +464,10 @@ func (e *Engine) alert(c *compiled, s *keyState, o *Observation, count int, span
 		addr := keyAddr(s.tk.key)
 		a.KeyField, a.Key = FieldSourceIP, addr.String()
 		a.Allowlisted = e.opts.Allow.Contains(addr)
-	case fieldUserName:
-		a.KeyField, a.Key = FieldUserName, s.label
-	default:
+	case fieldNone:
 		a.Key = "global"
+	default:
+		a.KeyField, a.Key = c.GroupBy, s.label
 	}
 	// Allow-listed alerts keep their actions: the responder records each
 	// as skipped, so the audit trail shows what was not done and why.
@@ -408,7 +517,7 @@ func (e *Engine) alloc(tk tableKey, o *Observation) int32 {
 		idx = int32(len(e.states) - 1)
 	}
 	s := &e.states[idx]
-	*s = keyState{tk: tk, prev: -1, next: -1, newest: o.Time, entries: s.entries[:0]}
+	*s = keyState{tk: tk, prev: -1, next: -1, newest: o.Time, born: o.Time, entries: s.entries[:0]}
 	if o.Label != "" {
 		s.label = strings.Clone(o.Label)
 	}
@@ -490,7 +599,7 @@ func (e *Engine) sweep() {
 	for r := range e.lists {
 		c := e.rs.rules[r]
 		for tail := e.lists[r].tail; tail >= 0; tail = e.lists[r].tail {
-			if e.states[tail].newest > e.watermark-c.window-e.lateness {
+			if e.states[tail].newest > e.watermark-c.expiry-e.lateness {
 				break
 			}
 			e.release(tail)

@@ -403,3 +403,103 @@ func TestWarmUp(t *testing.T) {
 		t.Fatalf("detections counted during warm-up: %d", d)
 	}
 }
+
+const relRules = `
+rules:
+  - id: spike
+    source: csp
+    group_by: vigil.csp.document
+    threshold: 10
+    window: 60s
+    baseline: {factor: 5, learn: 10m}
+    cooldown: 5m
+  - id: new-origin
+    source: csp
+    group_by: vigil.csp.document
+    threshold: 1
+    window: 60s
+    novelty: {field: vigil.csp.blocked_origin, learn: 1h}
+`
+
+func cspEvent(at time.Duration, doc, origin string) event.Event {
+	return event.Event{Source: event.SourceCSP, Time: t0.Add(at), SourceIP: netip.MustParseAddr("198.51.100.1"),
+		CSP: &event.CSP{DocumentURI: doc, BlockedOrigin: origin, BlockedURI: origin + "/x.js"}}
+}
+
+func runEvents(t *testing.T, e *Engine, m *Matcher, evs []event.Event) []event.Alert {
+	t.Helper()
+	var alerts []event.Alert
+	var obs []Observation
+	for i := range evs {
+		obs = m.Match(&evs[i], evs[i].CSP.BlockedURI, obs[:0])
+		for j := range obs {
+			alerts = e.Observe(&obs[j], alerts)
+		}
+	}
+	return alerts
+}
+
+func relEngine(t *testing.T) (*Engine, *Matcher) {
+	t.Helper()
+	rules, errs := Parse("rel.yaml", []byte(relRules))
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	rs := Compile(rules)
+	return NewEngine(rs, Options{}), rs.NewMatcher()
+}
+
+// A page that usually reports ~8 violations a minute does not fire at 10
+// (the floor) but does at 5x its usual rate; a quiet page fires at the floor.
+func TestBaselineSpike(t *testing.T) {
+	e, m := relEngine(t)
+	var evs []event.Event
+	// 30 minutes of a steady 8 per minute on the busy page.
+	for i := range 30 * 8 {
+		evs = append(evs, cspEvent(time.Duration(i)*7500*time.Millisecond, "https://shop.example/cart?x=1", "inline"))
+	}
+	if a := runEvents(t, e, m, evs); len(a) != 0 {
+		t.Fatalf("steady rate fired: %v", keys(a))
+	}
+	// A burst of 60 in ten seconds.
+	evs = evs[:0]
+	for i := range 60 {
+		evs = append(evs, cspEvent(30*time.Minute+time.Duration(i)*150*time.Millisecond, "https://shop.example/cart", "inline"))
+	}
+	// A quiet page: 10 at once.
+	for i := range 10 {
+		evs = append(evs, cspEvent(30*time.Minute+time.Duration(i)*time.Second, "https://shop.example/about", "inline"))
+	}
+	alerts := runEvents(t, e, m, evs)
+	got := keys(alerts)
+	if len(got) != 2 || got[0] != "spike:https://shop.example/cart" || got[1] != "spike:https://shop.example/about" {
+		t.Fatalf("alerts = %v", got)
+	}
+	if alerts[0].Count < 5*7 || alerts[0].Count > 60 || alerts[0].KeyField != FieldCSPDocument { // fires at 5x the usual ~7.6
+		t.Fatalf("busy page alert = %+v", alerts[0])
+	}
+}
+
+// A blocked origin never seen on a page fires once the page is known; what
+// was seen while learning does not.
+func TestNovelty(t *testing.T) {
+	e, m := relEngine(t)
+	evs := []event.Event{
+		cspEvent(0, "https://shop.example/cart", "https://cdn.example"),
+		cspEvent(10*time.Minute, "https://shop.example/cart", "https://fonts.example"), // still learning
+		cspEvent(2*time.Hour, "https://shop.example/cart", "https://cdn.example"),
+		cspEvent(2*time.Hour, "https://shop.example/cart", "https://evil.example"),
+		cspEvent(2*time.Hour+time.Second, "https://shop.example/cart", "https://evil.example"),
+		cspEvent(2*time.Hour, "https://shop.example/new-page", "https://evil.example"), // new page: learning
+	}
+	alerts := runEvents(t, e, m, evs)
+	var novel []event.Alert
+	for _, a := range alerts {
+		if a.Rule == "new-origin" {
+			novel = append(novel, a)
+		}
+	}
+	if len(novel) != 1 || novel[0].Key != "https://shop.example/cart" || novel[0].Evidence[0] != "new vigil.csp.blocked_origin: https://evil.example" {
+		t.Fatalf("novelty alerts = %+v", novel)
+	}
+}

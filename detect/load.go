@@ -16,10 +16,12 @@ import (
 // ruleKeys and friends list the keys each YAML mapping may have: decoding is
 // strict, and a misspelt key is an error naming its line.
 var (
-	fileKeys    = []string{"rules"}
-	ruleKeys    = []string{"id", "description", "source", "match", "group_by", "window", "threshold", "distinct", "severity", "cooldown", "actions", "disabled"}
-	matchKeys   = []string{"status", "method", "path", "path_prefix", "signature", "action"}
-	actionsKeys = []string{"ban"}
+	fileKeys     = []string{"rules"}
+	ruleKeys     = []string{"id", "description", "source", "match", "group_by", "window", "threshold", "distinct", "severity", "cooldown", "baseline", "novelty", "actions", "disabled"}
+	baselineKeys = []string{"factor", "learn"}
+	noveltyKeys  = []string{"field", "learn"}
+	matchKeys    = []string{"status", "method", "path", "path_prefix", "signature", "action"}
+	actionsKeys  = []string{"ban"}
 )
 
 // IsRuleFile reports whether name is a rules file: *.yaml or *.yml, but not a
@@ -147,6 +149,16 @@ func parseRule(file string, n *yaml.Node) (*Rule, Errors) {
 			errs = append(errs, unknownKeys(file, r.ID, "actions.", v, actionsKeys)...)
 			recordLines(r.lines, "actions.", v)
 			err = v.Decode(&r.Actions)
+		case "baseline":
+			errs = append(errs, unknownKeys(file, r.ID, "baseline.", v, baselineKeys)...)
+			recordLines(r.lines, "baseline.", v)
+			r.Baseline = &Baseline{}
+			err = v.Decode(r.Baseline)
+		case "novelty":
+			errs = append(errs, unknownKeys(file, r.ID, "novelty.", v, noveltyKeys)...)
+			recordLines(r.lines, "novelty.", v)
+			r.Novelty = &Novelty{}
+			err = v.Decode(r.Novelty)
 		default:
 			err = decodeField(r, k.Value, v)
 		}

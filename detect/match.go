@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"time"
 	"unsafe"
 
 	"github.com/vigil-soc/vigil/event"
@@ -32,6 +33,8 @@ type Observation struct {
 	Label string
 	// Sample is evidence for a human: the request target or the raw line.
 	Sample string
+	// ValueText is the value a novelty rule saw (a view, like Label).
+	ValueText string
 }
 
 // groupBy and distinct fields as small enums for the hot path.
@@ -39,8 +42,12 @@ const (
 	fieldNone uint8 = iota
 	fieldSourceIP
 	fieldUserName
+	fieldUserID
 	fieldURLPath
 	fieldURLOrig
+	fieldCSPDocument
+	fieldCSPBlockedOrigin
+	fieldCSPDirective
 )
 
 func fieldCode(name string) uint8 {
@@ -49,13 +56,61 @@ func fieldCode(name string) uint8 {
 		return fieldSourceIP
 	case FieldUserName:
 		return fieldUserName
+	case FieldUserID:
+		return fieldUserID
 	case FieldURLPath:
 		return fieldURLPath
 	case FieldURLOrig:
 		return fieldURLOrig
+	case FieldCSPDocument:
+		return fieldCSPDocument
+	case FieldCSPBlockedOrigin:
+		return fieldCSPBlockedOrigin
+	case FieldCSPDirective:
+		return fieldCSPDirective
 	}
 	return fieldNone
 }
+
+// fieldText returns the text of a field other than source.ip; ok is false
+// when the event has none.
+func fieldText(ev *event.Event, code uint8) (string, bool) {
+	var s string
+	switch code {
+	case fieldUserName:
+		s = ev.UserName
+	case fieldUserID:
+		s = ev.UserID
+	case fieldURLPath:
+		s = ev.Path
+	case fieldURLOrig:
+		s = ev.Target
+	case fieldCSPDocument, fieldCSPBlockedOrigin, fieldCSPDirective:
+		if ev.CSP == nil {
+			return "", false
+		}
+		switch code {
+		case fieldCSPDocument:
+			s = ev.CSP.DocumentURI
+			if i := strings.IndexAny(s, "?#"); i >= 0 {
+				s = s[:i]
+			}
+		case fieldCSPBlockedOrigin:
+			s = ev.CSP.BlockedOrigin
+		default:
+			s = ev.CSP.EffectiveDirective
+		}
+	}
+	return s, s != ""
+}
+
+// Rule kinds, by what they count.
+const (
+	kindCount    uint8 = iota // events in a window
+	kindDistinct              // distinct values in a window
+	kindBaseline              // events in a window, against the key's usual rate
+	kindNovelty               // values never seen for the key
+)
 
 // compiled is a Rule prepared for matching and counting.
 type compiled struct {
@@ -66,7 +121,11 @@ type compiled struct {
 	paths     map[string]struct{}
 	sig       uint8
 	groupBy   uint8
-	distinct  uint8
+	distinct  uint8 // field counted distinct, or watched for new values (novelty)
+	kind      uint8 // kindCount, kindDistinct, kindBaseline, kindNovelty
+	factor    float64
+	learn     int64 // nanoseconds
+	expiry    int64 // how long a quiet key's state is kept, nanoseconds
 	window    int64 // nanoseconds
 	cooldown  int64 // nanoseconds
 	actions   []event.ActionSpec
@@ -94,6 +153,18 @@ func Compile(rules []*Rule) *RuleSet {
 			distinct:  fieldCode(r.Distinct),
 			window:    int64(r.Window),
 			cooldown:  int64(r.EffectiveCooldown()),
+			kind:      kindCount,
+		}
+		c.expiry = c.window
+		switch {
+		case r.Distinct != "":
+			c.kind = kindDistinct
+		case r.Baseline != nil:
+			c.kind, c.factor, c.learn = kindBaseline, r.Baseline.Factor, int64(r.Baseline.Learn)
+			c.expiry = c.learn
+		case r.Novelty != nil:
+			c.kind, c.distinct, c.learn = kindNovelty, fieldCode(r.Novelty.Field), int64(r.Novelty.Learn)
+			c.expiry = c.learn + int64(24*time.Hour)
 		}
 		for _, s := range r.Match.Status {
 			c.status[s/64] |= 1 << (s % 64)
@@ -193,28 +264,40 @@ func (m *Matcher) Match(ev *event.Event, sample string, out []Observation) []Obs
 		}
 		o := Observation{Rule: c.index, Time: t, Sample: sample}
 		switch c.groupBy {
+		case fieldNone:
 		case fieldSourceIP:
 			if !ev.SourceIP.IsValid() {
 				continue
 			}
 			o.Key = ev.SourceIP.As16()
-		case fieldUserName:
-			if ev.UserName == "" {
+		default:
+			text, ok := fieldText(ev, c.groupBy)
+			if !ok {
 				continue
 			}
-			o.Key = m.rs.hashKey(ev.UserName)
-			o.Label = ev.UserName
+			o.Key = m.rs.hashKey(text)
+			o.Label = text
 		}
 		switch c.distinct {
-		case fieldURLPath:
-			o.Value = maphash.String(m.rs.seed, ev.Path)
-		case fieldURLOrig:
-			o.Value = maphash.String(m.rs.seed, ev.Target)
+		case fieldNone:
 		case fieldSourceIP:
+			if !ev.SourceIP.IsValid() {
+				continue
+			}
 			a := ev.SourceIP.As16()
 			o.Value = maphash.Bytes(m.rs.seed, a[:])
-		case fieldUserName:
-			o.Value = maphash.String(m.rs.seed, ev.UserName)
+			if c.kind == kindNovelty {
+				o.ValueText = ev.SourceIP.String()
+			}
+		default:
+			text, ok := fieldText(ev, c.distinct)
+			if !ok {
+				continue
+			}
+			o.Value = maphash.String(m.rs.seed, text)
+			if c.kind == kindNovelty {
+				o.ValueText = text
+			}
 		}
 		out = append(out, o)
 	}

@@ -23,12 +23,20 @@ import (
 
 // Key fields a rule can group by or count distinct values of.
 const (
-	FieldSourceIP   = "source.ip"
-	FieldUserName   = "user.name"
-	FieldURLPath    = "url.path"
-	FieldURLOrig    = "url.original"
-	FieldNone       = "none"
-	defaultSeverity = "medium"
+	FieldSourceIP = "source.ip"
+	FieldUserName = "user.name"
+	FieldURLPath  = "url.path"
+	FieldURLOrig  = "url.original"
+	FieldNone     = "none"
+	FieldUserID   = "user.id"
+	// FieldCSPDocument is the page of a CSP report: the document URI's
+	// scheme, host and path, without query or fragment.
+	FieldCSPDocument = "vigil.csp.document"
+	// FieldCSPBlockedOrigin is the blocked origin (or keyword) of a CSP report.
+	FieldCSPBlockedOrigin = "vigil.csp.blocked_origin"
+	// FieldCSPDirective is the effective directive of a CSP report.
+	FieldCSPDirective = "vigil.csp.effective_directive"
+	defaultSeverity   = "medium"
 )
 
 // Signature classes a rule can match on (see signature.go).
@@ -39,6 +47,11 @@ const (
 )
 
 var severities = []string{"low", "medium", "high", "critical"}
+
+// valueFields are the fields a rule can group by, count distinct values of,
+// or watch for new values.
+var valueFields = []string{FieldSourceIP, FieldUserName, FieldUserID, FieldURLPath, FieldURLOrig,
+	FieldCSPDocument, FieldCSPBlockedOrigin, FieldCSPDirective}
 
 // Rule is one detection rule as written in a rules file. The YAML shape:
 //
@@ -59,27 +72,54 @@ var severities = []string{"low", "medium", "high", "critical"}
 //	    distinct: url.path        # ... distinct values of this field (default: events)
 //	    severity: high            # low, medium (default), high, critical
 //	    cooldown: 72h             # quiet time per key after firing (default: the ban, else 1h)
+//	    baseline:                 # relative to the key's usual rate (see Baseline)
+//	      factor: 5
+//	      learn: 1h
+//	    novelty:                  # a value never seen for the key (see Novelty)
+//	      field: vigil.csp.blocked_origin
+//	      learn: 24h
 //	    actions:
 //	      ban: 72h                # ban the key (an IP) for this long
 type Rule struct {
-	ID          string   `yaml:"id"`
-	Description string   `yaml:"description"`
-	Source      string   `yaml:"source"`
-	Match       Match    `yaml:"match"`
-	GroupBy     string   `yaml:"group_by"`
-	Window      Duration `yaml:"window"`
-	Threshold   int      `yaml:"threshold"`
-	Distinct    string   `yaml:"distinct"`
-	Severity    string   `yaml:"severity"`
-	Cooldown    Duration `yaml:"cooldown"`
-	Actions     Actions  `yaml:"actions"`
-	Disabled    bool     `yaml:"disabled"`
+	ID          string    `yaml:"id"`
+	Description string    `yaml:"description"`
+	Source      string    `yaml:"source"`
+	Match       Match     `yaml:"match"`
+	GroupBy     string    `yaml:"group_by"`
+	Window      Duration  `yaml:"window"`
+	Threshold   int       `yaml:"threshold"`
+	Distinct    string    `yaml:"distinct"`
+	Severity    string    `yaml:"severity"`
+	Cooldown    Duration  `yaml:"cooldown"`
+	Baseline    *Baseline `yaml:"baseline"`
+	Novelty     *Novelty  `yaml:"novelty"`
+	Actions     Actions   `yaml:"actions"`
+	Disabled    bool      `yaml:"disabled"`
 
 	// File and Line locate the rule for error messages; set by the loader.
 	File string `yaml:"-"`
 	Line int    `yaml:"-"`
 	// lines maps a field name to its line, for error messages.
 	lines map[string]int
+}
+
+// Baseline makes a count rule relative to the key's usual rate: it fires
+// when the events in one window reach factor times the key's usual count per
+// window (an exponentially weighted average with time constant learn), and
+// at least threshold. Windows are counted in twelve buckets, so a span is
+// known to a twelfth of the window. The key's history survives its firing.
+type Baseline struct {
+	Factor float64  `yaml:"factor"`
+	Learn  Duration `yaml:"learn"`
+}
+
+// Novelty fires when a key sees a value of Field it has not seen before,
+// once the key has been known for Learn (values seen while learning are
+// remembered silently). At most 1024 values are remembered per key. A
+// restart relearns: no false alarms, a blind period instead.
+type Novelty struct {
+	Field string   `yaml:"field"`
+	Learn Duration `yaml:"learn"`
 }
 
 // Match holds the conditions an event must meet; empty lists match anything.
@@ -200,15 +240,33 @@ func (r *Rule) validate() Errors {
 	default:
 		bad("source", "must be access, csp or app, got %q", r.Source)
 	}
-	switch r.GroupBy {
-	case "", FieldSourceIP, FieldUserName, FieldNone:
-	default:
-		bad("group_by", "must be %s, %s or %s, got %q", FieldSourceIP, FieldUserName, FieldNone, r.GroupBy)
+	if r.GroupBy != FieldNone && !slices.Contains(valueFields, r.GroupBy) {
+		bad("group_by", "must be %s or one of %s, got %q", FieldNone, strings.Join(valueFields, ", "), r.GroupBy)
 	}
-	switch r.Distinct {
-	case "", FieldURLPath, FieldURLOrig, FieldSourceIP, FieldUserName:
-	default:
-		bad("distinct", "must be %s, %s, %s or %s, got %q", FieldURLPath, FieldURLOrig, FieldSourceIP, FieldUserName, r.Distinct)
+	if r.Distinct != "" && !slices.Contains(valueFields, r.Distinct) {
+		bad("distinct", "must be one of %s, got %q", strings.Join(valueFields, ", "), r.Distinct)
+	}
+	if r.Baseline != nil {
+		if r.Baseline.Factor <= 1 {
+			bad("baseline.factor", "must be > 1, got %g", r.Baseline.Factor)
+		}
+		if r.Baseline.Learn < r.Window {
+			bad("baseline.learn", "must be at least the window (%s), got %s", r.Window.D(), r.Baseline.Learn.D())
+		}
+		if r.Distinct != "" {
+			bad("baseline", "cannot be combined with distinct")
+		}
+	}
+	if r.Novelty != nil {
+		if !slices.Contains(valueFields, r.Novelty.Field) {
+			bad("novelty.field", "must be one of %s, got %q", strings.Join(valueFields, ", "), r.Novelty.Field)
+		}
+		if r.Novelty.Learn < 0 {
+			bad("novelty.learn", "must be >= 0")
+		}
+		if r.Distinct != "" || r.Baseline != nil {
+			bad("novelty", "cannot be combined with distinct or baseline")
+		}
 	}
 	if r.Window <= 0 {
 		bad("window", "must be > 0")
