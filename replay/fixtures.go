@@ -10,11 +10,13 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"time"
 
 	"gopkg.in/yaml.v3"
 
 	"github.com/vigil-soc/vigil/detect"
 	"github.com/vigil-soc/vigil/event"
+	"github.com/vigil-soc/vigil/ingest/appevent"
 )
 
 // FixtureFile is a rules fixture file, <name>.test.yaml beside <name>.yaml:
@@ -22,8 +24,11 @@ import (
 //	tests:
 //	  - name: what the case shows
 //	    log: testdata/scan.log        # a log file relative to the rules directory, or
-//	    lines: |                      # the lines inline
+//	    lines: |                      # the lines inline, or
 //	      203.0.113.7 - - [...] "GET /x HTTP/1.1" 404 ...
+//	    app_events: '[{"kind": "auth.login_failed", ...}]'   # as posted to /events, or
+//	    events: |                     # ECS documents, one per line, as on the bus
+//	      {"@timestamp": "...", "vigil": {"source": "csp", "csp": {...}}, ...}
 //	    expect:                       # exactly these detections, no others
 //	      - {rule: http-404-scan, key: 203.0.113.7, count: 50, allowlisted: false}
 //
@@ -34,9 +39,14 @@ type FixtureFile struct {
 
 // Fixture is one test case of a FixtureFile.
 type Fixture struct {
-	Name   string   `yaml:"name"`
-	Log    string   `yaml:"log"`
-	Lines  string   `yaml:"lines"`
+	Name  string `yaml:"name"`
+	Log   string `yaml:"log"`
+	Lines string `yaml:"lines"`
+	// AppEvents is a JSON array of application events as posted to /events.
+	AppEvents string `yaml:"app_events"`
+	// Events are ECS event documents, one per line, as on the bus (any
+	// source: CSP reports, application events, access log lines).
+	Events string   `yaml:"events"`
 	Expect []Expect `yaml:"expect"`
 }
 
@@ -83,10 +93,29 @@ func RunFixtures(ctx context.Context, fsys fs.FS, dir, display string, rules *de
 				fx.Name = fmt.Sprintf("test %d", i+1)
 			}
 			res := FixtureResult{File: file, Name: fx.Name}
+			var got []event.Alert
+			onAlert := func(a event.Alert) { got = append(got, a) }
+			given := 0
+			for _, s := range []string{fx.Log, fx.Lines, fx.AppEvents, fx.Events} {
+				if s != "" {
+					given++
+				}
+			}
+			if given != 1 {
+				return nil, fmt.Errorf("%s: test %q: give exactly one of log, lines, app_events, events", file, fx.Name)
+			}
+			if fx.AppEvents != "" || fx.Events != "" {
+				evs, err := fixtureEvents(fx)
+				if err != nil {
+					return nil, fmt.Errorf("%s: test %q: %w", file, fx.Name, err)
+				}
+				Events(rules, allow, evs, onAlert)
+				res.Failures = compare(fx.Expect, got)
+				results = append(results, res)
+				continue
+			}
 			var in io.Reader
 			switch {
-			case fx.Log != "" && fx.Lines != "":
-				return nil, fmt.Errorf("%s: test %q: give log or lines, not both", file, fx.Name)
 			case fx.Log != "":
 				data, err := fs.ReadFile(fsys, path.Join(dir, fx.Log))
 				if err != nil {
@@ -96,8 +125,7 @@ func RunFixtures(ctx context.Context, fsys fs.FS, dir, display string, rules *de
 			default:
 				in = strings.NewReader(fx.Lines)
 			}
-			var got []event.Alert
-			if _, err := Run(ctx, Options{Rules: rules, Allow: allow, OnAlert: func(a event.Alert) { got = append(got, a) }},
+			if _, err := Run(ctx, Options{Rules: rules, Allow: allow, OnAlert: onAlert},
 				[]Input{{Name: fx.Name, R: in}}); err != nil {
 				return nil, fmt.Errorf("%s: test %q: %w", file, fx.Name, err)
 			}
@@ -106,6 +134,44 @@ func RunFixtures(ctx context.Context, fsys fs.FS, dir, display string, rules *de
 		}
 	}
 	return results, nil
+}
+
+// fixtureEvents decodes a fixture's app_events or events.
+func fixtureEvents(fx Fixture) ([]event.Event, error) {
+	if fx.AppEvents != "" {
+		evs, _, err := appevent.Parse([]byte(fx.AppEvents), time.Unix(0, 0))
+		if err != nil {
+			return nil, fmt.Errorf("app_events: %w", err)
+		}
+		return evs, nil
+	}
+	var evs []event.Event
+	for i, line := range strings.Split(strings.TrimSpace(fx.Events), "\n") {
+		var ev event.Event
+		if err := ev.UnmarshalJSON([]byte(line)); err != nil {
+			return nil, fmt.Errorf("events line %d: %w", i+1, err)
+		}
+		evs = append(evs, ev)
+	}
+	return evs, nil
+}
+
+// Events runs events, in order, through a fresh engine (replay semantics)
+// and calls onAlert for each detection.
+func Events(rules *detect.RuleSet, allow *detect.Allowlist, evs []event.Event, onAlert func(event.Alert)) {
+	engine := detect.NewEngine(rules, detect.Options{Allow: allow})
+	m := rules.NewMatcher()
+	var obs []detect.Observation
+	var alerts []event.Alert
+	for i := range evs {
+		obs = m.Match(&evs[i], evs[i].Target, obs[:0])
+		for j := range obs {
+			alerts = engine.Observe(&obs[j], alerts[:0])
+			for _, a := range alerts {
+				onAlert(a)
+			}
+		}
+	}
 }
 
 // compare lists every difference between the expected and the actual

@@ -1,0 +1,149 @@
+package csp
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"math"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/vigil-soc/vigil/event"
+)
+
+// Keys of a violation, legacy spelling first. Both formats are read with
+// the same lists: the Reporting API's camelCase names, the legacy
+// hyphenated ones, and the SecurityPolicyViolationEvent names (documentURI,
+// blockedURI, violatedDirective) that page scripts posting their own
+// reports use.
+var (
+	keysDocument   = []string{"document-uri", "documentURL", "documentURI"}
+	keysReferrer   = []string{"referrer"}
+	keysBlocked    = []string{"blocked-uri", "blockedURL", "blockedURI"}
+	keysViolated   = []string{"violated-directive", "violatedDirective"}
+	keysEffective  = []string{"effective-directive", "effectiveDirective"}
+	keysPolicy     = []string{"original-policy", "originalPolicy"}
+	keysDisp       = []string{"disposition"}
+	keysSample     = []string{"script-sample", "sample"}
+	keysSourceFile = []string{"source-file", "sourceFile"}
+	keysLine       = []string{"line-number", "lineNumber"}
+	keysColumn     = []string{"column-number", "columnNumber"}
+	keysStatus     = []string{"status-code", "statusCode"}
+)
+
+// bareMarkers are keys whose presence makes an unwrapped object a report
+// body rather than garbage: any name of the document, blocked URI or
+// directive.
+var bareMarkers = slices.Concat(keysDocument, keysBlocked, keysViolated, keysEffective)
+
+// envelope is what the Reporting API wraps around a violation body; the
+// zero value for report-uri.
+type envelope struct {
+	age       int64  // milliseconds
+	url       string // the report's url: the document, used when the body has none
+	userAgent string
+}
+
+// violation reads the violation fields of o (a csp-report object or a
+// Reporting API body) into an event. raw is the report as received, for
+// the ID.
+func violation(o object, env envelope, format string, raw []byte, meta *Meta) (event.Event, error) {
+	var c event.CSP
+	var err error
+	str := func(dst *string, limit int, keys []string) {
+		if err == nil {
+			*dst, err = o.str(limit, keys...)
+		}
+	}
+	num := func(dst *int, keys []string) {
+		if err == nil {
+			var n int64
+			n, err = o.num(math.MaxInt32, keys...)
+			*dst = int(n)
+		}
+	}
+	var disposition string
+	str(&c.DocumentURI, maxURI, keysDocument)
+	str(&c.BlockedURI, maxURI, keysBlocked)
+	str(&c.ViolatedDirective, maxPolicy, keysViolated)
+	str(&c.EffectiveDirective, maxDirective, keysEffective)
+	str(&c.OriginalPolicy, maxPolicy, keysPolicy)
+	str(&disposition, maxDirective, keysDisp)
+	str(&c.Sample, maxSample, keysSample)
+	str(&c.SourceFile, maxURI, keysSourceFile)
+	num(&c.LineNumber, keysLine)
+	num(&c.ColumnNumber, keysColumn)
+	num(&c.StatusCode, keysStatus)
+	var referrer string
+	str(&referrer, maxURI, keysReferrer)
+	if err != nil {
+		return event.Event{}, err
+	}
+
+	switch d := strings.ToLower(strings.TrimSpace(disposition)); d {
+	case "", "enforce":
+		c.Disposition = "enforce"
+	case "report":
+		c.Disposition = "report"
+	default:
+		k, _, _ := o.lookup(keysDisp...)
+		return event.Event{}, o.bad(k, "want \"enforce\" or \"report\", got "+quote(disposition))
+	}
+	if c.DocumentURI == "" {
+		c.DocumentURI = env.url
+	}
+	if c.EffectiveDirective == "" {
+		// Old Firefox and CSP 1 browsers send only violated-directive,
+		// with the directive's source list after its name.
+		if fields := strings.Fields(c.ViolatedDirective); len(fields) > 0 {
+			c.EffectiveDirective = fields[0]
+		}
+	}
+	c.EffectiveDirective = truncate(strings.ToLower(strings.TrimSpace(c.EffectiveDirective)), maxDirective)
+	c.BlockedOrigin = BlockedOrigin(c.BlockedURI, c.DocumentURI)
+	c.Format = format
+	c.AgeMillis = env.age
+
+	ev := event.Event{
+		ID:        reportID(meta, raw),
+		Time:      meta.Received.Add(-time.Duration(env.age) * time.Millisecond),
+		Source:    event.SourceCSP,
+		Dataset:   Dataset,
+		Action:    Action,
+		Outcome:   "unknown",
+		SourceIP:  meta.ClientIP.Unmap(),
+		Target:    c.DocumentURI,
+		BodyBytes: -1,
+		Referrer:  referrer,
+		UserAgent: env.userAgent,
+	}
+	if c.Disposition == "enforce" {
+		ev.Outcome = "failure"
+	}
+	if ev.UserAgent == "" {
+		ev.UserAgent = truncate(meta.UserAgent, maxUserAgent)
+	}
+	if u, perr := url.Parse(c.DocumentURI); perr == nil {
+		ev.Path = u.EscapedPath()
+		ev.Query = u.RawQuery
+	}
+	ev.CSP = &c
+	return ev, nil
+}
+
+// reportID is the content hash that makes a replayed report the same
+// event: sha256 over client IP, received Unix second and the report's raw
+// JSON, in hex.
+func reportID(meta *Meta, raw []byte) string {
+	h := sha256.New()
+	var buf [64]byte
+	b := meta.ClientIP.Unmap().AppendTo(buf[:0])
+	b = append(b, 0)
+	b = strconv.AppendInt(b, meta.Received.Unix(), 10)
+	b = append(b, 0)
+	h.Write(b)
+	h.Write(raw)
+	return hex.EncodeToString(h.Sum(buf[:0]))
+}

@@ -1,0 +1,301 @@
+package httpapi
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"io"
+	"mime"
+	"net"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/vigil-soc/vigil/event"
+	"github.com/vigil-soc/vigil/ingest/appevent"
+	"github.com/vigil-soc/vigil/ingest/csp"
+)
+
+// Handler returns the endpoints:
+//
+//	POST /csp-report  application/csp-report (or application/json): legacy report-uri
+//	POST /reports     application/reports+json: Reporting API (CORS preflight answered)
+//	POST /events      application/json: application events; bearer token or HMAC signature
+//
+// Success is 204; refusals are 400/401/405/413/415/429 with a JSON body
+// {"error": ..., "field": ...}; 503 when the bus cannot take the events.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/csp-report", s.endpoint("csp-report", s.cspReport))
+	mux.HandleFunc("/reports", s.endpoint("reports", s.cspReport))
+	mux.HandleFunc("/events", s.endpoint("events", s.events))
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		s.m.Requests.WithLabelValues("other", "404").Inc()
+		writeError(w, http.StatusNotFound, "", "no such endpoint: POST /csp-report, /reports or /events")
+	})
+	return mux
+}
+
+// endpoint wraps a handler with what every endpoint does: method checks,
+// CORS, the client IP, the rate limit, the body limit and the metrics.
+func (s *Server) endpoint(name string, h func(w http.ResponseWriter, r *http.Request, client netip.Addr, body []byte) (int, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		code := s.serve(name, w, r, h)
+		s.m.Requests.WithLabelValues(name, strconv.Itoa(code)).Inc()
+	}
+}
+
+func (s *Server) serve(name string, w http.ResponseWriter, r *http.Request, h func(http.ResponseWriter, *http.Request, netip.Addr, []byte) (int, error)) int {
+	cors := name != "events"
+	if cors {
+		s.corsHeaders(w, r)
+	}
+	switch r.Method {
+	case http.MethodOptions:
+		if !cors {
+			w.Header().Set("Allow", "POST")
+			return writeError(w, http.StatusMethodNotAllowed, "", "use POST")
+		}
+		w.Header().Set("Access-Control-Allow-Methods", "POST, OPTIONS")
+		w.Header().Set("Access-Control-Allow-Headers", "Content-Type")
+		w.Header().Set("Access-Control-Max-Age", "86400")
+		w.WriteHeader(http.StatusNoContent)
+		return http.StatusNoContent
+	case http.MethodPost:
+	default:
+		w.Header().Set("Allow", "POST, OPTIONS")
+		return writeError(w, http.StatusMethodNotAllowed, "", "use POST")
+	}
+	client := s.clientIP(r)
+	if !s.limiter.allow(client, s.now()) {
+		s.m.RateLimited.WithLabelValues(name).Inc()
+		w.Header().Set("Retry-After", "1")
+		return writeError(w, http.StatusTooManyRequests, "", "rate limit exceeded for "+client.String())
+	}
+	if r.ContentLength > s.cfg.BodyLimit {
+		return writeError(w, http.StatusRequestEntityTooLarge, "", "body larger than "+strconv.FormatInt(s.cfg.BodyLimit, 10)+" bytes")
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.BodyLimit))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return writeError(w, http.StatusRequestEntityTooLarge, "", "body larger than "+strconv.FormatInt(s.cfg.BodyLimit, 10)+" bytes")
+		}
+		return writeError(w, http.StatusBadRequest, "", "reading body: "+err.Error())
+	}
+	code, err := h(w, r, client, body)
+	if err != nil {
+		var ce *csp.Error
+		var ae *appevent.Error
+		switch {
+		case errors.As(err, &ce):
+			return writeError(w, ce.Status, ce.Field, ce.Msg)
+		case errors.As(err, &ae):
+			return writeError(w, ae.Status, ae.Field, ae.Msg)
+		case code != 0:
+			return writeError(w, code, "", err.Error())
+		}
+		s.log.Warn("publishing events failed", "endpoint", name, "err", err)
+		return writeError(w, http.StatusServiceUnavailable, "", "events could not be stored, retry later")
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return http.StatusNoContent
+}
+
+// cspReport handles both report formats, dispatching on the content type.
+func (s *Server) cspReport(w http.ResponseWriter, r *http.Request, client netip.Addr, body []byte) (int, error) {
+	res, err := csp.Parse(r.Header.Get("Content-Type"), body, csp.Meta{ClientIP: client, UserAgent: r.UserAgent(), Received: s.now()}, &s.cfg.CSPFilter)
+	if err != nil {
+		reason := "malformed"
+		var ce *csp.Error
+		if errors.As(err, &ce) && ce.Status == http.StatusUnsupportedMediaType {
+			reason = "content-type"
+		}
+		s.m.Skipped.WithLabelValues(event.SourceCSP, reason).Inc()
+		return 0, err
+	}
+	for reason, n := range res.Filtered {
+		s.m.Skipped.WithLabelValues(event.SourceCSP, reason).Add(float64(n))
+	}
+	for typ, n := range res.Other {
+		s.m.OtherReports.WithLabelValues(boundedLabel(typ)).Add(float64(n))
+	}
+	if len(res.Events) == 0 {
+		return 0, nil
+	}
+	for i := range res.Events {
+		s.m.Events.WithLabelValues(event.SourceCSP, res.Events[i].CSP.Format).Inc()
+	}
+	return 0, s.publish(r.Context(), event.SourceCSP, res.Events)
+}
+
+// events handles application security events.
+func (s *Server) events(w http.ResponseWriter, r *http.Request, client netip.Addr, body []byte) (int, error) {
+	if code, err := s.authenticate(r, body); err != nil {
+		s.m.Unauthorized.Inc()
+		if code == http.StatusUnauthorized {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="vigil-events"`)
+		}
+		return code, err
+	}
+	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/json" {
+		return http.StatusUnsupportedMediaType, errors.New("Content-Type must be application/json")
+	}
+	evs, st, err := appevent.Parse(body, s.now())
+	if err != nil {
+		s.m.Skipped.WithLabelValues(event.SourceApp, "malformed").Inc()
+		return 0, err
+	}
+	if st.Unknown > 0 {
+		s.m.UnknownKinds.Add(float64(st.Unknown))
+	}
+	for i := range evs {
+		s.m.Events.WithLabelValues(event.SourceApp, evs[i].Action).Inc()
+	}
+	return 0, s.publish(r.Context(), event.SourceApp, evs)
+}
+
+// publish stores events, answering only once JetStream has them, so a 204
+// means nothing accepted can be lost.
+func (s *Server) publish(ctx context.Context, source string, evs []event.Event) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	return s.pub.Publish(ctx, source, evs)
+}
+
+// authenticate checks the bearer token or the HMAC signature.
+func (s *Server) authenticate(r *http.Request, body []byte) (int, error) {
+	if sig := r.Header.Get("X-Vigil-Signature"); sig != "" && len(s.cfg.EventsHMACSecret) > 0 {
+		return s.checkSignature(sig, body)
+	}
+	auth := r.Header.Get("Authorization")
+	token, ok := strings.CutPrefix(auth, "Bearer ")
+	if !ok || token == "" {
+		return http.StatusUnauthorized, errors.New("missing credentials: send Authorization: Bearer <token> or X-Vigil-Signature")
+	}
+	for _, want := range s.cfg.EventsTokens {
+		if subtle.ConstantTimeCompare([]byte(token), want) == 1 {
+			return 0, nil
+		}
+	}
+	return http.StatusUnauthorized, errors.New("invalid token")
+}
+
+// checkSignature verifies t=<unix>,v1=<hex>: fresh, correct, not replayed.
+func (s *Server) checkSignature(header string, body []byte) (int, error) {
+	var ts, v1 string
+	for _, part := range strings.Split(header, ",") {
+		k, v, _ := strings.Cut(strings.TrimSpace(part), "=")
+		switch k {
+		case "t":
+			ts = v
+		case "v1":
+			v1 = v
+		}
+	}
+	unix, err := strconv.ParseInt(ts, 10, 64)
+	if err != nil || v1 == "" {
+		return http.StatusUnauthorized, errors.New("X-Vigil-Signature must be t=<unix seconds>,v1=<hex HMAC-SHA256>")
+	}
+	now := s.now()
+	if d := now.Sub(time.Unix(unix, 0)); d > s.cfg.MaxSkew || d < -s.cfg.MaxSkew {
+		return http.StatusUnauthorized, errors.New("stale signature timestamp (check the clocks)")
+	}
+	got, err := hex.DecodeString(v1)
+	if err != nil {
+		return http.StatusUnauthorized, errors.New("signature is not hex")
+	}
+	mac := hmac.New(sha256.New, s.cfg.EventsHMACSecret)
+	mac.Write([]byte(ts))
+	mac.Write([]byte{'.'})
+	mac.Write(body)
+	if !hmac.Equal(got, mac.Sum(nil)) {
+		return http.StatusUnauthorized, errors.New("invalid signature")
+	}
+	if !s.replay.firstSeen(v1, now) {
+		return http.StatusUnauthorized, errors.New("replayed signature")
+	}
+	return 0, nil
+}
+
+// clientIP is the peer address, or for a trusted proxy the right-most
+// address of X-Forwarded-For that is not itself a trusted proxy.
+func (s *Server) clientIP(r *http.Request) netip.Addr {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	peer, err := netip.ParseAddr(host)
+	if err != nil {
+		return netip.Addr{}
+	}
+	peer = peer.Unmap().WithZone("")
+	if !s.trusted(peer) {
+		return peer
+	}
+	hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
+	for i := len(hops) - 1; i >= 0; i-- {
+		ip, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
+		if err != nil {
+			break
+		}
+		ip = ip.Unmap().WithZone("")
+		if !s.trusted(ip) {
+			return ip
+		}
+	}
+	return peer
+}
+
+func (s *Server) trusted(ip netip.Addr) bool {
+	for _, p := range s.cfg.TrustedProxies {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *Server) corsHeaders(w http.ResponseWriter, r *http.Request) {
+	origin := r.Header.Get("Origin")
+	for _, o := range s.cfg.CORSOrigins {
+		if o == "*" {
+			w.Header().Set("Access-Control-Allow-Origin", "*")
+			return
+		}
+		if origin != "" && strings.EqualFold(o, origin) {
+			w.Header().Set("Access-Control-Allow-Origin", origin)
+			w.Header().Add("Vary", "Origin")
+			return
+		}
+	}
+}
+
+// writeError writes {"error": msg, "field": field} with code.
+func writeError(w http.ResponseWriter, code int, field, msg string) int {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(code)
+	body := map[string]string{"error": msg}
+	if field != "" {
+		body["field"] = field
+	}
+	_ = json.NewEncoder(w).Encode(body)
+	return code
+}
+
+// boundedLabel keeps a client-chosen report type from minting metric series.
+func boundedLabel(typ string) string {
+	switch typ {
+	case "deprecation", "intervention", "crash", "coep", "coop", "document-policy-violation",
+		"permissions-policy-violation", "network-error", "csp-hash":
+		return typ
+	}
+	return "other"
+}

@@ -1,0 +1,103 @@
+package httpapi
+
+import (
+	"context"
+	"net/netip"
+	"sync"
+	"time"
+)
+
+// limiter is a token bucket per client IP. Idle buckets are swept; the map
+// is capped, and past the cap new clients share one overflow bucket, so a
+// spoofing flood cannot grow memory without bound.
+type limiter struct {
+	rate  float64
+	burst float64
+
+	mu       sync.Mutex
+	buckets  map[netip.Addr]*bucket
+	overflow bucket
+}
+
+type bucket struct {
+	tokens float64
+	last   time.Time
+}
+
+const maxBuckets = 100_000
+
+func newLimiter(rate float64, burst int) *limiter {
+	return &limiter{rate: rate, burst: float64(burst), buckets: map[netip.Addr]*bucket{}}
+}
+
+// allow takes a token for ip, reporting whether one was there.
+func (l *limiter) allow(ip netip.Addr, now time.Time) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	b := l.buckets[ip]
+	if b == nil {
+		if len(l.buckets) >= maxBuckets {
+			b = &l.overflow
+		} else {
+			b = &bucket{tokens: l.burst, last: now}
+			l.buckets[ip] = b
+		}
+	}
+	b.tokens = min(l.burst, b.tokens+now.Sub(b.last).Seconds()*l.rate)
+	b.last = now
+	if b.tokens < 1 {
+		return false
+	}
+	b.tokens--
+	return true
+}
+
+// sweepEvery drops buckets that have refilled (idle clients) until ctx is done.
+func (l *limiter) sweepEvery(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			l.mu.Lock()
+			for ip, b := range l.buckets {
+				if b.tokens+now.Sub(b.last).Seconds()*l.rate >= l.burst {
+					delete(l.buckets, ip)
+				}
+			}
+			l.mu.Unlock()
+		}
+	}
+}
+
+// replayCache remembers signatures for a while, so a captured signed request
+// cannot be sent again.
+type replayCache struct {
+	ttl  time.Duration
+	mu   sync.Mutex
+	seen map[string]time.Time
+}
+
+func newReplayCache(ttl time.Duration) *replayCache {
+	return &replayCache{ttl: ttl, seen: map[string]time.Time{}}
+}
+
+// firstSeen records sig and reports whether it was new.
+func (c *replayCache) firstSeen(sig string, now time.Time) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.seen) >= maxBuckets {
+		for k, t := range c.seen {
+			if now.Sub(t) > c.ttl {
+				delete(c.seen, k)
+			}
+		}
+	}
+	if t, ok := c.seen[sig]; ok && now.Sub(t) <= c.ttl {
+		return false
+	}
+	c.seen[sig] = now
+	return true
+}

@@ -1,0 +1,42 @@
+package httpapi
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/vigil-soc/vigil/ingest"
+)
+
+// Metrics are the listener's metrics; events and skips use the collectors'
+// shared ingest metrics so every source counts the same way.
+type Metrics struct {
+	*ingest.Metrics
+	Requests     *prometheus.CounterVec
+	RateLimited  *prometheus.CounterVec
+	Unauthorized prometheus.Counter
+	OtherReports *prometheus.CounterVec
+	UnknownKinds prometheus.Counter
+}
+
+// NewMetrics registers the listener metrics on reg.
+func NewMetrics(reg prometheus.Registerer, shared *ingest.Metrics) *Metrics {
+	m := &Metrics{
+		Metrics: shared,
+		Requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "vigil_http_requests_total", Help: "Requests to the public listener, by endpoint and status code.",
+		}, []string{"endpoint", "code"}),
+		RateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "vigil_http_rate_limited_total", Help: "Requests refused by the per-client rate limit, by endpoint.",
+		}, []string{"endpoint"}),
+		Unauthorized: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "vigil_http_events_unauthorized_total", Help: "Requests to /events refused for missing, wrong, stale or replayed credentials.",
+		}),
+		OtherReports: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "vigil_ingest_reports_other_total", Help: "Reporting API reports of types other than csp-violation, counted and not kept.",
+		}, []string{"type"}),
+		UnknownKinds: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "vigil_ingest_app_unknown_kinds_total", Help: "Application events of a kind Vigil does not know, kept as action unknown.",
+		}),
+	}
+	reg.MustRegister(m.Requests, m.RateLimited, m.Unauthorized, m.OtherReports, m.UnknownKinds)
+	return m
+}

@@ -1,0 +1,197 @@
+// Package httpapi is Vigil's public listener: browsers post CSP violation
+// reports to it (legacy report-uri and the Reporting API, with the CORS
+// preflight a cross-origin endpoint needs) and the web application posts its
+// security events. It is hardened for the open internet: small body limits,
+// per-client rate limits, timeouts against slow clients, JSON errors.
+package httpapi
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/vigil-soc/vigil/ingest"
+	"github.com/vigil-soc/vigil/ingest/csp"
+)
+
+// Config configures the listener. Zero values take the defaults.
+type Config struct {
+	// Listen is the plain-HTTP address; "" = none. Default (set by the
+	// caller's config) 127.0.0.1:8080.
+	Listen string
+	// ListenTLS is the HTTPS address (HTTP/2 enabled); needs TLSCert and
+	// TLSKey. Browsers send Reporting API reports only to HTTPS endpoints.
+	ListenTLS string
+	// TLSCert and TLSKey are PEM files.
+	TLSCert, TLSKey string
+	// BodyLimit caps a request body; larger → 413. Default 64 KiB.
+	BodyLimit int64
+	// RatePerSecond and Burst limit requests per client IP; past them →
+	// 429. Defaults 20/s and 60.
+	RatePerSecond float64
+	Burst         int
+	// TrustedProxies are the networks whose X-Forwarded-For is believed.
+	TrustedProxies []netip.Prefix
+	// EventsTokens are the bearer tokens accepted on /events.
+	EventsTokens [][]byte
+	// EventsHMACSecret, when set, also accepts /events requests signed with
+	// X-Vigil-Signature: t=<unix>,v1=<hex HMAC-SHA256(secret, "<t>."+body)>.
+	EventsHMACSecret []byte
+	// MaxSkew is how old (or early) a signature timestamp may be. Default 5m.
+	MaxSkew time.Duration
+	// CORSOrigins may post reports cross-origin; default any ("*").
+	CORSOrigins []string
+	// CSPFilter drops extension and browser noise.
+	CSPFilter csp.Filter
+	// Logger logs refusals at debug level and failures at warn.
+	Logger *slog.Logger
+}
+
+func (c *Config) defaults() {
+	if c.BodyLimit <= 0 {
+		c.BodyLimit = 64 << 10
+	}
+	if c.RatePerSecond <= 0 {
+		c.RatePerSecond = 20
+	}
+	if c.Burst <= 0 {
+		c.Burst = 60
+	}
+	if c.MaxSkew <= 0 {
+		c.MaxSkew = 5 * time.Minute
+	}
+	if len(c.CORSOrigins) == 0 {
+		c.CORSOrigins = []string{"*"}
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// Server serves the public endpoints.
+type Server struct {
+	cfg     Config
+	pub     *ingest.Publisher
+	m       *Metrics
+	limiter *limiter
+	replay  *replayCache
+	log     *slog.Logger
+	now     func() time.Time
+
+	mu    sync.Mutex
+	addrs map[string]net.Addr
+	ready chan struct{}
+}
+
+// New checks cfg (it loads the TLS key pair) and returns a server.
+func New(cfg Config, pub *ingest.Publisher, m *Metrics) (*Server, error) {
+	cfg.defaults()
+	if cfg.Listen == "" && cfg.ListenTLS == "" {
+		return nil, errors.New("listen: neither listen nor listen_tls is set")
+	}
+	if cfg.ListenTLS != "" && (cfg.TLSCert == "" || cfg.TLSKey == "") {
+		return nil, errors.New("listen_tls: needs tls_cert and tls_key")
+	}
+	if cfg.TLSCert != "" {
+		if _, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey); err != nil {
+			return nil, fmt.Errorf("tls_cert/tls_key: %w", err)
+		}
+	}
+	return &Server{
+		cfg: cfg, pub: pub, m: m, log: cfg.Logger, now: time.Now,
+		limiter: newLimiter(cfg.RatePerSecond, cfg.Burst),
+		replay:  newReplayCache(2 * cfg.MaxSkew),
+		addrs:   map[string]net.Addr{},
+		ready:   make(chan struct{}),
+	}, nil
+}
+
+// Ready is closed once every listener is bound.
+func (s *Server) Ready() <-chan struct{} { return s.ready }
+
+// Addr returns the bound address of "http" or "https", after Ready.
+func (s *Server) Addr(scheme string) net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.addrs[scheme]
+}
+
+// Run serves until ctx is done, then shuts down gracefully (in-flight
+// requests get 5 s to finish).
+func (s *Server) Run(ctx context.Context) error {
+	type listener struct {
+		scheme string
+		ln     net.Listener
+	}
+	var lns []listener
+	if s.cfg.Listen != "" {
+		ln, err := net.Listen("tcp", s.cfg.Listen)
+		if err != nil {
+			return fmt.Errorf("listen: %w", err)
+		}
+		lns = append(lns, listener{"http", ln})
+	}
+	if s.cfg.ListenTLS != "" {
+		ln, err := net.Listen("tcp", s.cfg.ListenTLS)
+		if err != nil {
+			for _, l := range lns {
+				l.ln.Close()
+			}
+			return fmt.Errorf("listen_tls: %w", err)
+		}
+		lns = append(lns, listener{"https", ln})
+	}
+	s.mu.Lock()
+	for _, l := range lns {
+		s.addrs[l.scheme] = l.ln.Addr()
+	}
+	s.mu.Unlock()
+	close(s.ready)
+
+	var wg sync.WaitGroup
+	errs := make(chan error, len(lns))
+	var servers []*http.Server
+	for _, l := range lns {
+		srv := &http.Server{
+			Handler:           s.Handler(),
+			ReadHeaderTimeout: 5 * time.Second,
+			ReadTimeout:       10 * time.Second,
+			WriteTimeout:      15 * time.Second,
+			IdleTimeout:       60 * time.Second,
+			MaxHeaderBytes:    16 << 10,
+			ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+		}
+		servers = append(servers, srv)
+		wg.Go(func() {
+			var err error
+			if l.scheme == "https" {
+				err = srv.ServeTLS(l.ln, s.cfg.TLSCert, s.cfg.TLSKey)
+			} else {
+				err = srv.Serve(l.ln)
+			}
+			if err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errs <- fmt.Errorf("%s listener: %w", l.scheme, err)
+			}
+		})
+	}
+	go s.limiter.sweepEvery(ctx, time.Minute)
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-errs:
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for _, srv := range servers {
+		_ = srv.Shutdown(sctx)
+	}
+	wg.Wait()
+	return err
+}

@@ -1,0 +1,281 @@
+package httpapi
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/goleak"
+
+	"github.com/vigil-soc/vigil/bus"
+	"github.com/vigil-soc/vigil/event"
+	"github.com/vigil-soc/vigil/ingest"
+	"github.com/vigil-soc/vigil/ingest/csp"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// harness is the listener on a free port with a real embedded JetStream.
+type harness struct {
+	t   *testing.T
+	url string
+	js  jetstream.JetStream
+	srv *Server
+}
+
+const token = "s3cret-token"
+
+var secret = []byte("hmac-secret")
+
+func start(t *testing.T, mutate func(*Config)) *harness {
+	t.Helper()
+	emb, err := bus.StartEmbedded(bus.EmbeddedConfig{StoreDir: t.TempDir()}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(emb.Shutdown)
+	nc, err := emb.Connect("test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, _ := jetstream.New(nc)
+	ctx, cancel := context.WithCancel(context.Background())
+	if err := bus.EnsureStreams(ctx, js, bus.StreamsConfig{}); err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	shared := ingest.NewMetrics(reg)
+	pub := ingest.NewPublisher(js, 4, shared, slog.New(slog.DiscardHandler))
+	cfg := Config{
+		Listen: "127.0.0.1:0", EventsTokens: [][]byte{[]byte(token)}, EventsHMACSecret: secret,
+		TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}, CSPFilter: csp.DefaultFilter(),
+	}
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	srv, err := New(cfg, pub, NewMetrics(reg, shared))
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{}, 2)
+	go func() { _ = pub.Run(ctx); done <- struct{}{} }()
+	go func() { _ = srv.Run(ctx); done <- struct{}{} }()
+	t.Cleanup(func() { cancel(); <-done; <-done })
+	<-srv.Ready()
+	return &harness{t: t, url: "http://" + srv.Addr("http").String(), js: js, srv: srv}
+}
+
+func (h *harness) post(path, contentType string, body []byte, headers ...string) (int, map[string]string, http.Header) {
+	h.t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, h.url+path, bytes.NewReader(body))
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	var out map[string]string
+	_ = json.Unmarshal(data, &out)
+	return resp.StatusCode, out, resp.Header
+}
+
+// events reads every event stored so far.
+func (h *harness) events() []event.Event {
+	h.t.Helper()
+	ctx := context.Background()
+	s, err := h.js.Stream(ctx, bus.StreamEvents)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	info, _ := s.Info(ctx)
+	if info.State.Msgs == 0 {
+		return nil
+	}
+	c, _ := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{})
+	var out []event.Event
+	for range info.State.Msgs {
+		m, err := c.Next(jetstream.FetchMaxWait(5 * time.Second))
+		if err != nil {
+			h.t.Fatal(err)
+		}
+		bus.DecodeBatch(m.Data(), func(ev *event.Event) {
+			e := *ev
+			if ev.CSP != nil {
+				c := *ev.CSP
+				e.CSP = &c
+			}
+			out = append(out, e)
+		})
+	}
+	return out
+}
+
+const legacyReport = `{"csp-report":{"document-uri":"http://127.0.0.1:8080/page/uri-only","referrer":"","violated-directive":"script-src-elem","effective-directive":"script-src-elem","original-policy":"default-src 'self'; report-uri /csp-report","disposition":"enforce","blocked-uri":"inline","line-number":5,"column-number":9,"source-file":"http://127.0.0.1:8080/page/uri-only","status-code":200,"script-sample":""}}`
+
+const reportingAPI = `[{"age":1500,"body":{"blockedURL":"https://evil.example/x.js","disposition":"enforce","documentURL":"https://shop.example/cart","effectiveDirective":"script-src-elem","originalPolicy":"script-src 'self'; report-to csp","referrer":"","sample":"","statusCode":200},"type":"csp-violation","url":"https://shop.example/cart","user_agent":"HeadlessChrome/156"},{"age":0,"body":{"id":"x"},"type":"deprecation","url":"https://shop.example/","user_agent":"HeadlessChrome/156"}]`
+
+func TestCSPReports(t *testing.T) {
+	h := start(t, nil)
+	if code, body, _ := h.post("/csp-report", "application/csp-report", []byte(legacyReport)); code != 204 {
+		t.Fatalf("legacy: %d %v", code, body)
+	}
+	code, body, hdr := h.post("/reports", "application/reports+json", []byte(reportingAPI), "Origin", "https://shop.example")
+	if code != 204 || hdr.Get("Access-Control-Allow-Origin") != "*" {
+		t.Fatalf("reporting API: %d %v %v", code, body, hdr)
+	}
+	evs := h.events()
+	if len(evs) != 2 {
+		t.Fatalf("%d events stored, want 2", len(evs))
+	}
+	if evs[0].CSP.BlockedURI != "inline" || evs[0].CSP.Format != "report-uri" || evs[0].SourceIP.String() != "127.0.0.1" {
+		t.Errorf("legacy event %+v %+v", evs[0], evs[0].CSP)
+	}
+	if evs[1].CSP.BlockedOrigin != "https://evil.example" || evs[1].CSP.Format != "reporting-api" || evs[1].CSP.AgeMillis != 1500 {
+		t.Errorf("reporting API event %+v", evs[1].CSP)
+	}
+}
+
+func TestPreflight(t *testing.T) {
+	h := start(t, nil)
+	req, _ := http.NewRequest(http.MethodOptions, h.url+"/reports", nil)
+	req.Header.Set("Origin", "https://shop.example")
+	req.Header.Set("Access-Control-Request-Method", "POST")
+	req.Header.Set("Access-Control-Request-Headers", "content-type")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 204 || resp.Header.Get("Access-Control-Allow-Origin") != "*" ||
+		!strings.Contains(resp.Header.Get("Access-Control-Allow-Methods"), "POST") ||
+		!strings.EqualFold(resp.Header.Get("Access-Control-Allow-Headers"), "Content-Type") {
+		t.Fatalf("preflight: %d %v", resp.StatusCode, resp.Header)
+	}
+}
+
+func TestRefusals(t *testing.T) {
+	h := start(t, func(c *Config) { c.RatePerSecond, c.Burst = 1, 30 })
+	cases := []struct {
+		name, path, ct string
+		body           []byte
+		code           int
+		field          string
+	}{
+		{"wrong content type", "/csp-report", "text/plain", []byte(legacyReport), 415, ""},
+		{"malformed JSON", "/csp-report", "application/csp-report", []byte(`{"csp-report":`), 400, ""},
+		{"oversized", "/reports", "application/reports+json", bytes.Repeat([]byte("x"), 70<<10), 413, ""},
+		{"events without token", "/events", "application/json", []byte(`{"kind":"a.b"}`), 401, ""},
+	}
+	for _, tc := range cases {
+		code, body, _ := h.post(tc.path, tc.ct, tc.body)
+		if code != tc.code || body["error"] == "" {
+			t.Errorf("%s: %d %v, want %d with a JSON error", tc.name, code, body, tc.code)
+		}
+	}
+	code, body, _ := h.post("/events", "application/json", []byte(`[{"kind":"a.b"},{"kind":"a.b","client_ip":"nope"}]`), "Authorization", "Bearer "+token)
+	if code != 400 || body["field"] != "[1].client_ip" {
+		t.Errorf("bad event: %d %v, want 400 naming [1].client_ip", code, body)
+	}
+	if len(h.events()) != 0 {
+		t.Errorf("refused requests stored events")
+	}
+	resp, _ := http.Get(h.url + "/events")
+	resp.Body.Close()
+	if resp.StatusCode != 405 {
+		t.Errorf("GET: %d", resp.StatusCode)
+	}
+	// Exhaust the rate limit: 30 burst, 1/s.
+	limited := 0
+	for range 40 {
+		if code, _, _ := h.post("/csp-report", "application/csp-report", []byte(legacyReport), "X-Forwarded-For", "198.51.100.77"); code == 429 {
+			limited++
+		}
+	}
+	if limited == 0 {
+		t.Errorf("no 429 after 40 quick requests")
+	}
+	// Another client is not slowed by the first.
+	if code, _, _ := h.post("/csp-report", "application/csp-report", []byte(legacyReport), "X-Forwarded-For", "198.51.100.78"); code != 204 {
+		t.Errorf("another client got %d", code)
+	}
+}
+
+func sign(ts int64, body []byte) string {
+	mac := hmac.New(sha256.New, secret)
+	fmt.Fprintf(mac, "%d.", ts)
+	mac.Write(body)
+	return "t=" + strconv.FormatInt(ts, 10) + ",v1=" + hex.EncodeToString(mac.Sum(nil))
+}
+
+func TestEventsAuth(t *testing.T) {
+	h := start(t, nil)
+	body := []byte(`{"kind":"auth.login_failed","client_ip":"203.0.113.7","user":{"name":"alice"},"path":"/api/token/"}`)
+	cases := []struct {
+		name    string
+		headers []string
+		code    int
+	}{
+		{"wrong token", []string{"Authorization", "Bearer nope"}, 401},
+		{"good token", []string{"Authorization", "Bearer " + token}, 204},
+		{"good signature", []string{"X-Vigil-Signature", sign(time.Now().Unix(), body)}, 204},
+		{"stale signature", []string{"X-Vigil-Signature", sign(time.Now().Add(-10*time.Minute).Unix(), body)}, 401},
+		{"forged signature", []string{"X-Vigil-Signature", sign(time.Now().Unix(), []byte("other"))}, 401},
+	}
+	for _, tc := range cases {
+		if code, resp, _ := h.post("/events", "application/json", body, tc.headers...); code != tc.code {
+			t.Errorf("%s: %d %v, want %d", tc.name, code, resp, tc.code)
+		}
+	}
+	replayed := sign(time.Now().Unix()+1, body)
+	h.post("/events", "application/json", body, "X-Vigil-Signature", replayed)
+	if code, _, _ := h.post("/events", "application/json", body, "X-Vigil-Signature", replayed); code != 401 {
+		t.Errorf("replayed signature: %d, want 401", code)
+	}
+	evs := h.events()
+	if len(evs) != 3 || evs[0].Action != "login-failed" || evs[0].UserName != "alice" || evs[0].SourceIP.String() != "203.0.113.7" {
+		t.Fatalf("stored %d events: %+v", len(evs), evs)
+	}
+}
+
+func TestClientIP(t *testing.T) {
+	s := &Server{cfg: Config{TrustedProxies: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}}}
+	cases := []struct{ peer, xff, want string }{
+		{"203.0.113.1:5000", "198.51.100.1", "203.0.113.1"},                  // untrusted peer: XFF ignored
+		{"10.0.0.5:5000", "198.51.100.1", "198.51.100.1"},                    // trusted proxy
+		{"10.0.0.5:5000", "6.6.6.6, 198.51.100.1, 10.0.0.9", "198.51.100.1"}, // spoofed left part ignored
+		{"[::ffff:10.0.0.5]:5000", "2001:db8::1", "2001:db8::1"},             // mapped peer
+		{"10.0.0.5:5000", "", "10.0.0.5"},                                    // no header
+		{"10.0.0.5:5000", "garbage, 198.51.100.2", "198.51.100.2"},           // right-most valid
+	}
+	for _, tc := range cases {
+		r, _ := http.NewRequest("POST", "/", nil)
+		r.RemoteAddr = tc.peer
+		if tc.xff != "" {
+			r.Header.Set("X-Forwarded-For", tc.xff)
+		}
+		if got := s.clientIP(r).String(); got != tc.want {
+			t.Errorf("peer %s xff %q: %s, want %s", tc.peer, tc.xff, got, tc.want)
+		}
+	}
+}
