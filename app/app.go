@@ -22,6 +22,7 @@ import (
 	"github.com/vigil-soc/vigil/detect"
 	"github.com/vigil-soc/vigil/ingest"
 	"github.com/vigil-soc/vigil/ingest/accesslog"
+	"github.com/vigil-soc/vigil/ingest/httpapi"
 	"github.com/vigil-soc/vigil/ingest/tail"
 	"github.com/vigil-soc/vigil/respond"
 	"github.com/vigil-soc/vigil/rules"
@@ -41,6 +42,10 @@ type App struct {
 	redis     *redis.Client
 	embedded  atomic.Pointer[bus.Embedded]
 	detector  atomic.Pointer[detector]
+	// ingestMetrics are shared by every collector.
+	ingestMetrics *ingest.Metrics
+	public        atomic.Pointer[httpapi.Server]
+	syslog        atomic.Pointer[ingest.SyslogCollector]
 }
 
 // detectedEvents is how many events the detector has read, for tests.
@@ -143,6 +148,7 @@ func (a *App) Run(ctx context.Context) error {
 	a.reg.MustRegister(detect.NewCollector(engine))
 
 	var g group
+	a.ingestMetrics = ingest.NewMetrics(a.reg)
 	if len(a.cfg.AccessLogs) > 0 {
 		format, _ := accesslog.ParseFormat(orAuto(a.cfg.AccessLogFormat))
 		col, err := ingest.NewFileCollector(ingest.FileConfig{
@@ -153,7 +159,7 @@ func (a *App) Run(ctx context.Context) error {
 			},
 			Format:     format,
 			Partitions: a.cfg.Partitions,
-		}, js, ingest.NewMetrics(a.reg), a.log.With("role", "ingest"))
+		}, js, a.ingestMetrics, a.log.With("role", "ingest"))
 		if err != nil {
 			return err
 		}
@@ -161,11 +167,14 @@ func (a *App) Run(ctx context.Context) error {
 		g.add("ingest", col.Run)
 		a.log.Info("following access logs", "globs", a.cfg.AccessLogs)
 	} else {
-		a.log.Warn("no access logs configured (--access-log); only the bus, detector and responder run")
+		a.log.Info("no access log files configured (--access-log)")
 	}
 	det := newDetector(js, engine, a.cfg.Lateness, a.reg, a.log.With("role", "detect"))
 	a.detector.Store(det)
 	g.add("detect", det.run)
+	if err := a.addCollectors(&g, js); err != nil {
+		return err
+	}
 	g.add("respond", (&responder{js: js, r: resp, log: a.log.With("role", "respond")}).run)
 	g.add("bans-gauge", func(ctx context.Context) error { return refreshBans(ctx, resp, a.log) })
 	g.add("admin", a.serveAdmin)

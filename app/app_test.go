@@ -40,6 +40,8 @@ func newHarness(t *testing.T, rs *redistest.Server, dataDir string) *harness {
 	cfg.RedisPrefix = rs.Prefix
 	cfg.DataDir = dataDir
 	cfg.Admin = "127.0.0.1:0"
+	cfg.Listen = "127.0.0.1:0"
+	cfg.EventsToken = "test-events-token-0123456789"
 	cfg.AccessLogs = []string{filepath.Join(logDir, "*.log")}
 	return &harness{t: t, cfg: cfg, logDir: logDir, redis: rs, rc: rs.Client(t)}
 }

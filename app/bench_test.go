@@ -40,6 +40,7 @@ func BenchmarkStreaming(b *testing.B) {
 		cfg.Redis, cfg.RedisPrefix = rs.URL, rs.Prefix
 		cfg.DataDir = b.TempDir()
 		cfg.Admin = "127.0.0.1:0"
+		cfg.Listen = ""
 		cfg.AccessLogs = []string{filepath.Join(logDir, "*.log")}
 		a, err := New(cfg, slog.New(slog.DiscardHandler))
 		if err != nil {

@@ -8,6 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/vigil-soc/vigil/bus"
+	"github.com/vigil-soc/vigil/ingest/syslog"
 	"github.com/vigil-soc/vigil/ingest/tail"
 )
 
@@ -77,4 +78,36 @@ func (c *consumerCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.pending, prometheus.GaugeValue, float64(info.NumPending), sc[0], sc[1])
 		ch <- prometheus.MustNewConstMetric(c.waiting, prometheus.GaugeValue, float64(info.NumAckPending), sc[0], sc[1])
 	}
+}
+
+// syslogCollector exposes the syslog receiver's statistics.
+type syslogCollector struct {
+	s                                   *syslog.Server
+	received, malformed, rejected, open *prometheus.Desc
+}
+
+func newSyslogCollector(s *syslog.Server) *syslogCollector {
+	return &syslogCollector{
+		s:         s,
+		received:  prometheus.NewDesc("vigil_syslog_messages_total", "Syslog messages received (datagrams and TCP frames).", nil, nil),
+		malformed: prometheus.NewDesc("vigil_syslog_malformed_total", "Syslog messages that could not be parsed, by reason.", []string{"reason"}, nil),
+		rejected:  prometheus.NewDesc("vigil_syslog_connections_rejected_total", "TCP connections refused past the connection cap.", nil, nil),
+		open:      prometheus.NewDesc("vigil_syslog_connections", "TCP connections open now.", nil, nil),
+	}
+}
+
+func (c *syslogCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.received, c.malformed, c.rejected, c.open} {
+		ch <- d
+	}
+}
+
+func (c *syslogCollector) Collect(ch chan<- prometheus.Metric) {
+	s := c.s.Stats()
+	ch <- prometheus.MustNewConstMetric(c.received, prometheus.CounterValue, float64(s.Received))
+	for _, r := range syslog.Reasons() {
+		ch <- prometheus.MustNewConstMetric(c.malformed, prometheus.CounterValue, float64(s.MalformedByReason[r]), r)
+	}
+	ch <- prometheus.MustNewConstMetric(c.rejected, prometheus.CounterValue, float64(s.ConnsRejected))
+	ch <- prometheus.MustNewConstMetric(c.open, prometheus.GaugeValue, float64(s.ConnsOpen))
 }

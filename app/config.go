@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"reflect"
@@ -77,6 +78,44 @@ type Config struct {
 	EventsMaxAge time.Duration `yaml:"events_max_age"`
 	// EventsMaxBytes caps VIGIL_EVENTS (oldest dropped). Default 4 GiB.
 	EventsMaxBytes int64 `yaml:"events_max_bytes"`
+	// Listen is the public listener (CSP reports, application events), plain
+	// HTTP. Default 127.0.0.1:8080; "" = off.
+	Listen string `yaml:"listen"`
+	// ListenTLS is the public listener over HTTPS with HTTP/2 (browsers
+	// deliver Reporting API reports only to HTTPS); needs TLSCert and TLSKey.
+	ListenTLS string `yaml:"listen_tls"`
+	// TLSCert and TLSKey are PEM files for ListenTLS.
+	TLSCert string `yaml:"tls_cert"`
+	TLSKey  string `yaml:"tls_key"`
+	// TrustedProxies are networks (CIDRs) whose X-Forwarded-For is believed
+	// for the client IP of reports and events. Default none.
+	TrustedProxies []string `yaml:"trusted_proxies"`
+	// EventsToken is the bearer token the application sends to /events.
+	EventsToken string `yaml:"events_token"`
+	// EventsTokenFile reads EventsToken from a file (first line).
+	EventsTokenFile string `yaml:"events_token_file"`
+	// EventsHMACSecretFile holds a secret for HMAC-signed /events requests.
+	EventsHMACSecretFile string `yaml:"events_hmac_secret_file"`
+	// BodyLimit caps a report or event request body (e.g. 64KiB). Default 64 KiB.
+	BodyLimit int64 `yaml:"body_limit"`
+	// RateLimit is requests per second per client IP on the public listener,
+	// with bursts of 3x. Default 20.
+	RateLimit int `yaml:"rate_limit"`
+	// CORSOrigins may post reports cross-origin. Default any.
+	CORSOrigins []string `yaml:"cors_origins"`
+	// CSPDocuments are the origins (scheme://host[:port], "*." wildcards)
+	// whose pages may report; reports for other documents are dropped as
+	// noise. Default any.
+	CSPDocuments []string `yaml:"csp_documents"`
+	// CSPDropHosts are hosts (with "*." wildcards) of injected widgets whose
+	// reports are noise. Default none.
+	CSPDropHosts []string `yaml:"csp_drop_hosts"`
+	// SyslogUDP and SyslogTCP receive access log lines over syslog (RFC
+	// 3164 or 5424; nginx: access_log syslog:server=127.0.0.1:5514).
+	// Default off.
+	SyslogUDP string `yaml:"syslog_udp"`
+	SyslogTCP string `yaml:"syslog_tcp"`
+
 	// LogLevel is debug, info (default), warn or error.
 	LogLevel string `yaml:"log_level"`
 	// LogFormat is text (default) or json.
@@ -92,6 +131,9 @@ func Default() Config {
 		TailFrom:    "beginning",
 		Allowlist:   append([]string(nil), detect.DefaultAllowlist...),
 		Admin:       "127.0.0.1:9464",
+		Listen:      "127.0.0.1:8080",
+		BodyLimit:   64 << 10,
+		RateLimit:   20,
 		Partitions:  8,
 		Lateness:    5 * time.Second,
 		MaxKeys:     1_000_000,
@@ -201,14 +243,34 @@ func parseBytes(s string) (int64, error) {
 	return n * mult, nil
 }
 
+// IsList reports whether the setting key is a list: a list given in the
+// environment or as flags replaces the default instead of adding to it.
+func IsList(key string) bool {
+	for _, f := range Fields() {
+		if f.Key == key {
+			return reflect.TypeOf(Config{}).Field(f.Index).Type.Kind() == reflect.Slice
+		}
+	}
+	return false
+}
+
+// Reset sets the setting key to its zero value.
+func (c *Config) Reset(key string) {
+	for _, f := range Fields() {
+		if f.Key == key {
+			reflect.ValueOf(c).Elem().Field(f.Index).SetZero()
+		}
+	}
+}
+
 // LoadEnv applies VIGIL_* environment variables (lookup is os.LookupEnv in
 // production, a map in tests).
 func (c *Config) LoadEnv(lookup func(string) (string, bool)) error {
 	var errs []error
 	for _, f := range Fields() {
 		if v, ok := lookup(f.Env); ok {
-			if f.Key == "access_log" || f.Key == "allowlist" {
-				reflect.ValueOf(c).Elem().Field(f.Index).SetZero()
+			if IsList(f.Key) {
+				c.Reset(f.Key)
 			}
 			if err := c.Set(f.Key, v); err != nil {
 				errs = append(errs, fmt.Errorf("%s: %w", f.Env, err))
@@ -252,6 +314,28 @@ func (c *Config) Validate() error {
 	if _, _, err := net.SplitHostPort(c.Admin); err != nil {
 		bad("admin", "%v", err)
 	}
+	for _, f := range []struct{ key, addr string }{{"listen", c.Listen}, {"listen_tls", c.ListenTLS}, {"syslog_udp", c.SyslogUDP}, {"syslog_tcp", c.SyslogTCP}} {
+		if f.addr != "" {
+			if _, _, err := net.SplitHostPort(f.addr); err != nil {
+				bad(f.key, "%v", err)
+			}
+		}
+	}
+	if c.ListenTLS != "" && (c.TLSCert == "" || c.TLSKey == "") {
+		bad("listen_tls", "needs tls_cert and tls_key")
+	}
+	if _, err := c.TrustedProxyPrefixes(); err != nil {
+		bad("trusted_proxies", "%v", err)
+	}
+	if c.EventsToken != "" && c.EventsTokenFile != "" {
+		bad("events_token_file", "give events_token or events_token_file, not both")
+	}
+	if c.BodyLimit < 1024 || c.BodyLimit > 16<<20 {
+		bad("body_limit", "must be 1KiB..16MiB, got %d", c.BodyLimit)
+	}
+	if c.RateLimit < 1 {
+		bad("rate_limit", "must be >= 1")
+	}
 	if c.Partitions < 1 || c.Partitions > 1024 {
 		bad("partitions", "must be 1..1024, got %d", c.Partitions)
 	}
@@ -282,6 +366,23 @@ func orAuto(s string) string {
 	return s
 }
 
+// TrustedProxyPrefixes parses TrustedProxies.
+func (c *Config) TrustedProxyPrefixes() ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for i, s := range c.TrustedProxies {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			a, aerr := netip.ParseAddr(s)
+			if aerr != nil {
+				return nil, fmt.Errorf("[%d]: %q is not a CIDR or an address", i, s)
+			}
+			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
+}
+
 // Redact hides the password of a URL: secrets print as <secret>.
 func Redact(raw string) string {
 	u, err := url.Parse(raw)
@@ -299,30 +400,48 @@ func Redact(raw string) string {
 func (c Config) Redacted() string {
 	c.Redis = Redact(c.Redis)
 	c.NATS = Redact(c.NATS)
+	if c.EventsToken != "" {
+		c.EventsToken = "<secret>"
+	}
 	out, _ := yaml.Marshal(c)
 	return string(out)
 }
 
 // Help is the one-line help of each setting, for flags and `vigil run --help`.
 var Help = map[string]string{
-	"redis":             "Redis URL bans are written to (redis://[:password@]host:port/db)",
-	"redis_prefix":      "prefix of every Redis key Vigil writes",
-	"nats":              "external NATS URL (cluster with JetStream); empty = start an embedded server",
-	"nats_listen":       "also serve the embedded NATS on this TCP address (e.g. 127.0.0.1:4222); empty = in-process only",
-	"data_dir":          "directory for the embedded JetStream store and tail checkpoints",
-	"access_log":        "access log path or glob to follow (repeatable; comma-separated in env)",
-	"access_log_format": "auto, nginx-combined, nginx-main, apache-combined or nginx-json",
-	"tail_from":         "where to start a log seen for the first time: beginning or end",
-	"rules":             "directory of rule files replacing the built-in pack (see vigil rules dump)",
-	"allowlist":         "network never banned, CIDR (repeatable; replaces the defaults)",
-	"admin":             "admin listener address: /metrics, /healthz, /readyz",
-	"partitions":        "event subjects per source (vigil.events.<source>.<n>)",
-	"lateness":          "how far out of order an event may arrive per key and still count",
-	"max_keys":          "cap on detector windows; the least recently seen are evicted past it",
-	"dry_run":           "log and audit actions without applying them",
-	"max_ban":           "cap on any ban's duration",
-	"events_max_age":    "how long VIGIL_EVENTS keeps events",
-	"events_max_bytes":  "size cap of VIGIL_EVENTS (e.g. 4GiB); the oldest are dropped past it",
-	"log_level":         "debug, info, warn or error",
-	"log_format":        "text or json",
+	"redis":                   "Redis URL bans are written to (redis://[:password@]host:port/db)",
+	"redis_prefix":            "prefix of every Redis key Vigil writes",
+	"nats":                    "external NATS URL (cluster with JetStream); empty = start an embedded server",
+	"nats_listen":             "also serve the embedded NATS on this TCP address (e.g. 127.0.0.1:4222); empty = in-process only",
+	"data_dir":                "directory for the embedded JetStream store and tail checkpoints",
+	"access_log":              "access log path or glob to follow (repeatable; comma-separated in env)",
+	"access_log_format":       "auto, nginx-combined, nginx-main, apache-combined or nginx-json",
+	"tail_from":               "where to start a log seen for the first time: beginning or end",
+	"rules":                   "directory of rule files replacing the built-in pack (see vigil rules dump)",
+	"allowlist":               "network never banned, CIDR (repeatable; replaces the defaults)",
+	"admin":                   "admin listener address: /metrics, /healthz, /readyz",
+	"partitions":              "event subjects per source (vigil.events.<source>.<n>)",
+	"lateness":                "how far out of order an event may arrive per key and still count",
+	"max_keys":                "cap on detector windows; the least recently seen are evicted past it",
+	"dry_run":                 "log and audit actions without applying them",
+	"max_ban":                 "cap on any ban's duration",
+	"events_max_age":          "how long VIGIL_EVENTS keeps events",
+	"events_max_bytes":        "size cap of VIGIL_EVENTS (e.g. 4GiB); the oldest are dropped past it",
+	"listen":                  "public listener for CSP reports and application events (plain HTTP); empty = off",
+	"listen_tls":              "public listener over HTTPS with HTTP/2 (needed for Reporting API reports)",
+	"tls_cert":                "PEM certificate for listen_tls",
+	"tls_key":                 "PEM private key for listen_tls",
+	"trusted_proxies":         "CIDR of a proxy whose X-Forwarded-For is believed (repeatable)",
+	"events_token":            "bearer token the application sends to /events (prefer events_token_file)",
+	"events_token_file":       "file holding the /events bearer token",
+	"events_hmac_secret_file": "file holding a secret for HMAC-signed /events requests",
+	"body_limit":              "largest report or event request body (e.g. 64KiB)",
+	"rate_limit":              "requests per second per client IP on the public listener (bursts of 3x)",
+	"cors_origins":            "origin allowed to post reports cross-origin (repeatable; default any)",
+	"csp_documents":           "origin whose pages may report CSP violations (repeatable; default any)",
+	"csp_drop_hosts":          "host of an injected widget whose CSP reports are noise (repeatable)",
+	"syslog_udp":              "receive access log lines over syslog UDP on this address (e.g. 127.0.0.1:5514)",
+	"syslog_tcp":              "receive access log lines over syslog TCP on this address",
+	"log_level":               "debug, info, warn or error",
+	"log_format":              "text or json",
 }

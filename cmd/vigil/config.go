@@ -59,11 +59,8 @@ func configFlags(fs *flag.FlagSet) (load func() (app.Config, error)) {
 			return cfg, err
 		}
 		for _, key := range order {
-			if key == "access_log" {
-				cfg.AccessLogs = nil
-			}
-			if key == "allowlist" {
-				cfg.Allowlist = nil
+			if app.IsList(key) {
+				cfg.Reset(key) // a list given as flags replaces the file's and the default
 			}
 			for _, v := range set[key] {
 				if err := cfg.Set(key, v); err != nil {

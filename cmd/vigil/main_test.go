@@ -62,7 +62,7 @@ func TestKilledMidStreamLosesAndDuplicatesNothing(t *testing.T) {
 	dir, logs := t.TempDir(), t.TempDir()
 	port := freePort(t)
 	args := []string{"run", "--redis", rs.URL, "--redis-prefix", rs.Prefix, "--data-dir", dir,
-		"--access-log", filepath.Join(logs, "*.log"), "--admin", "127.0.0.1:0",
+		"--access-log", filepath.Join(logs, "*.log"), "--admin", "127.0.0.1:0", "--listen", "127.0.0.1:0",
 		"--nats-listen", fmt.Sprintf("127.0.0.1:%d", port), "--log-level", "debug"}
 
 	logFile := filepath.Join(logs, "access.log")

@@ -1,0 +1,102 @@
+package app
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/vigil-soc/vigil/ingest"
+	"github.com/vigil-soc/vigil/ingest/csp"
+	"github.com/vigil-soc/vigil/ingest/httpapi"
+	"github.com/vigil-soc/vigil/ingest/syslog"
+)
+
+// addCollectors adds the request-driven collectors (the public listener,
+// syslog) and the publisher they share.
+func (a *App) addCollectors(g *group, js jetstream.JetStream) error {
+	if a.cfg.Listen == "" && a.cfg.ListenTLS == "" && a.cfg.SyslogUDP == "" && a.cfg.SyslogTCP == "" {
+		return nil
+	}
+	pub := ingest.NewPublisher(js, a.cfg.Partitions, a.ingestMetrics, a.log.With("role", "publish"))
+	g.add("publish", pub.Run)
+	if a.cfg.Listen != "" || a.cfg.ListenTLS != "" {
+		cfg, err := a.publicConfig()
+		if err != nil {
+			return err
+		}
+		srv, err := httpapi.New(cfg, pub, httpapi.NewMetrics(a.reg, a.ingestMetrics))
+		if err != nil {
+			return err
+		}
+		a.public.Store(srv)
+		g.add("public", srv.Run)
+		if len(cfg.EventsTokens) == 0 && len(cfg.EventsHMACSecret) == 0 {
+			a.log.Warn("/events refuses everything: set events_token_file (or VIGIL_EVENTS_TOKEN) or events_hmac_secret_file")
+		}
+		a.log.Info("public listener", "http", a.cfg.Listen, "https", a.cfg.ListenTLS)
+	}
+	if a.cfg.SyslogUDP != "" || a.cfg.SyslogTCP != "" {
+		col, err := ingest.NewSyslogCollector(syslog.Config{UDP: a.cfg.SyslogUDP, TCP: a.cfg.SyslogTCP}, pub, a.ingestMetrics, a.log.With("role", "syslog"))
+		if err != nil {
+			return err
+		}
+		a.syslog.Store(col)
+		a.reg.MustRegister(newSyslogCollector(col.Server()))
+		g.add("syslog", col.Run)
+		a.log.Info("syslog receiver", "udp", a.cfg.SyslogUDP, "tcp", a.cfg.SyslogTCP)
+	}
+	return nil
+}
+
+// publicConfig turns the settings into the listener's configuration, reading
+// the secret files.
+func (a *App) publicConfig() (httpapi.Config, error) {
+	proxies, _ := a.cfg.TrustedProxyPrefixes() // validated
+	filter := csp.DefaultFilter()
+	filter.Documents = a.cfg.CSPDocuments
+	filter.DropHosts = a.cfg.CSPDropHosts
+	if err := filter.Validate(); err != nil {
+		return httpapi.Config{}, fmt.Errorf("csp_documents/csp_drop_hosts: %w", err)
+	}
+	cfg := httpapi.Config{
+		Listen: a.cfg.Listen, ListenTLS: a.cfg.ListenTLS, TLSCert: a.cfg.TLSCert, TLSKey: a.cfg.TLSKey,
+		BodyLimit: a.cfg.BodyLimit, RatePerSecond: float64(a.cfg.RateLimit), Burst: 3 * a.cfg.RateLimit,
+		TrustedProxies: proxies, CORSOrigins: a.cfg.CORSOrigins, CSPFilter: filter,
+		Logger: a.log.With("role", "public"),
+	}
+	token := a.cfg.EventsToken
+	if a.cfg.EventsTokenFile != "" {
+		t, err := readSecret(a.cfg.EventsTokenFile)
+		if err != nil {
+			return cfg, fmt.Errorf("events_token_file: %w", err)
+		}
+		token = string(t)
+	}
+	if token != "" {
+		cfg.EventsTokens = [][]byte{[]byte(token)}
+	}
+	if a.cfg.EventsHMACSecretFile != "" {
+		s, err := readSecret(a.cfg.EventsHMACSecretFile)
+		if err != nil {
+			return cfg, fmt.Errorf("events_hmac_secret_file: %w", err)
+		}
+		cfg.EventsHMACSecret = s
+	}
+	return cfg, nil
+}
+
+// readSecret reads the first line of a file; an empty secret is an error.
+func readSecret(path string) ([]byte, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	line, _, _ := bytes.Cut(data, []byte("\n"))
+	line = bytes.TrimSpace(line)
+	if len(line) < 16 {
+		return nil, fmt.Errorf("%s: the secret must be at least 16 characters", path)
+	}
+	return line, nil
+}

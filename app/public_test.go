@@ -1,0 +1,119 @@
+package app
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vigil-soc/vigil/bus"
+	"github.com/vigil-soc/vigil/internal/redistest"
+)
+
+func (h *harness) publicURL() string {
+	h.t.Helper()
+	var srv = h.app.public.Load()
+	if srv == nil {
+		h.t.Fatal("public listener not started")
+	}
+	<-srv.Ready()
+	return "http://" + srv.Addr("http").String()
+}
+
+// TestAppEventsBecomeBans: failed logins posted by the application to
+// /events end as a ban; a SuspiciousOperation and a token reuse end as
+// alerts.
+func TestAppEventsBecomeBans(t *testing.T) {
+	rs := redistest.Start(t)
+	h := newHarness(t, rs, t.TempDir())
+	h.start()
+	url := h.publicURL() + "/events"
+	now := time.Now().UTC()
+	var items []string
+	for i := range 12 {
+		items = append(items, fmt.Sprintf(`{"kind":"auth.login_failed","time":%q,"client_ip":"203.0.113.66","user":{"name":"admin"},"path":"/api/token/"}`,
+			now.Add(time.Duration(i)*time.Second).Format(time.RFC3339Nano)))
+	}
+	items = append(items, fmt.Sprintf(`{"kind":"django.suspicious_operation","time":%q,"client_ip":"198.51.100.8","name":"DisallowedHost"}`, now.Format(time.RFC3339Nano)))
+	items = append(items, fmt.Sprintf(`{"kind":"auth.token_reuse","time":%q,"client_ip":"198.51.100.9","user":{"id":"42"},"jti":"abc"}`, now.Format(time.RFC3339Nano)))
+	req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader("["+strings.Join(items, ",")+"]"))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+h.cfg.EventsToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("POST /events: %d", resp.StatusCode)
+	}
+	waitFor(t, 20*time.Second, "ban from app events", func() bool { return h.banTTL("203.0.113.66") > 0 })
+	waitFor(t, 10*time.Second, "alerts for SuspiciousOperation and token reuse", func() bool {
+		rules := map[string]bool{}
+		for _, m := range streamMessages(t, h.app, bus.StreamAlerts) {
+			rules[strings.TrimPrefix(m.Subject(), "vigil.alerts.")] = true
+		}
+		return rules["suspicious-operation"] && rules["auth-token-reuse"] && rules["auth-failure-ip"]
+	})
+}
+
+// TestSyslogLinesBecomeBans: nginx sending its access log over syslog UDP.
+func TestSyslogLinesBecomeBans(t *testing.T) {
+	rs := redistest.Start(t)
+	h := newHarness(t, rs, t.TempDir())
+	h.cfg.SyslogUDP = "127.0.0.1:0"
+	h.start()
+	col := h.app.syslog.Load()
+	<-col.Server().Ready()
+	udp, _ := col.Server().Addrs()
+	conn, err := net.Dial("udp", udp.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	now := time.Now()
+	for _, line := range scanLines("203.0.113.77", now.UTC(), 55) {
+		msg := fmt.Sprintf("<190>%s web1 nginx: %s", now.Format(time.Stamp), strings.TrimSuffix(line, "\n"))
+		if _, err := conn.Write([]byte(msg)); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Millisecond) // a UDP burst must not overrun the socket buffer in a -race run
+	}
+	waitFor(t, 20*time.Second, "ban from syslog lines", func() bool { return h.banTTL("203.0.113.77") > 0 })
+}
+
+// TestCSPReportsReachTheBus: a report posted to the public listener is on
+// VIGIL_EVENTS, normalised, and counted in /metrics.
+func TestCSPReportsReachTheBus(t *testing.T) {
+	rs := redistest.Start(t)
+	h := newHarness(t, rs, t.TempDir())
+	h.start()
+	body := []byte(`{"csp-report":{"document-uri":"https://shop.example/cart","blocked-uri":"https://evil.example/x.js","effective-directive":"script-src-elem","disposition":"enforce"}}`)
+	resp, err := http.Post(h.publicURL()+"/csp-report", "application/csp-report", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("POST /csp-report: %d", resp.StatusCode)
+	}
+	msgs := streamMessages(t, h.app, bus.StreamEvents)
+	if len(msgs) != 1 || !strings.HasPrefix(msgs[0].Subject(), "vigil.events.csp.") || !bytes.Contains(msgs[0].Data(), []byte(`"blocked_origin":"https://evil.example"`)) {
+		t.Fatalf("stream holds %d messages: %v", len(msgs), msgs)
+	}
+	admin, _ := h.app.AdminAddr(context.Background())
+	waitFor(t, 5*time.Second, "the counter on /metrics", func() bool {
+		r, err := http.Get("http://" + admin + "/metrics")
+		if err != nil {
+			return false
+		}
+		defer r.Body.Close()
+		var buf bytes.Buffer
+		buf.ReadFrom(r.Body)
+		return strings.Contains(buf.String(), `vigil_ingest_events_total{format="report-uri",source="csp"} 1`)
+	})
+}

@@ -1,0 +1,241 @@
+package syslog
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"sync"
+	"time"
+)
+
+// maxDatagram is the largest UDP payload there can be.
+const maxDatagram = 65535
+
+// Run binds the configured sockets and serves until ctx is done; then it
+// closes the sockets and every TCP connection and returns nil once every
+// goroutine it started has returned, which includes handler calls under
+// way. A bind error is returned at once, with nothing left open. Run may be
+// called only once.
+func (s *Server) Run(ctx context.Context) error {
+	if !s.ran.CompareAndSwap(false, true) {
+		return errors.New("syslog: Run called twice")
+	}
+	var lc net.ListenConfig
+	var udp *net.UDPConn
+	if s.cfg.UDP != "" {
+		pc, err := lc.ListenPacket(ctx, "udp", s.cfg.UDP)
+		if err != nil {
+			return fmt.Errorf("syslog: listening on udp %s: %w", s.cfg.UDP, err)
+		}
+		udp = pc.(*net.UDPConn)
+		if err := udp.SetReadBuffer(s.cfg.ReadBuffer); err != nil {
+			s.log.Warn("setting the UDP receive buffer", "bytes", s.cfg.ReadBuffer, "err", err)
+		}
+	}
+	var ln net.Listener
+	if s.cfg.TCP != "" {
+		var err error
+		if ln, err = lc.Listen(ctx, "tcp", s.cfg.TCP); err != nil {
+			if udp != nil {
+				udp.Close()
+			}
+			return fmt.Errorf("syslog: listening on tcp %s: %w", s.cfg.TCP, err)
+		}
+	}
+
+	var udpAddr, tcpAddr net.Addr
+	if udp != nil {
+		udpAddr = udp.LocalAddr()
+	}
+	if ln != nil {
+		tcpAddr = ln.Addr()
+	}
+	s.mu.Lock()
+	s.udpAddr, s.tcpAddr = udpAddr, tcpAddr
+	s.mu.Unlock()
+	close(s.ready)
+	s.log.Info("syslog receiver listening", "udp", udpAddr, "tcp", tcpAddr)
+
+	var wg sync.WaitGroup
+	if udp != nil {
+		wg.Go(func() { s.serveUDP(ctx, udp) })
+	}
+	if ln != nil {
+		wg.Go(func() { s.serveTCP(ctx, ln, &wg) })
+	}
+	<-ctx.Done()
+	if udp != nil {
+		udp.Close()
+	}
+	if ln != nil {
+		ln.Close()
+	}
+	s.mu.Lock()
+	s.closing = true
+	for c := range s.conns {
+		c.Close()
+	}
+	s.mu.Unlock()
+	wg.Wait()
+	return nil
+}
+
+// serveUDP handles datagrams until conn is closed. It reuses one buffer and
+// one Message, so a message costs no allocation once the header strings
+// are cached.
+func (s *Server) serveUDP(ctx context.Context, conn *net.UDPConn) {
+	// One byte more than the longest message, to notice a longer one: the
+	// kernel cuts a datagram to the buffer silently.
+	buf := make([]byte, min(s.cfg.MaxMessage, maxDatagram)+1)
+	p := parser{strs: make(map[string]string)}
+	var m Message
+	for {
+		n, from, err := conn.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			s.log.Warn("reading a UDP datagram", "err", err)
+			if !sleep(ctx, 10*time.Millisecond) {
+				return
+			}
+			continue
+		}
+		s.received.Add(1)
+		b := buf[:n]
+		if n > s.cfg.MaxMessage {
+			b = b[:s.cfg.MaxMessage]
+			s.tooLong.Add(1)
+		}
+		m.Peer = from.Addr().Unmap()
+		s.deliver(&p, b, &m)
+	}
+}
+
+// deliver parses b into m and hands it to the handler, or counts it as
+// malformed.
+func (s *Server) deliver(p *parser, b []byte, m *Message) {
+	if r, detail := p.parse(b, time.Now(), m); r != rOK {
+		s.malformed[r].Add(1)
+		if s.log.Enabled(context.Background(), slog.LevelDebug) {
+			s.log.Debug("malformed syslog message", "peer", m.Peer, "reason", reasonNames[r], "detail", detail)
+		}
+		return
+	}
+	s.handle(m)
+}
+
+// serveTCP accepts connections until ln is closed, serving each in a
+// goroutine counted in wg.
+func (s *Server) serveTCP(ctx context.Context, ln net.Listener, wg *sync.WaitGroup) {
+	var backoff time.Duration
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			// Out of file descriptors and the like: wait, as net/http does.
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			s.log.Warn("accepting a TCP connection", "err", err, "retry_in", backoff)
+			if !sleep(ctx, backoff) {
+				return
+			}
+			continue
+		}
+		backoff = 0
+		s.mu.Lock()
+		if s.closing {
+			s.mu.Unlock()
+			c.Close()
+			return
+		}
+		if len(s.conns) >= s.cfg.MaxConns {
+			s.mu.Unlock()
+			c.Close()
+			s.connsRejected.Add(1)
+			s.log.Debug("too many syslog connections, closing one", "peer", c.RemoteAddr(), "max_conns", s.cfg.MaxConns)
+			continue
+		}
+		s.conns[c] = struct{}{}
+		s.connsOpen.Add(1)
+		s.mu.Unlock()
+		wg.Go(func() { s.serveConn(c) })
+	}
+}
+
+// serveConn reads messages from one TCP connection until it ends, fails,
+// idles out or is closed by Run.
+func (s *Server) serveConn(c net.Conn) {
+	defer func() {
+		c.Close()
+		s.mu.Lock()
+		delete(s.conns, c)
+		s.connsOpen.Add(-1)
+		s.mu.Unlock()
+	}()
+	var peer netip.Addr
+	if a, ok := c.RemoteAddr().(*net.TCPAddr); ok {
+		peer = a.AddrPort().Addr().Unmap()
+	}
+	fr := newFrameReader(deadlineReader{c, s.cfg.IdleTimeout}, s.cfg.MaxMessage)
+	p := parser{strs: make(map[string]string)}
+	m := Message{Peer: peer}
+	for {
+		frame, err := fr.next()
+		switch {
+		case err == nil:
+			s.received.Add(1)
+			m.Peer = peer
+			s.deliver(&p, frame, &m)
+			continue
+		case errors.Is(err, errFrameTooLong):
+			s.received.Add(1)
+			s.tooLong.Add(1)
+			s.malformed[rTooLong].Add(1)
+			s.log.Debug("skipped a syslog frame over max_message", "peer", peer, "max_message", s.cfg.MaxMessage)
+			continue
+		case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
+		case errors.Is(err, errBadFraming), errors.Is(err, io.ErrUnexpectedEOF):
+			s.received.Add(1)
+			s.malformed[rBadFraming].Add(1)
+			s.log.Warn("closing a syslog connection", "peer", peer, "err", err)
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			s.log.Debug("closing an idle syslog connection", "peer", peer, "idle_timeout", s.cfg.IdleTimeout)
+		default:
+			s.log.Warn("reading a syslog connection", "peer", peer, "err", err)
+		}
+		return
+	}
+}
+
+// deadlineReader reads from a connection with an idle timeout per read.
+type deadlineReader struct {
+	c       net.Conn
+	timeout time.Duration
+}
+
+// Read sets the read deadline and reads.
+func (r deadlineReader) Read(p []byte) (int, error) {
+	if err := r.c.SetReadDeadline(time.Now().Add(r.timeout)); err != nil {
+		return 0, err
+	}
+	return r.c.Read(p)
+}
+
+// sleep waits for d and reports whether ctx is still live.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}

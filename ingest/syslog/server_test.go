@@ -1,0 +1,399 @@
+package syslog
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+// got is a message as the test handler keeps it: the slices are copied
+// because the server reuses them.
+type got struct {
+	Message
+	content string
+}
+
+// testServer is a Server running on loopback, its messages sent to msgs.
+type testServer struct {
+	*Server
+	msgs     chan got
+	udp, tcp string
+}
+
+// startServer runs a server with cfg (UDP and TCP on 127.0.0.1:0 unless
+// set) until the test ends, and checks that Run then returns nil.
+func startServer(t *testing.T, cfg Config) *testServer {
+	t.Helper()
+	if cfg.UDP == "" {
+		cfg.UDP = "127.0.0.1:0"
+	}
+	if cfg.TCP == "" {
+		cfg.TCP = "127.0.0.1:0"
+	}
+	msgs := make(chan got, 100)
+	s, err := New(cfg, func(m *Message) {
+		g := got{Message: *m, content: string(m.Content)}
+		g.Content, g.StructuredData = nil, nil
+		msgs <- g
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Error("Run did not return after cancel")
+		}
+	})
+	select {
+	case <-s.Ready():
+	case err := <-done:
+		t.Fatalf("Run: %v", err)
+	case <-time.After(5 * time.Second):
+		t.Fatal("server not ready")
+	}
+	udp, tcp := s.Addrs()
+	return &testServer{Server: s, msgs: msgs, udp: udp.String(), tcp: tcp.String()}
+}
+
+// next returns the next message handled, failing after a while.
+func (s *testServer) next(t *testing.T) got {
+	t.Helper()
+	select {
+	case m := <-s.msgs:
+		return m
+	case <-time.After(5 * time.Second):
+		t.Fatal("no message")
+		return got{}
+	}
+}
+
+// none checks that no message arrives within a short while.
+func (s *testServer) none(t *testing.T) {
+	t.Helper()
+	select {
+	case m := <-s.msgs:
+		t.Fatalf("unexpected message %q", m.content)
+	case <-time.After(100 * time.Millisecond):
+	}
+}
+
+// waitStats polls the stats until ok accepts them.
+func (s *testServer) waitStats(t *testing.T, what string, ok func(Stats) bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		st := s.Stats()
+		if ok(st) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("stats never %s: %+v", what, st)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func dial(t *testing.T, network, addr string) net.Conn {
+	t.Helper()
+	c, err := net.Dial(network, addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func write(t *testing.T, c net.Conn, s string) {
+	t.Helper()
+	if _, err := io.WriteString(c, s); err != nil {
+		t.Fatal(err)
+	}
+}
+
+var localhost = netip.MustParseAddr("127.0.0.1")
+
+func TestUDP(t *testing.T) {
+	s := startServer(t, Config{MaxMessage: 480})
+	c := dial(t, "udp", s.udp)
+	write(t, c, "<190>Nov 23 10:00:00 web1 nginx: "+nginxLine)
+	write(t, c, "<190>Nov 23 10:00:01 nginx: "+nginxLine+"\n")
+	for _, host := range []string{"web1", ""} {
+		m := s.next(t)
+		if m.content != nginxLine || m.AppName != "nginx" || m.Hostname != host || m.Peer != localhost || m.Format != FormatRFC3164 || m.Facility != 23 || m.Severity != 6 {
+			t.Errorf("got %+v %q", m.Message, m.content)
+		}
+		if m.Time.IsZero() {
+			t.Error("no time")
+		}
+	}
+
+	// A datagram over MaxMessage is cut and still handled; junk is counted.
+	write(t, c, "<13>"+strings.Repeat("x", 1000))
+	if m := s.next(t); len(m.content) != 480-4 {
+		t.Errorf("cut datagram: %d bytes of content, want %d", len(m.content), 480-4)
+	}
+	write(t, c, "no priority")
+	write(t, c, "")
+	s.waitStats(t, "counting junk", func(st Stats) bool {
+		return st.Received == 5 && st.TooLong == 1 && st.Malformed == 2 &&
+			st.MalformedByReason[ReasonNoPriority] == 1 && st.MalformedByReason[ReasonEmpty] == 1
+	})
+}
+
+func TestTCPFraming(t *testing.T) {
+	msgs := []string{
+		"<190>Nov 23 10:00:00 web1 nginx: " + nginxLine,
+		"<165>1 2026-11-23T10:00:00.003Z web1 nginx - - [x@1 a=\"]\"] \xef\xbb\xbf" + nginxLine,
+		"<190>Nov 23 10:00:02 nginx: " + nginxLine + "\r",
+	}
+	framings := map[string]func(...string) string{
+		"octet counting": octet,
+		"newline":        func(m ...string) string { return strings.Join(m, "\n") + "\n" },
+	}
+	for name, frame := range framings {
+		t.Run(name, func(t *testing.T) {
+			s := startServer(t, Config{})
+			c := dial(t, "tcp", s.tcp)
+			check := func() {
+				t.Helper()
+				for i := range msgs {
+					m := s.next(t)
+					if m.content != nginxLine || m.AppName != "nginx" || m.Peer != localhost {
+						t.Errorf("message %d: %+v %q", i, m.Message, m.content)
+					}
+				}
+			}
+			// Several messages in one write.
+			write(t, c, frame(msgs...))
+			check()
+			// Each message split over several writes.
+			stream := frame(msgs...)
+			for i := 0; i < len(stream); i += 7 {
+				write(t, c, stream[i:min(i+7, len(stream))])
+				time.Sleep(time.Millisecond)
+			}
+			check()
+			s.waitStats(t, "counting", func(st Stats) bool { return st.Received == 6 && st.ConnsOpen == 1 })
+			c.Close()
+			s.waitStats(t, "closing", func(st Stats) bool { return st.ConnsOpen == 0 })
+			if st := s.Stats(); st.Malformed != 0 {
+				t.Errorf("stats: %+v", st)
+			}
+		})
+	}
+}
+
+func TestTCPTooLong(t *testing.T) {
+	long := "<13>Nov 23 10:00:00 host app: " + strings.Repeat("x", 1000)
+	framings := map[string]string{
+		"octet counting": octet("<13>first", long, "<13>next"),
+		"newline":        "<13>first\n" + long + "\n<13>next\n",
+	}
+	for name, stream := range framings {
+		t.Run(name, func(t *testing.T) {
+			s := startServer(t, Config{MaxMessage: 480})
+			c := dial(t, "tcp", s.tcp)
+			write(t, c, stream)
+			for _, want := range []string{"first", "next"} {
+				if m := s.next(t); m.content != want {
+					t.Errorf("got %q, want %q", m.content, want)
+				}
+			}
+			s.waitStats(t, "counting", func(st Stats) bool {
+				return st.Received == 3 && st.TooLong == 1 && st.Malformed == 1 && st.MalformedByReason[ReasonTooLong] == 1
+			})
+		})
+	}
+}
+
+func TestTCPBadFraming(t *testing.T) {
+	s := startServer(t, Config{})
+	c := dial(t, "tcp", s.tcp)
+	write(t, c, octet("<13>ok")+"12x <13>lost")
+	if m := s.next(t); m.content != "ok" {
+		t.Errorf("got %q", m.content)
+	}
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.Read(make([]byte, 1)); err != io.EOF {
+		t.Errorf("read after bad framing: %v, want EOF", err)
+	}
+	s.none(t)
+	s.waitStats(t, "counting", func(st Stats) bool { return st.MalformedByReason[ReasonBadFraming] == 1 && st.ConnsOpen == 0 })
+}
+
+func TestTCPIdleTimeout(t *testing.T) {
+	s := startServer(t, Config{IdleTimeout: 100 * time.Millisecond})
+	c := dial(t, "tcp", s.tcp)
+	write(t, c, "<13>hello\n")
+	s.next(t)
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	start := time.Now()
+	if _, err := c.Read(make([]byte, 1)); err != io.EOF {
+		t.Errorf("read from idle connection: %v, want EOF", err)
+	}
+	if d := time.Since(start); d < 50*time.Millisecond {
+		t.Errorf("closed after %v, before the idle timeout", d)
+	}
+}
+
+func TestMaxConns(t *testing.T) {
+	s := startServer(t, Config{MaxConns: 1})
+	c1 := dial(t, "tcp", s.tcp)
+	write(t, c1, "<13>one\n")
+	s.next(t) // c1 is registered
+	c2 := dial(t, "tcp", s.tcp)
+	c2.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c2.Read(make([]byte, 1)); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Errorf("read from a connection over MaxConns: %v, want it closed", err)
+	}
+	s.waitStats(t, "rejecting", func(st Stats) bool { return st.ConnsRejected == 1 && st.ConnsOpen == 1 })
+
+	c1.Close()
+	s.waitStats(t, "closing", func(st Stats) bool { return st.ConnsOpen == 0 })
+	c3 := dial(t, "tcp", s.tcp)
+	write(t, c3, "<13>three\n")
+	if m := s.next(t); m.content != "three" {
+		t.Errorf("got %q", m.content)
+	}
+}
+
+// TestRunStops checks that cancelling Run closes open connections, waits
+// for their goroutines and leaves none behind.
+func TestRunStops(t *testing.T) {
+	ignore := goleak.IgnoreCurrent()
+	msgs := make(chan string, 10)
+	s, err := New(Config{UDP: "127.0.0.1:0", TCP: "127.0.0.1:0"}, func(m *Message) { msgs <- string(m.Content) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	<-s.Ready()
+	_, tcp := s.Addrs()
+	c, err := net.Dial("tcp", tcp.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	write(t, c, "<13>hi\n<13>partial")
+	if m := <-msgs; m != "hi" {
+		t.Errorf("got %q", m)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Run did not return")
+	}
+	if st := s.Stats(); st.ConnsOpen != 0 {
+		t.Errorf("connections open after Run: %d", st.ConnsOpen)
+	}
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.Read(make([]byte, 1)); err != io.EOF {
+		t.Errorf("read after Run returned: %v, want EOF", err)
+	}
+	goleak.VerifyNone(t, ignore)
+	if err := s.Run(context.Background()); err == nil {
+		t.Error("second Run succeeded")
+	}
+}
+
+func TestBindError(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	for name, cfg := range map[string]Config{
+		"tcp": {UDP: "127.0.0.1:0", TCP: ln.Addr().String()},
+		"udp": {UDP: pc.LocalAddr().String()},
+	} {
+		t.Run(name, func(t *testing.T) {
+			s, err := New(cfg, func(*Message) {})
+			if err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan error, 1)
+			go func() { done <- s.Run(context.Background()) }()
+			select {
+			case err := <-done:
+				if !errors.Is(err, syscall.EADDRINUSE) || !strings.Contains(err.Error(), name) {
+					t.Errorf("Run: %v, want address in use on %s", err, name)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatal("Run did not return a bind error")
+			}
+			select {
+			case <-s.Ready():
+				t.Error("Ready closed after a bind error")
+			default:
+			}
+		})
+	}
+}
+
+func TestNewErrors(t *testing.T) {
+	handle := func(*Message) {}
+	tests := []struct {
+		cfg    Config
+		handle func(*Message)
+		want   []string
+	}{
+		{Config{}, handle, []string{"udp, tcp: at least one"}},
+		{Config{UDP: "nohost", TCP: "a:b:c"}, handle, []string{"udp: ", "tcp: "}},
+		{Config{TCP: ":0", MaxMessage: 100, MaxConns: -1, IdleTimeout: -1, ReadBuffer: -1}, nil,
+			[]string{"max_message: ", "max_conns: ", "idle_timeout: ", "read_buffer: ", "handler: "}},
+		{Config{TCP: ":0", MaxMessage: MaxMaxMessage + 1}, handle, []string{"max_message: "}},
+	}
+	for _, tt := range tests {
+		_, err := New(tt.cfg, tt.handle)
+		if err == nil {
+			t.Errorf("New(%+v) succeeded", tt.cfg)
+			continue
+		}
+		for _, w := range tt.want {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("New(%+v): %q does not name %q", tt.cfg, err, w)
+			}
+		}
+	}
+	s, err := New(Config{TCP: ":0"}, handle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Config{TCP: ":0", MaxMessage: DefaultMaxMessage, MaxConns: DefaultMaxConns, IdleTimeout: DefaultIdleTimeout, ReadBuffer: DefaultReadBuffer}
+	if fmt.Sprint(s.cfg) != fmt.Sprint(want) {
+		t.Errorf("defaults: %+v, want %+v", s.cfg, want)
+	}
+	if u, tc := s.Addrs(); u != nil || tc != nil {
+		t.Errorf("Addrs before Run: %v %v", u, tc)
+	}
+}
