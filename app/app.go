@@ -281,3 +281,26 @@ func (g *group) run(ctx context.Context) error {
 	wg.Wait()
 	return first
 }
+
+// PublicAddr waits for the public listener and returns the address it
+// serves scheme ("http" or "https") on.
+func (a *App) PublicAddr(ctx context.Context, scheme string) (string, error) {
+	for {
+		if srv := a.public.Load(); srv != nil {
+			select {
+			case <-srv.Ready():
+				if addr := srv.Addr(scheme); addr != nil {
+					return addr.String(), nil
+				}
+				return "", fmt.Errorf("the public listener does not serve %s", scheme)
+			case <-ctx.Done():
+				return "", ctx.Err()
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return "", ctx.Err()
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}

@@ -1,12 +1,18 @@
 #!/usr/bin/env bash
 # Installs what Vigil and its tests need on a Debian 12 machine, idempotently:
-# Go modules, redis-server (tests and `vigil run`), prometheus/promtool and
-# fail2ban (benchmark comparison). Safe to run again; installs only what is missing.
+# Go modules and redis-server (always), Chromium (VIGIL_SETUP_TESTS=1, for the
+# browser test) and fail2ban (VIGIL_SETUP_BENCH=1, benchmark comparison). Safe to run again; installs only what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
 command -v redis-server >/dev/null || need+=(redis-server)
+if [ "${VIGIL_SETUP_TESTS:-0}" = 1 ]; then
+	# The browser end-to-end test drives Debian's Chromium; the Django
+	# integration package's tests need a venv.
+	command -v chromium >/dev/null || need+=(chromium)
+	python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
+fi
 if [ "${VIGIL_SETUP_BENCH:-0}" = 1 ]; then
 	command -v fail2ban-regex >/dev/null || need+=(fail2ban)
 fi

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: installs what is missing, then `go test -race`
 # over every package (integration tests start their own redis-server and an
-# embedded NATS), the rule fixtures, and a short fuzz pass over each parser.
+# embedded NATS; e2e drives headless Chromium), the rule fixtures, the Django
+# integration package's tests, and a short fuzz pass over each parser.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-./scripts/setup.sh
+VIGIL_SETUP_TESTS=1 ./scripts/setup.sh
 
 echo "== go vet" >&2
 go vet ./...
@@ -14,7 +15,8 @@ echo "== rule fixtures (vigil rules lint/test)" >&2
 go run ./cmd/vigil rules lint
 go run ./cmd/vigil rules test
 echo "== fuzz (short pass over each parser of outside input)" >&2
-for target in "FuzzParse ./ingest/accesslog" "FuzzUnmarshal ./event" "FuzzClassify ./detect" "FuzzDecodeCheckpoint ./ingest/tail"; do
+for target in "FuzzParse ./ingest/accesslog" "FuzzUnmarshal ./event" "FuzzClassify ./detect" "FuzzDecodeCheckpoint ./ingest/tail" \
+	"FuzzParse ./ingest/csp" "FuzzParse ./ingest/appevent" "FuzzParse ./ingest/syslog" "FuzzFrameReader ./ingest/syslog"; do
 	set -- $target
 	go test -run "^$" -fuzz "^$1\$" -fuzztime "${VIGIL_FUZZTIME:-15s}" "$2"
 done

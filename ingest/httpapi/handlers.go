@@ -65,6 +65,7 @@ func (s *Server) serve(name string, w http.ResponseWriter, r *http.Request, h fu
 		w.Header().Set("Access-Control-Allow-Methods", "POST, OPTIONS")
 		w.Header().Set("Access-Control-Allow-Headers", "Content-Type")
 		w.Header().Set("Access-Control-Max-Age", "86400")
+		s.m.Preflights.WithLabelValues(name).Inc()
 		w.WriteHeader(http.StatusNoContent)
 		return http.StatusNoContent
 	case http.MethodPost:

@@ -15,6 +15,7 @@ type Metrics struct {
 	Unauthorized prometheus.Counter
 	OtherReports *prometheus.CounterVec
 	UnknownKinds prometheus.Counter
+	Preflights   *prometheus.CounterVec
 }
 
 // NewMetrics registers the listener metrics on reg.
@@ -37,6 +38,9 @@ func NewMetrics(reg prometheus.Registerer, shared *ingest.Metrics) *Metrics {
 			Name: "vigil_ingest_app_unknown_kinds_total", Help: "Application events of a kind Vigil does not know, kept as action unknown.",
 		}),
 	}
-	reg.MustRegister(m.Requests, m.RateLimited, m.Unauthorized, m.OtherReports, m.UnknownKinds)
+	m.Preflights = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "vigil_http_preflights_total", Help: "CORS preflight (OPTIONS) requests answered, by endpoint.",
+	}, []string{"endpoint"})
+	reg.MustRegister(m.Requests, m.RateLimited, m.Unauthorized, m.OtherReports, m.UnknownKinds, m.Preflights)
 	return m
 }
