@@ -9,6 +9,8 @@ VIGIL_SETUP_TESTS=1 ./scripts/setup.sh
 
 echo "== go vet" >&2
 go vet ./...
+echo "== deploy/django: vigil-django tests (pytest, real Redis, Django + DRF + simplejwt from PyPI)" >&2
+./deploy/django/run-tests.sh -q
 echo "== go test -race ./..." >&2
 go test -race -count=1 -timeout 20m ./...
 echo "== rule fixtures (vigil rules lint/test)" >&2

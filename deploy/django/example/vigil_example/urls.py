@@ -1,0 +1,14 @@
+from django.urls import path
+
+from demo import views
+from vigil_django.views import VigilTokenObtainPairView, VigilTokenRefreshView
+
+urlpatterns = [
+    path("api/token/", VigilTokenObtainPairView.as_view(), name="token_obtain_pair"),
+    path("api/token/refresh/", VigilTokenRefreshView.as_view(), name="token_refresh"),
+    path("api/me/", views.MeView.as_view(), name="me"),
+    path("api/orders/", views.OrdersView.as_view(), name="orders"),
+    path("api/limited/", views.LimitedView.as_view(), name="limited"),
+    path("forbidden/", views.forbidden, name="forbidden"),
+    path("healthz", views.healthz, name="healthz"),
+]

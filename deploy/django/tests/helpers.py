@@ -1,0 +1,151 @@
+"""Test helpers: a redis-server process, a fake Vigil /events receiver."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+import redis as redis_lib
+
+REDIS_INSTALL_HINT = (
+    "redis-server was not found on PATH. These tests run against a real Redis: "
+    "install it with `apt-get install redis-server` (Debian/Ubuntu), "
+    "`brew install redis` (macOS), or put a redis-server binary on PATH."
+)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(predicate, timeout=5.0, interval=0.02):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        v = predicate()
+        if v:
+            return v
+        time.sleep(interval)
+    return predicate()
+
+
+class RedisServer:
+    """A redis-server process on a fixed port that tests may stop and start."""
+
+    def __init__(self, port: int):
+        self.port = port
+        self.proc: subprocess.Popen | None = None
+        self.binary = shutil.which("redis-server")
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        if self.running():
+            return
+        if self.binary is None:
+            pytest.exit(REDIS_INSTALL_HINT, returncode=3)
+        self.proc = subprocess.Popen(
+            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        client = redis_lib.Redis(port=self.port, socket_connect_timeout=0.2)
+        ok = wait_until(lambda: self._ping(client), timeout=10)
+        client.close()
+        if not ok:
+            self.stop()
+            pytest.exit(f"redis-server on port {self.port} did not start", returncode=3)
+
+    @staticmethod
+    def _ping(client) -> bool:
+        try:
+            return client.ping()
+        except redis_lib.RedisError:
+            return False
+
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+            self.proc = None
+
+
+class Receiver:
+    """Stands in for Vigil's POST /events: records every request."""
+
+    def __init__(self, port: int | None = None):
+        self.port = port or free_port()
+        self.requests: list[dict] = []
+        self.statuses: list[int] = []  # answers to give, in order; then 204
+        self._lock = threading.Lock()
+        self._server: ThreadingHTTPServer | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/events"
+
+    def start(self) -> "Receiver":
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length)
+                with receiver._lock:
+                    status = receiver.statuses.pop(0) if receiver.statuses else 204
+                    receiver.requests.append(
+                        {"path": self.path, "headers": dict(self.headers), "body": body, "status": status}
+                    )
+                self.send_response(status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self._server.daemon_threads = True
+        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def events(self, kind: str | None = None) -> list[dict]:
+        """Events of accepted (2xx) requests, optionally of one kind."""
+        out = []
+        with self._lock:
+            reqs = list(self.requests)
+        for r in reqs:
+            if r["status"] < 300:
+                out.extend(json.loads(r["body"]))
+        return [e for e in out if kind is None or e["kind"] == kind]
+
+    def wait_events(self, kind: str, n: int = 1, timeout: float = 5.0) -> list[dict]:
+        got = wait_until(lambda: len(self.events(kind)) >= n and self.events(kind), timeout=timeout)
+        assert got and len(got) >= n, f"expected {n} {kind} event(s), got {self.events()}"
+        return got
+
+
+
+def publish(rdb, type_: str = "ban", **fields) -> None:
+    rdb.publish("vigil:events", json.dumps({"type": type_, **fields}))

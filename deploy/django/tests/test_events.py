@@ -1,0 +1,285 @@
+"""Shipping security events to Vigil (the fake receiver stands in for it)."""
+
+import hashlib
+import hmac
+import json
+import re
+import time
+
+import pytest
+from django.contrib.auth import authenticate, get_user_model
+
+from vigil_django import shipper
+
+from .helpers import Receiver, free_port, wait_until
+
+TIME_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+ALLOWED_KEYS = {
+    "kind", "time", "client_ip", "method", "path", "status", "request_id", "user_agent",
+    "user", "name", "message", "jti",
+}
+
+
+@pytest.fixture
+def alice(db):
+    return get_user_model().objects.create_user("alice", password="password")
+
+
+def obtain(client, username="alice", password="password", **extra):
+    return client.post(
+        "/api/token/", {"username": username, "password": password}, content_type="application/json", **extra
+    )
+
+
+def check_shape(ev):
+    assert set(ev) <= ALLOWED_KEYS, ev
+    assert TIME_RE.match(ev["time"]), ev["time"]
+
+
+def test_failed_login_ships_one_event(client, shipping, alice):
+    r = obtain(client, password="wrong-secret-pw", HTTP_X_FORWARDED_FOR="203.0.113.50", HTTP_USER_AGENT="curl/8")
+    assert r.status_code == 401
+    (ev,) = shipping.wait_events("auth.login_failed")
+    check_shape(ev)
+    assert ev["client_ip"] == "203.0.113.50"
+    assert ev["user"] == {"name": "alice"}
+    assert ev["method"] == "POST" and ev["path"] == "/api/token/"
+    assert ev["status"] == 401  # held until the response was known
+    assert ev["user_agent"] == "curl/8"
+    assert len(ev["request_id"]) == 32
+    req = shipping.requests[0]
+    assert req["headers"]["Authorization"] == "Bearer test-token"
+    assert req["headers"]["Content-Type"] == "application/json"
+    assert b"wrong-secret-pw" not in req["body"]
+    assert "X-Vigil-Signature" not in req["headers"]
+    time.sleep(0.3)
+    assert len(shipping.events()) == 1  # nothing else (no http.* event for a 401)
+    assert shipper.stats()["sent"] == 1
+
+
+def test_failed_login_of_unknown_user(client, shipping, db):
+    obtain(client, username="mallory", password="x", HTTP_X_REQUEST_ID="req-123")
+    (ev,) = shipping.wait_events("auth.login_failed")
+    assert ev["user"] == {"name": "mallory"}
+    assert ev["request_id"] == "req-123"
+
+
+def test_login_failed_without_request(shipping, alice):
+    assert authenticate(username="alice", password="nope") is None
+    (ev,) = shipping.wait_events("auth.login_failed")
+    check_shape(ev)
+    assert ev["user"] == {"name": "alice"}
+    assert "client_ip" not in ev and "path" not in ev and "status" not in ev
+
+
+def test_successful_token_obtain_ships_login_succeeded(client, shipping, alice):
+    r = obtain(client, REMOTE_ADDR="198.51.100.4")
+    assert r.status_code == 200
+    (ev,) = shipping.wait_events("auth.login_succeeded")
+    check_shape(ev)
+    assert ev["user"] == {"id": str(alice.pk), "name": "alice"}
+    assert ev["client_ip"] == "198.51.100.4"
+    assert ev["status"] == 200
+
+
+def test_session_login_ships_login_succeeded(client, shipping, alice):
+    assert client.login(username="alice", password="password")
+    (ev,) = shipping.wait_events("auth.login_succeeded")
+    assert ev["user"]["name"] == "alice"
+
+
+def test_hmac_signature(client, vigil, receiver, alice):
+    secret = "s3cret-for-hmac"
+    vigil(EVENTS_URL=receiver.url, EVENTS_TOKEN=None, EVENTS_HMAC_SECRET=secret)
+    obtain(client, password="bad")
+    receiver.wait_events("auth.login_failed")
+    req = receiver.requests[0]
+    assert "Authorization" not in req["headers"]
+    sig = req["headers"]["X-Vigil-Signature"]
+    m = re.fullmatch(r"t=(\d+),v1=([0-9a-f]{64})", sig)
+    assert m, sig
+    t, mac = m.groups()
+    assert abs(int(t) - time.time()) < 10
+    expected = hmac.new(secret.encode(), f"{t}.".encode() + req["body"], hashlib.sha256).hexdigest()
+    assert hmac.compare_digest(mac, expected)
+    # A different secret does not verify.
+    wrong = hmac.new(b"other", f"{t}.".encode() + req["body"], hashlib.sha256).hexdigest()
+    assert mac != wrong
+
+
+def test_disallowed_host(client, shipping):
+    r = client.get("/api/orders/", HTTP_HOST="evil.example", REMOTE_ADDR="203.0.113.66")
+    assert r.status_code == 400
+    (ev,) = shipping.wait_events("django.suspicious_operation")
+    check_shape(ev)
+    assert ev["name"] == "DisallowedHost"
+    assert "evil.example" in ev["message"]
+    assert ev["client_ip"] == "203.0.113.66"
+    assert ev["status"] == 400
+
+
+def test_disallowed_host_after_logging_is_reconfigured(client, shipping, settings):
+    # A second django.setup() (runserver, get_wsgi_application) re-applies
+    # LOGGING, which strips handlers from django.security: the middleware
+    # puts the handler back.
+    from django.utils.log import configure_logging
+
+    configure_logging(settings.LOGGING_CONFIG, settings.LOGGING)
+    assert client.get("/api/orders/", HTTP_HOST="evil.example").status_code == 400
+    (ev,) = shipping.wait_events("django.suspicious_operation")
+    assert ev["name"] == "DisallowedHost"
+
+
+def test_any_django_security_record_is_shipped(shipping):
+    import logging
+
+    logging.getLogger("django.security.SuspiciousFileOperation").error("path traversal: %s", "../../etc/passwd")
+    (ev,) = shipping.wait_events("django.suspicious_operation")
+    assert ev["name"] == "SuspiciousFileOperation"
+    assert ev["message"] == "path traversal: ../../etc/passwd"
+
+
+def test_app_403_ships_http_forbidden_but_ban_403_does_not(client, shipping, rdb):
+    rdb.set("vigil:ban:ip:203.0.113.7", "{}")
+    assert client.get("/api/orders/", REMOTE_ADDR="203.0.113.7").status_code == 403
+    r = client.get("/forbidden/", REMOTE_ADDR="198.51.100.7")
+    assert r.status_code == 403
+    (ev,) = shipping.wait_events("http.forbidden")
+    check_shape(ev)
+    assert ev["status"] == 403 and ev["path"] == "/forbidden/" and ev["client_ip"] == "198.51.100.7"
+    time.sleep(0.3)
+    assert len(shipping.events("http.forbidden")) == 1
+
+
+def test_throttled_ships_auth_throttled(client, shipping):
+    codes = [client.get("/api/limited/", REMOTE_ADDR="198.51.100.99").status_code for _ in range(4)]
+    assert codes == [200, 200, 200, 429]
+    (ev,) = shipping.wait_events("auth.throttled")
+    check_shape(ev)
+    assert ev["status"] == 429 and ev["client_ip"] == "198.51.100.99"
+
+
+def test_refresh_token_reuse_after_rotation(client, shipping, alice):
+    first = obtain(client).json()["refresh"]
+    assert client.post("/api/token/refresh/", {"refresh": first}, content_type="application/json").status_code == 200
+    r = client.post(
+        "/api/token/refresh/", {"refresh": first}, content_type="application/json", REMOTE_ADDR="203.0.113.99"
+    )
+    assert r.status_code == 401
+    assert r.json()["code"] == "token_not_valid"
+    (ev,) = shipping.wait_events("auth.token_reuse")
+    check_shape(ev)
+    from rest_framework_simplejwt.tokens import UntypedToken
+
+    assert ev["jti"] == UntypedToken(first)["jti"]
+    assert ev["user"] == {"id": str(alice.pk)}
+    assert ev["client_ip"] == "203.0.113.99"
+    assert ev["status"] == 401
+
+
+def test_forged_or_unknown_refresh_tokens_are_not_reuse(client, shipping, alice):
+    first = obtain(client).json()["refresh"]
+    client.post("/api/token/refresh/", {"refresh": first}, content_type="application/json")
+    head, payload, sig = first.split(".")
+    forged = f"{head}.{payload}.{'A' * len(sig)}"  # bad signature
+    assert client.post("/api/token/refresh/", {"refresh": forged}, content_type="application/json").status_code == 401
+    assert client.post("/api/token/refresh/", {"refresh": "junk"}, content_type="application/json").status_code == 401
+    shipping.wait_events("auth.login_succeeded")
+    time.sleep(0.3)
+    assert shipping.events("auth.token_reuse") == []
+
+
+def test_full_queue_drops_without_blocking(client, vigil, alice):
+    dead = f"http://127.0.0.1:{free_port()}/events"  # nothing listens: every POST fails
+    vigil(EVENTS_URL=dead, EVENTS_TOKEN="t", QUEUE_SIZE=3, BATCH_SIZE=2, FLUSH_SECONDS=0.05)
+    t0 = time.monotonic()
+    for _ in range(10):
+        assert obtain(client, password="bad").status_code == 401
+    assert time.monotonic() - t0 < 3
+    s = shipper.stats()
+    assert s["queued"] == 3
+    assert s["dropped"] == 7
+    assert s["sent"] == 0
+
+
+def test_receiver_down_then_up(client, vigil, alice):
+    port = free_port()
+    vigil(EVENTS_URL=f"http://127.0.0.1:{port}/events", EVENTS_TOKEN="t")
+    obtain(client, password="bad")
+    obtain(client, password="bad2")
+    assert wait_until(lambda: shipper.stats()["retries"] >= 1, timeout=5)
+    receiver = Receiver(port).start()
+    try:
+        evs = receiver.wait_events("auth.login_failed", n=2, timeout=10)
+        assert len(evs) == 2
+        assert shipper.stats()["sent"] == 2
+        assert shipper.stats()["dropped"] == 0
+    finally:
+        receiver.stop()
+
+
+def test_5xx_and_429_are_retried_4xx_rejected(client, shipping, alice):
+    shipping.statuses = [503, 429]
+    obtain(client, password="bad")
+    shipping.wait_events("auth.login_failed", timeout=10)
+    assert shipper.stats()["retries"] == 2
+    assert len(shipping.requests) == 3
+    assert shipping.requests[0]["body"] == shipping.requests[2]["body"]
+
+    shipping.statuses = [400]
+    obtain(client, password="bad")
+    assert wait_until(lambda: shipper.stats()["rejected"] == 1, timeout=5)
+    time.sleep(0.3)
+    assert len(shipping.requests) == 4  # not retried
+    assert len(shipping.events("auth.login_failed")) == 1
+
+
+def test_batching(client, vigil, receiver, alice):
+    vigil(EVENTS_URL=receiver.url, EVENTS_TOKEN="t", BATCH_SIZE=3, FLUSH_SECONDS=0.5)
+    for _ in range(7):
+        obtain(client, password="bad")
+    receiver.wait_events("auth.login_failed", n=7)
+    sizes = [len(json.loads(r["body"])) for r in receiver.requests]
+    assert sum(sizes) == 7 and max(sizes) <= 3
+
+
+def test_flush_sends_what_is_queued(client, vigil, receiver, alice):
+    vigil(EVENTS_URL=receiver.url, EVENTS_TOKEN="t", FLUSH_SECONDS=60)
+    obtain(client, password="bad")
+    time.sleep(0.2)
+    assert receiver.events() == []  # waiting for the batch to fill
+    assert shipper.flush(3)
+    assert len(receiver.events("auth.login_failed")) == 1
+
+
+def test_no_events_url_means_no_shipping(client, rdb, alice):
+    obtain(client, password="bad")
+    assert shipper.get() is None
+    assert shipper.stats()["queued"] == 0
+
+
+def test_queued_events_are_flushed_at_exit(receiver):
+    """A process that exits right after queueing still delivers (atexit)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = f"""
+import django
+from django.conf import settings
+settings.configure(
+    INSTALLED_APPS=["django.contrib.auth", "django.contrib.contenttypes", "vigil_django"],
+    VIGIL={{"REDIS_URL": "redis://127.0.0.1:1/0", "EVENTS_URL": "{receiver.url}",
+           "EVENTS_TOKEN": "t", "FLUSH_SECONDS": 60}},
+)
+django.setup()
+from vigil_django import events
+assert events.ship(events.LOGIN_FAILED, None, user={{"name": "at-exit"}})
+"""
+    env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parent.parent)
+    p = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    (ev,) = receiver.wait_events("auth.login_failed", timeout=2)
+    assert ev["user"] == {"name": "at-exit"}

@@ -1,0 +1,40 @@
+"""Process-wide counters (read them with vigil_django.shipper.stats())."""
+
+from __future__ import annotations
+
+import threading
+
+_NAMES = (
+    # shipper
+    "queued",  # events accepted into the queue
+    "sent",  # events delivered (2xx from EVENTS_URL)
+    "dropped",  # events lost: queue full, or shipper shut down with events left
+    "rejected",  # events in batches EVENTS_URL refused with a 4xx other than 429
+    "retries",  # failed POST attempts that will be retried
+    # enforcement
+    "redis_errors",  # decisions made without an answer from Redis (FAIL_OPEN applied)
+    "blocked_banned",  # requests answered 403 because the client is banned
+    "blocked_lockdown",  # requests answered 503 because of a lockdown
+    "blocked_redis_down",  # requests answered 503 because Redis was down and FAIL_OPEN is False
+    "tokens_refused",  # JWTs refused by the deny-list or a revocation
+    "cache_invalidations",  # local cache clears caused by pub/sub messages
+)
+
+_lock = threading.Lock()
+_counters = dict.fromkeys(_NAMES, 0)
+
+
+def incr(name: str, n: int = 1) -> None:
+    with _lock:
+        _counters[name] += n
+
+
+def snapshot() -> dict:
+    with _lock:
+        return dict(_counters)
+
+
+def reset() -> None:
+    with _lock:
+        for k in _counters:
+            _counters[k] = 0
