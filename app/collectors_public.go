@@ -57,8 +57,11 @@ func (a *App) publicConfig() (httpapi.Config, error) {
 	filter := csp.DefaultFilter()
 	filter.Documents = a.cfg.CSPDocuments
 	filter.DropHosts = a.cfg.CSPDropHosts
+	if len(a.cfg.CSPDropSchemes) > 0 {
+		filter.DropSchemes = a.cfg.CSPDropSchemes
+	}
 	if err := filter.Validate(); err != nil {
-		return httpapi.Config{}, fmt.Errorf("csp_documents/csp_drop_hosts: %w", err)
+		return httpapi.Config{}, fmt.Errorf("csp_documents/csp_drop_hosts/csp_drop_schemes: %w", err)
 	}
 	cfg := httpapi.Config{
 		Listen: a.cfg.Listen, ListenTLS: a.cfg.ListenTLS, TLSCert: a.cfg.TLSCert, TLSKey: a.cfg.TLSKey,

@@ -107,6 +107,12 @@ type Config struct {
 	// whose pages may report; reports for other documents are dropped as
 	// noise. Default any.
 	CSPDocuments []string `yaml:"csp_documents"`
+	// CSPDropSchemes are the URI schemes (of the blocked URI, source file or
+	// document) whose reports are browser-extension or browser-internal
+	// noise. Default chrome-extension, moz-extension, safari-extension,
+	// safari-web-extension, ms-browser-extension, chrome, about, chromenull,
+	// chromeinvokeimmediate, webkit-masked-url, resource.
+	CSPDropSchemes []string `yaml:"csp_drop_schemes"`
 	// CSPDropHosts are hosts (with "*." wildcards) of injected widgets whose
 	// reports are noise. Default none.
 	CSPDropHosts []string `yaml:"csp_drop_hosts"`
@@ -440,6 +446,7 @@ var Help = map[string]string{
 	"cors_origins":            "origin allowed to post reports cross-origin (repeatable; default any)",
 	"csp_documents":           "origin whose pages may report CSP violations (repeatable; default any)",
 	"csp_drop_hosts":          "host of an injected widget whose CSP reports are noise (repeatable)",
+	"csp_drop_schemes":        "URI scheme whose CSP reports are extension/browser noise (repeatable; replaces the defaults)",
 	"syslog_udp":              "receive access log lines over syslog UDP on this address (e.g. 127.0.0.1:5514)",
 	"syslog_tcp":              "receive access log lines over syslog TCP on this address",
 	"log_level":               "debug, info, warn or error",

@@ -57,7 +57,7 @@ func TestAppEventsBecomeBans(t *testing.T) {
 		for _, m := range streamMessages(t, h.app, bus.StreamAlerts) {
 			rules[strings.TrimPrefix(m.Subject(), "vigil.alerts.")] = true
 		}
-		return rules["suspicious-operation"] && rules["auth-token-reuse"] && rules["auth-failure-ip"]
+		return rules["suspicious-operation"] && rules["auth-token-reuse"] && rules["auth-failure-spike"]
 	})
 }
 

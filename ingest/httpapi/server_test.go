@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/netip"
 	"strconv"
@@ -277,5 +278,28 @@ func TestClientIP(t *testing.T) {
 		if got := s.clientIP(r).String(); got != tc.want {
 			t.Errorf("peer %s xff %q: %s, want %s", tc.peer, tc.xff, got, tc.want)
 		}
+	}
+}
+
+// A client that sends half a request and stalls does not hold up others.
+func TestSlowClientDoesNotBlockOthers(t *testing.T) {
+	h := start(t, nil)
+	addr := strings.TrimPrefix(h.url, "http://")
+	var stalled []net.Conn
+	for range 20 {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(c, "POST /csp-report HTTP/1.1\r\nHost: x\r\nContent-Type: application/csp-report\r\nContent-Length: 1000\r\n\r\n{\"csp-")
+		stalled = append(stalled, c)
+	}
+	defer func() {
+		for _, c := range stalled {
+			c.Close()
+		}
+	}()
+	if code, body, _ := h.post("/csp-report", "application/csp-report", []byte(legacyReport)); code != 204 {
+		t.Fatalf("a normal report while 20 clients stall: %d %v", code, body)
 	}
 }
