@@ -69,10 +69,11 @@ type Engine struct {
 	// length, so its tail is always the first to expire).
 	lists      []lruList
 	quiet      map[tableKey]int64
-	warm       bool  // warming up: alerts are discarded, not counted
-	watermark  int64 // newest event time seen
-	swept      int64 // watermark at the last sweep
-	quietSwept int64 // watermark at the last sweep of cooldowns
+	fired      map[tableKey]int64 // when followed rules last fired, per key
+	warm       bool               // warming up: alerts are discarded, not counted
+	watermark  int64              // newest event time seen
+	swept      int64              // watermark at the last sweep
+	quietSwept int64              // watermark at the last sweep of cooldowns
 	stats      *Stats
 }
 
@@ -142,6 +143,7 @@ func NewEngine(rs *RuleSet, opts Options) *Engine {
 		lateness: int64(opts.Lateness),
 		table:    map[tableKey]int32{},
 		quiet:    map[tableKey]int64{},
+		fired:    map[tableKey]int64{},
 		lists:    make([]lruList, rs.Len()),
 		stats:    &Stats{Detections: make([]atomic.Int64, rs.Len())},
 	}
@@ -193,6 +195,12 @@ func (e *Engine) Observe(o *Observation, out []event.Alert) []event.Alert {
 		e.watermark = o.Time
 		if e.watermark-e.swept >= int64(time.Second) {
 			e.sweep()
+		}
+	}
+	if c.after >= 0 {
+		at, ok := e.fired[tableKey{rule: c.after, key: o.Key}]
+		if !ok || o.Time < at || o.Time-at > c.within {
+			return out
 		}
 	}
 	tk := tableKey{rule: o.Rule, key: o.Key}
@@ -253,6 +261,16 @@ func (e *Engine) Observe(o *Observation, out []event.Alert) []event.Alert {
 		e.stats.Detections[o.Rule].Add(1)
 	}
 	e.release(idx)
+	if c.followed {
+		e.fired[tk] = o.Time
+		if len(e.fired) > e.opts.MaxKeys {
+			for k, at := range e.fired {
+				if at < e.watermark-int64(24*time.Hour) || len(e.fired) > e.opts.MaxKeys {
+					delete(e.fired, k)
+				}
+			}
+		}
+	}
 	e.quiet[tk] = o.Time + c.cooldown
 	if len(e.quiet) > e.opts.MaxKeys {
 		e.trimQuiet()

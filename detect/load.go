@@ -17,11 +17,12 @@ import (
 // strict, and a misspelt key is an error naming its line.
 var (
 	fileKeys     = []string{"rules"}
-	ruleKeys     = []string{"id", "description", "source", "match", "group_by", "window", "threshold", "distinct", "severity", "cooldown", "baseline", "novelty", "actions", "disabled"}
+	ruleKeys     = []string{"id", "description", "source", "match", "group_by", "window", "threshold", "distinct", "severity", "cooldown", "baseline", "novelty", "after", "actions", "disabled"}
 	baselineKeys = []string{"factor", "learn"}
 	noveltyKeys  = []string{"field", "learn"}
 	matchKeys    = []string{"status", "method", "path", "path_prefix", "signature", "action"}
-	actionsKeys  = []string{"ban"}
+	actionsKeys  = []string{"ban", "revoke_user", "lockdown"}
+	afterKeys    = []string{"rule", "within"}
 )
 
 // IsRuleFile reports whether name is a rules file: *.yaml or *.yml, but not a
@@ -75,6 +76,19 @@ func LoadFS(fsys fs.FS, dir, display string) ([]*Rule, error) {
 			}
 			seen[r.ID] = r
 			rules = append(rules, r)
+		}
+	}
+	for _, r := range rules {
+		if r.After == nil {
+			continue
+		}
+		prev, ok := seen[r.After.Rule]
+		switch {
+		case !ok:
+			errs = append(errs, &FieldError{File: r.File, Line: r.lines["after.rule"], Rule: r.ID, Field: "after.rule", Msg: fmt.Sprintf("no rule %q", r.After.Rule)})
+		case prev.GroupBy != r.GroupBy:
+			errs = append(errs, &FieldError{File: r.File, Line: r.lines["after.rule"], Rule: r.ID, Field: "after.rule",
+				Msg: fmt.Sprintf("%q groups by %s, this rule by %s: they must group by the same field", prev.ID, prev.GroupBy, r.GroupBy)})
 		}
 	}
 	if len(errs) > 0 {
@@ -154,6 +168,11 @@ func parseRule(file string, n *yaml.Node) (*Rule, Errors) {
 			recordLines(r.lines, "baseline.", v)
 			r.Baseline = &Baseline{}
 			err = v.Decode(r.Baseline)
+		case "after":
+			errs = append(errs, unknownKeys(file, r.ID, "after.", v, afterKeys)...)
+			recordLines(r.lines, "after.", v)
+			r.After = &After{}
+			err = v.Decode(r.After)
 		case "novelty":
 			errs = append(errs, unknownKeys(file, r.ID, "novelty.", v, noveltyKeys)...)
 			recordLines(r.lines, "novelty.", v)

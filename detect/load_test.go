@@ -60,6 +60,31 @@ func TestBadRules(t *testing.T) {
     actions: {ban: 1h}
 `, []string{`id: must be lower-case`, `threshold: must be >= 1`, `severity: must be one of`, `match.status: 4040 is not`, `match.signature: unknown signature "rce"`, `actions.ban: needs group_by: source.ip`}},
 		{"not a list", "rules: {}\n", []string{`bad.yaml:1: rules: must be a list`}},
+		{"after names a rule grouped otherwise, or none", `rules:
+  - id: a
+    threshold: 1
+    window: 1m
+  - id: b
+    group_by: user.name
+    threshold: 1
+    window: 1m
+    after: {rule: a, within: 1m}
+  - id: c
+    threshold: 1
+    window: 1m
+    after: {rule: zzz, within: 1m}
+`, []string{`bad.yaml:9: rule "b": after.rule: "a" groups by source.ip, this rule by user.name`, `bad.yaml:13: rule "c": after.rule: no rule "zzz"`}},
+		{"baseline and novelty checks", `rules:
+  - id: a
+    threshold: 1
+    window: 1m
+    baseline: {factor: 1, learn: 1s}
+  - id: b
+    threshold: 1
+    window: 1m
+    novelty: {field: url.nope}
+    actions: {lockdown: {mode: half}}
+`, []string{`baseline.factor: must be > 1`, `baseline.learn: must be at least the window`, `novelty.field: must be one of`, `actions.lockdown: mode must be full or read-only`}},
 		{"yaml syntax", "rules:\n  - id: [\n", []string{`bad.yaml: line`}},
 	}
 	for _, tc := range cases {

@@ -126,6 +126,9 @@ type compiled struct {
 	factor    float64
 	learn     int64 // nanoseconds
 	expiry    int64 // how long a quiet key's state is kept, nanoseconds
+	after     int32 // index of the rule that must have fired for the key first, -1 none
+	within    int64 // how recently, nanoseconds
+	followed  bool  // another rule's after names this one: remember when it fires
 	window    int64 // nanoseconds
 	cooldown  int64 // nanoseconds
 	actions   []event.ActionSpec
@@ -181,9 +184,20 @@ func Compile(rules []*Rule) *RuleSet {
 		if r.Actions.Ban > 0 {
 			c.actions = append(c.actions, event.ActionSpec{Kind: event.ActionBan, Duration: event.Duration(r.Actions.Ban)})
 		}
+		c.after = -1
 		rs.needSig = rs.needSig || c.sig != 0
 		rs.rules = append(rs.rules, c)
 		rs.bySource[r.Source] = append(rs.bySource[r.Source], c)
+	}
+	for _, c := range rs.rules {
+		if c.After == nil {
+			continue
+		}
+		for _, p := range rs.rules {
+			if p.ID == c.After.Rule {
+				c.after, c.within, p.followed = p.index, int64(c.After.Within), true
+			}
+		}
 	}
 	return rs
 }

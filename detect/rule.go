@@ -78,8 +78,13 @@ var valueFields = []string{FieldSourceIP, FieldUserName, FieldUserID, FieldURLPa
 //	    novelty:                  # a value never seen for the key (see Novelty)
 //	      field: vigil.csp.blocked_origin
 //	      learn: 24h
+//	    after:                    # count only events whose key fired that rule within
+//	      rule: auth-failure-spike-user
+//	      within: 15m
 //	    actions:
 //	      ban: 72h                # ban the key (an IP) for this long
+//	      revoke_user: true       # revoke the tokens of the event's user.id
+//	      lockdown: {mode: read-only, for: 30m}   # emergency lockdown (never in the default pack)
 type Rule struct {
 	ID          string    `yaml:"id"`
 	Description string    `yaml:"description"`
@@ -93,6 +98,7 @@ type Rule struct {
 	Cooldown    Duration  `yaml:"cooldown"`
 	Baseline    *Baseline `yaml:"baseline"`
 	Novelty     *Novelty  `yaml:"novelty"`
+	After       *After    `yaml:"after"`
 	Actions     Actions   `yaml:"actions"`
 	Disabled    bool      `yaml:"disabled"`
 
@@ -137,6 +143,29 @@ type Match struct {
 type Actions struct {
 	// Ban bans the key, which must be an IP, for this long; 0 = no ban.
 	Ban Duration `yaml:"ban"`
+	// RevokeUser revokes every token of the user the firing event names
+	// (its user.id), issued before the event.
+	RevokeUser bool `yaml:"revoke_user"`
+	// Lockdown puts the whole site in emergency lockdown. No rule of the
+	// default pack does; it must be asked for explicitly.
+	Lockdown *LockdownAction `yaml:"lockdown"`
+}
+
+// LockdownAction is an automatic emergency lockdown.
+type LockdownAction struct {
+	// Mode is "full" (every request refused) or "read-only" (unsafe methods
+	// refused).
+	Mode string `yaml:"mode"`
+	// For is how long it lasts; 0 = until released by an operator.
+	For Duration `yaml:"for"`
+}
+
+// After makes a rule count only events whose key fired another rule a
+// little earlier: "a login that succeeds right after a burst of failures
+// against the account". Both rules must group by the same field.
+type After struct {
+	Rule   string   `yaml:"rule"`
+	Within Duration `yaml:"within"`
 }
 
 // Duration is a time.Duration read from YAML as a Go duration ("90s", "72h")
@@ -286,6 +315,22 @@ func (r *Rule) validate() Errors {
 	}
 	if r.Actions.Ban < 0 {
 		bad("actions.ban", "must be >= 0")
+	}
+	if l := r.Actions.Lockdown; l != nil {
+		if l.Mode != "full" && l.Mode != "read-only" {
+			bad("actions.lockdown", "mode must be full or read-only, got %q", l.Mode)
+		}
+		if l.For < 0 {
+			bad("actions.lockdown", "for must be >= 0")
+		}
+	}
+	if a := r.After; a != nil {
+		if a.Rule == "" || a.Rule == r.ID {
+			bad("after.rule", "must name another rule")
+		}
+		if a.Within <= 0 {
+			bad("after.within", "must be > 0")
+		}
 	}
 	if r.Actions.Ban > 0 && r.GroupBy != "" && r.GroupBy != FieldSourceIP {
 		bad("actions.ban", "needs group_by: %s (a ban applies to an IP), got %q", FieldSourceIP, r.GroupBy)
