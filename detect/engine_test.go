@@ -503,3 +503,26 @@ func TestNovelty(t *testing.T) {
 		t.Fatalf("novelty alerts = %+v", novel)
 	}
 }
+
+func TestExplain(t *testing.T) {
+	e, m := testEngine(t, Options{})
+	run(t, e, m, scan("203.0.113.7", 0, time.Millisecond, 30))
+	info := e.Explain("203.0.113.7")
+	if len(info) != 1 || info[0].Rule != "scan" || info[0].Count != 30 || info[0].Threshold != 50 || !info[0].Tracked {
+		t.Fatalf("explain before firing = %+v", info)
+	}
+	more := scan("203.0.113.7", time.Second, time.Millisecond, 30)
+	for i := range more {
+		more[i].path += "-more"
+	}
+	if a := run(t, e, m, more); len(a) != 1 {
+		t.Fatalf("alerts = %v", keys(a))
+	}
+	info = e.Explain("203.0.113.7")
+	if len(info) != 1 || info[0].Tracked || info[0].QuietTill.IsZero() {
+		t.Fatalf("explain after firing = %+v", info)
+	}
+	if got := e.Explain("198.51.100.1"); len(got) != 0 {
+		t.Fatalf("unknown key: %+v", got)
+	}
+}
