@@ -44,13 +44,45 @@ type Alert struct {
 
 // Action kinds a rule can ask for.
 const (
-	ActionBan = "ban" // ban the key (an IP) for Duration
+	// ActionBan bans the key, an IP address, for Duration.
+	ActionBan = "ban"
+	// ActionRevokeUser revokes every token of the key, a user id (the rule
+	// groups by "user.id"), issued before the alert's time.
+	ActionRevokeUser = "revoke_user"
+	// ActionLockdown puts the whole site into an emergency lockdown of
+	// Mode for Duration (0: until an operator releases it).
+	ActionLockdown = "lockdown"
+)
+
+// Action kinds that only operators ask for (through the admin API or the
+// CLI); they appear as Audit.Action but a rule cannot ask for them.
+const (
+	ActionUnban       = "unban"        // remove a ban
+	ActionJTIDeny     = "jti_deny"     // deny one token by its jti
+	ActionRevokeAll   = "revoke_all"   // revoke every token issued so far
+	ActionLockdownOff = "lockdown_off" // release a lockdown
+)
+
+// Lockdown modes (ActionSpec.Mode).
+const (
+	// LockdownFull refuses every request.
+	LockdownFull = "full"
+	// LockdownReadOnly refuses every request but GET, HEAD and OPTIONS.
+	LockdownReadOnly = "read-only"
 )
 
 // ActionSpec is one action a rule asks for.
 type ActionSpec struct {
-	Kind     string   `json:"kind"`
+	// Kind is the action kind: ActionBan, ActionRevokeUser or
+	// ActionLockdown.
+	Kind string `json:"kind"`
+	// Duration is how long a ban or a lockdown lasts. For a ban, 0 means
+	// the responder's default; for a lockdown, until released. Revocations
+	// ignore it.
 	Duration Duration `json:"duration,omitempty"`
+	// Mode is the mode of a lockdown: LockdownFull (the default when
+	// empty) or LockdownReadOnly. Other kinds ignore it.
+	Mode string `json:"mode,omitempty"`
 }
 
 // Audit is one entry of the append-only audit trail (stream VIGIL_AUDIT,
@@ -62,9 +94,13 @@ type Audit struct {
 	ID string `json:"id"`
 	// Time is when the action was applied (wall clock).
 	Time time.Time `json:"@timestamp"`
-	// Action is the action kind ("ban").
+	// Action is the action kind: one of the Action constants ("ban",
+	// "unban", "jti_deny", "revoke_user", "revoke_all", "lockdown",
+	// "lockdown_off").
 	Action string `json:"action"`
-	// Target is what the action applies to (an IP for a ban).
+	// Target is what the action applies to: an IP or CIDR network for a
+	// ban, a jti, a user id; empty for revoke_all and the lockdown actions,
+	// which apply to the whole site.
 	Target string `json:"target"`
 	// Actor is who asked: "rule:<id>" for automatic actions, "admin:<name>"
 	// for manual ones.
@@ -73,13 +109,20 @@ type Audit struct {
 	Reason string `json:"reason,omitempty"`
 	// AlertID links to the alert that caused the action, if any.
 	AlertID string `json:"alert_id,omitempty"`
-	// Result is "applied", "skipped-allowlisted", "dry-run" or "failed".
+	// Result is "applied" (Redis changed), "unchanged" (a repeat: nothing
+	// to change), "skipped-allowlisted", "dry-run", "breaker-open" (an
+	// automatic ban stopped by the circuit breaker), "refused" (a manual
+	// action that failed validation) or "failed".
 	Result string `json:"result"`
-	// Duration is the ban duration, when there is one.
+	// Duration is the ban or lockdown duration, when there is one.
 	Duration Duration `json:"duration,omitempty"`
 	// Expires is when the action lapses, when it does.
 	Expires time.Time `json:"expires,omitzero"`
-	// Error says why Result is "failed".
+	// Offence is, for a ban, which ban of this IP (or network) it is
+	// within the ban history window: 1 for the first, 2 for the second...;
+	// repeat offences get longer bans.
+	Offence int `json:"offence,omitempty"`
+	// Error says why Result is "failed", "refused" or "breaker-open".
 	Error string `json:"error,omitempty"`
 }
 

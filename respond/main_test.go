@@ -3,10 +3,12 @@ package respond_test
 import (
 	"context"
 	"encoding/json"
+	"maps"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/goleak"
 
@@ -52,7 +54,13 @@ func newFixture(t *testing.T) *fixture {
 	srv := redistest.Start(t)
 	rdb := srv.Client(t)
 	clk := &clock{now: t0}
-	return &fixture{srv: srv, rdb: rdb, clock: clk, store: respond.NewStore(rdb, srv.Prefix, clk.Now)}
+	// The Django mirror key goes under the test's prefix too, so that
+	// tests sharing a Redis do not see each other's lockdowns and keys()
+	// sees it.
+	store := respond.NewStore(rdb, srv.Prefix, clk.Now).WithOptions(respond.StoreOptions{
+		DjangoCacheKey: respond.DjangoKey(srv.Prefix+"django", 1, "EMERGENCY_LOCKDOWN"),
+	})
+	return &fixture{srv: srv, rdb: rdb, clock: clk, store: store}
 }
 
 // ctx returns a context that ends with the test, after at most 20 s.
@@ -146,17 +154,32 @@ func (f *fixture) subscribe(t *testing.T) *events {
 // next returns the next change published.
 func (e *events) next() change {
 	e.t.Helper()
+	var c change
+	e.decode(&c)
+	return c
+}
+
+// raw returns the next change published, decoded into a map (numbers are
+// float64).
+func (e *events) raw() map[string]any {
+	e.t.Helper()
+	var m map[string]any
+	e.decode(&m)
+	return m
+}
+
+// decode decodes the next message published into v.
+func (e *events) decode(v any) {
+	e.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	msg, err := e.sub.ReceiveMessage(ctx)
 	if err != nil {
 		e.t.Fatalf("receiving from %s: %v", e.f.store.Channel(), err)
 	}
-	var c change
-	if err := json.Unmarshal([]byte(msg.Payload), &c); err != nil {
+	if err := json.Unmarshal([]byte(msg.Payload), v); err != nil {
 		e.t.Fatalf("decoding event %s: %v", msg.Payload, err)
 	}
-	return c
 }
 
 // none checks that nothing was published since the last message read, by
@@ -171,8 +194,76 @@ func (e *events) none() {
 	}
 }
 
+// get returns the value at key; ok is false if there is none.
+func (f *fixture) get(t *testing.T, key string) (v string, ok bool) {
+	t.Helper()
+	v, err := f.rdb.Get(testCtx(t), key).Result()
+	if err == redis.Nil {
+		return "", false
+	}
+	if err != nil {
+		t.Fatalf("GET %s: %v", key, err)
+	}
+	return v, true
+}
+
+// pttl returns the TTL of key: noTTL for none, noKey if there is no key.
+func (f *fixture) pttl(t *testing.T, key string) time.Duration {
+	t.Helper()
+	d, err := f.rdb.PTTL(testCtx(t), key).Result()
+	if err != nil {
+		t.Fatalf("PTTL %s: %v", key, err)
+	}
+	return d
+}
+
+// What go-redis's PTTL returns for a key without a TTL and for no key.
+const (
+	noTTL time.Duration = -1
+	noKey time.Duration = -2
+)
+
 // within reports whether got is within tol of want.
 func within(got, want, tol time.Duration) bool {
 	d := got - want
 	return d >= -tol && d <= tol
+}
+
+// metric returns the value of the counter or gauge called name whose
+// labels are exactly labels; ok is false if there is no such series.
+func metric(t *testing.T, reg *prometheus.Registry, name string, labels map[string]string) (v float64, ok bool) {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			got := map[string]string{}
+			for _, l := range m.GetLabel() {
+				got[l.GetName()] = l.GetValue()
+			}
+			if !maps.Equal(got, labels) {
+				continue
+			}
+			if c := m.GetCounter(); c != nil {
+				return c.GetValue(), true
+			}
+			return m.GetGauge().GetValue(), true
+		}
+	}
+	return 0, false
+}
+
+// actionCount returns vigil_respond_actions_total{action,result}.
+func actionCount(t *testing.T, reg *prometheus.Registry, action, result string) float64 {
+	t.Helper()
+	v, ok := metric(t, reg, "vigil_respond_actions_total", map[string]string{"action": action, "result": result})
+	if !ok {
+		t.Fatalf("no vigil_respond_actions_total{action=%q,result=%q}", action, result)
+	}
+	return v
 }

@@ -6,13 +6,29 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"strconv"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 )
 
-// DefaultPrefix is the key prefix NewStore uses when given none.
-const DefaultPrefix = "vigil:"
+// Defaults of the Store.
+const (
+	// DefaultPrefix is the key prefix NewStore uses when given none.
+	DefaultPrefix = "vigil:"
+	// DefaultDjangoCacheKey is the key an unmodified Django app reads with
+	// cache.get("EMERGENCY_LOCKDOWN") under the default cache settings
+	// (KEY_PREFIX "", VERSION 1); see DjangoKey.
+	DefaultDjangoCacheKey = ":1:EMERGENCY_LOCKDOWN"
+	// DefaultHistoryTTL is how long the ban history of an IP is kept after
+	// its last ban.
+	DefaultHistoryTTL = 90 * 24 * time.Hour
+	// DefaultTokenTTL is how long jti denials and revocations are kept
+	// when no TTL is given: simplejwt's longest default token lifetime
+	// (REFRESH_TOKEN_LIFETIME is 1 day; 7 days leaves room for sites that
+	// raise it).
+	DefaultTokenTTL = 7 * 24 * time.Hour
+)
 
 // Ban is a ban to apply.
 type Ban struct {
@@ -30,6 +46,12 @@ type Ban struct {
 	// Duration is how long the ban lasts, counted from when it is applied;
 	// at least one second.
 	Duration time.Duration
+	// Ladder escalates repeat offences: the n-th applied ban of IP within
+	// the history window (n = Offences + 1, decided atomically with the
+	// write) lasts max(Duration, Ladder[min(n, len(Ladder)) - 1]). Empty
+	// means every ban lasts Duration. The Store caps nothing: the caller
+	// caps Duration and the rungs.
+	Ladder []time.Duration
 	// Actor is who asked: "rule:<id>" or "admin:<name>".
 	Actor string
 }
@@ -53,40 +75,90 @@ type BanRecord struct {
 	// Expires is when the ban lapses (UTC, whole seconds); the key's TTL
 	// ends at the same moment.
 	Expires time.Time `json:"expires"`
+	// Offence is which ban of this IP this record is within the history
+	// window: 1 for the first. Zero in records written before Vigil kept a
+	// history.
+	Offence int `json:"offence,omitempty"`
 }
 
-// Store keeps bans in Redis under the contract the Django middleware reads
-// (DESIGN.md, "Redis contract"):
+// StoreOptions are the Store's settings beyond the key prefix; zero fields
+// take their defaults.
+type StoreOptions struct {
+	// DjangoCacheKey is the key of the Django cache entry that mirrors a
+	// lockdown: it holds "1" while one is on, so that cache.get of the
+	// entry in an unmodified Django app is truthy. Django's cache keys are
+	// KEY_PREFIX:VERSION:key (see DjangoKey): ":1:EMERGENCY_LOCKDOWN" with
+	// the default cache settings, "myapp:2:EMERGENCY_LOCKDOWN" with
+	// KEY_PREFIX "myapp" and VERSION 2. The Django cache must use the same
+	// Redis database. Default DefaultDjangoCacheKey.
+	DjangoCacheKey string
+	// HistoryTTL is how long Vigil remembers that an IP was banned, for
+	// escalating repeat offences: each applied ban restarts it. Default 90
+	// days.
+	HistoryTTL time.Duration
+}
+
+// withDefaults returns o with zero fields set to their defaults.
+func (o StoreOptions) withDefaults() StoreOptions {
+	if o.DjangoCacheKey == "" {
+		o.DjangoCacheKey = DefaultDjangoCacheKey
+	}
+	if o.HistoryTTL <= 0 {
+		o.HistoryTTL = DefaultHistoryTTL
+	}
+	return o
+}
+
+// DjangoKey returns the Redis key under which Django's cache (the built-in
+// RedisCache and django-redis, with the default KEY_FUNCTION) stores key for
+// a cache with the given KEY_PREFIX and VERSION: DjangoKey("", 1,
+// "EMERGENCY_LOCKDOWN") is ":1:EMERGENCY_LOCKDOWN".
+func DjangoKey(keyPrefix string, version int, key string) string {
+	return keyPrefix + ":" + strconv.Itoa(version) + ":" + key
+}
+
+// Store keeps Vigil's decisions in Redis under the contract the Django app
+// reads (DESIGN.md, "Redis contract"). All keys but the Django mirror start
+// with the prefix (default "vigil:"):
 //
-//   - <prefix>ban:ip:<ip> holds a BanRecord as JSON, with a TTL that ends
-//     when the ban expires;
-//   - the sorted set <prefix>bans indexes active bans: member <ip>, score the
-//     expiry in unix seconds;
-//   - every change is published on the channel <prefix>events as
-//     {"type":"ban"|"unban","ip":...,"expires":<unix seconds>,"rule":...},
-//     where expires is the ban's expiry for "ban" and the time of removal
-//     for "unban". A repeat that changes nothing publishes nothing, and
-//     neither does a ban lapsing by its TTL.
+//   - ban:ip:<ip> holds a BanRecord as JSON, with a TTL that ends when the
+//     ban expires; the sorted set bans indexes active bans (member <ip>,
+//     score the expiry in unix seconds); ban:count:<ip> counts the bans of
+//     <ip> applied within StoreOptions.HistoryTTL (for escalation);
+//   - jti:deny:<jti> holds {"reason","actor","created"} while the token
+//     is denied;
+//   - revoke:user:<id> and revoke:all hold unix seconds as integer text:
+//     tokens (of that user, or all) issued before then are invalid;
+//   - lockdown holds a Lockdown as JSON while a lockdown is on, and the
+//     Django cache key StoreOptions.DjangoCacheKey holds "1" for as long;
+//   - every change is published on the channel <prefix>events as a JSON
+//     object whose "type" is "ban", "unban", "jti-deny", "revoke-user",
+//     "revoke-all", "lockdown" or "lockdown-off". A repeat that changes
+//     nothing publishes nothing, and neither does a key lapsing by its TTL.
 //
 // <ip> is the canonical text of the address (IPv4-mapped IPv6 addresses are
 // unmapped, IPv6 is lower case and compressed as RFC 5952 says), or the
 // canonical CIDR of a network ("2001:db8:1:2::/64").
 //
-// The key, the index entry and the message are written by one Lua script, so
-// no crash leaves a key without its index entry. With Redis Cluster the
-// prefix must carry a hash tag, such as "{vigil}:", so that a ban key and the
-// index live in the same slot.
+// Every write is one Lua script that changes its keys and publishes the
+// change, so no crash leaves a key without its index entry, a lockdown
+// without its Django mirror, or a change unannounced. With Redis Cluster
+// every key a script touches must live in one slot: give the prefix a hash
+// tag, such as "{vigil}:", and Django's cache the same tag in its
+// KEY_PREFIX ("{vigil}", making the mirror "{vigil}:1:EMERGENCY_LOCKDOWN").
 //
 // A Store is safe for concurrent use; one per process is enough.
 type Store struct {
 	client redis.UniversalClient
 	prefix string
 	now    func() time.Time
+	opts   StoreOptions // with defaults applied
 }
 
 // NewStore returns a Store writing through client under prefix (DefaultPrefix
-// if empty). now gives the time bans are counted from (time.Now if nil); it
-// should agree with Redis's clock, since TTLs are set relative to it.
+// if empty), with default StoreOptions (see WithOptions). now gives the time
+// bans and revocations are counted from (time.Now if nil); it should agree
+// with Redis's clock, since TTLs are set relative to it.
 func NewStore(client redis.UniversalClient, prefix string, now func() time.Time) *Store {
 	if prefix == "" {
 		prefix = DefaultPrefix
@@ -94,11 +166,27 @@ func NewStore(client redis.UniversalClient, prefix string, now func() time.Time)
 	if now == nil {
 		now = time.Now
 	}
-	return &Store{client: client, prefix: prefix, now: now}
+	return &Store{client: client, prefix: prefix, now: now, opts: StoreOptions{}.withDefaults()}
 }
+
+// WithOptions returns a copy of s with the options o (zero fields take
+// their defaults); s itself is unchanged. Use it as
+// NewStore(client, prefix, now).WithOptions(o).
+func (s *Store) WithOptions(o StoreOptions) *Store {
+	c := *s
+	c.opts = o.withDefaults()
+	return &c
+}
+
+// Options returns the Store's options, with defaults applied.
+func (s *Store) Options() StoreOptions { return s.opts }
 
 // Key returns the Redis key of a ban of ip, which is an address or a CIDR.
 func (s *Store) Key(ip string) string { return s.prefix + "ban:ip:" + ip }
+
+// HistoryKey returns the key counting the recent bans of ip, an address or
+// a CIDR in canonical form.
+func (s *Store) HistoryKey(ip string) string { return s.prefix + "ban:count:" + ip }
 
 // IndexKey returns the key of the sorted set indexing active bans.
 func (s *Store) IndexKey() string { return s.prefix + "bans" }
@@ -106,51 +194,65 @@ func (s *Store) IndexKey() string { return s.prefix + "bans" }
 // Channel returns the pub/sub channel every change is published on.
 func (s *Store) Channel() string { return s.prefix + "events" }
 
-// banScript applies a ban. It decides idempotency and the no-shortening rule
-// itself, so that two responders racing on one IP cannot undo each other.
+// banScript applies a ban. It decides idempotency, the no-shortening rule
+// and escalation itself, so that two responders racing on one IP cannot
+// undo each other or count one offence twice.
 //
-// KEYS[1] ban key, KEYS[2] index. ARGV[1] ip, ARGV[2] record JSON (with the
-// new expiry), ARGV[3] now in unix ms, ARGV[4] new expiry in unix ms (whole
-// seconds), ARGV[5] alert id, ARGV[6] channel, ARGV[7] rule.
+// KEYS[1] ban key, KEYS[2] index, KEYS[3] history counter. ARGV[1] ip,
+// ARGV[2] record JSON (the script sets expires and offence), ARGV[3] now in
+// unix ms, ARGV[4] alert id, ARGV[5] channel, ARGV[6] rule, ARGV[7] history
+// TTL in ms, then one pair per rung of the ladder (at least one): the expiry
+// in unix ms (whole seconds) and its RFC 3339 text. The n-th offence takes
+// the pair min(n, rungs).
 //
 // It returns {applied (0 or 1), stored JSON}.
 var banScript = redis.NewScript(`
 local now = tonumber(ARGV[3])
-local exp = tonumber(ARGV[4])
-local value = ARGV[2]
 local old = redis.call('GET', KEYS[1])
+local oldrec
 if old then
   local ok, rec = pcall(cjson.decode, old)
   if ok and type(rec) == 'table' then
-    if ARGV[5] ~= '' and rec.alert_id == ARGV[5] then
+    if ARGV[4] ~= '' and rec.alert_id == ARGV[4] then
       return {0, old}
     end
-    local oldexp
-    local score = redis.call('ZSCORE', KEYS[2], ARGV[1])
-    if score then
-      oldexp = tonumber(score) * 1000
-    else
-      local pttl = redis.call('PTTL', KEYS[1])
-      if pttl > 0 then oldexp = now + pttl end
-    end
-    if oldexp and oldexp > exp and type(rec.expires) == 'string' then
-      local new = cjson.decode(value)
-      new.expires = rec.expires
-      value = cjson.encode(new)
-      exp = oldexp
-    end
+    oldrec = rec
   end
 end
+local n = redis.call('INCR', KEYS[3])
+redis.call('PEXPIRE', KEYS[3], ARGV[7])
+local rungs = (#ARGV - 7) / 2
+local i = 6 + 2 * math.min(n, rungs)
+local exp = tonumber(ARGV[i])
+local exptext = ARGV[i + 1]
+if oldrec then
+  local oldexp
+  local score = redis.call('ZSCORE', KEYS[2], ARGV[1])
+  if score then
+    oldexp = tonumber(score) * 1000
+  else
+    local pttl = redis.call('PTTL', KEYS[1])
+    if pttl > 0 then oldexp = now + pttl end
+  end
+  if oldexp and oldexp > exp and type(oldrec.expires) == 'string' then
+    exp = oldexp
+    exptext = oldrec.expires
+  end
+end
+local new = cjson.decode(ARGV[2])
+new.expires = exptext
+new.offence = n
+local value = cjson.encode(new)
 redis.call('SET', KEYS[1], value, 'PX', exp - now)
 local sec = math.floor(exp / 1000)
 redis.call('ZADD', KEYS[2], sec, ARGV[1])
-redis.call('PUBLISH', ARGV[6], cjson.encode({type = 'ban', ip = ARGV[1], expires = sec, rule = ARGV[7]}))
+redis.call('PUBLISH', ARGV[5], cjson.encode({type = 'ban', ip = ARGV[1], expires = sec, rule = ARGV[6]}))
 return {1, value}
 `)
 
 // unbanScript removes a ban. KEYS[1] ban key, KEYS[2] index. ARGV[1] ip,
 // ARGV[2] channel, ARGV[3] now in unix seconds. It returns 1 if a ban was
-// removed, else 0, and publishes only then.
+// removed, else 0, and publishes only then. The ban history stays.
 var unbanScript = redis.NewScript(`
 local old = redis.call('GET', KEYS[1])
 local n = redis.call('DEL', KEYS[1])
@@ -172,10 +274,12 @@ return 1
 // Applying a ban whose AlertID equals the AlertID of the ban stored for the
 // same IP changes nothing (applied is false, the stored record is returned
 // and its expiry is not extended): an alert retried after a crash must not
-// lengthen a ban. A ban with another AlertID is a new offence: it replaces
-// the record (rule, reason, alert, actor, created) and applied is true, but
-// it never shortens a ban: if the stored ban expires later than the new one
-// would, the record keeps the later expiry and the key keeps its TTL.
+// lengthen a ban or count as another offence. A ban with another AlertID is
+// a new offence: it replaces the record (rule, reason, alert, actor,
+// created), counts in the IP's ban history (see Offences) and applied is
+// true, but it never shortens a ban: if the stored ban expires later than
+// the new one would, the record keeps the later expiry and the key keeps
+// its TTL.
 func (s *Store) Ban(ctx context.Context, b Ban) (rec BanRecord, applied bool, err error) {
 	ip, err := prefixString(b.IP)
 	if err != nil {
@@ -192,17 +296,21 @@ func (s *Store) Ban(ctx context.Context, b Ban) (rec BanRecord, applied bool, er
 		AlertID: b.AlertID,
 		Actor:   b.Actor,
 		Created: now,
-		// Whole seconds, so that the record, the index score, the message
-		// and the key's TTL all name the same instant.
-		Expires: now.Add(b.Duration).Truncate(time.Second),
 	}
 	value, err := json.Marshal(rec)
 	if err != nil {
 		return BanRecord{}, false, fmt.Errorf("applying ban of %s: encoding record: %w", ip, err)
 	}
+	args := []any{ip, value, now.UnixMilli(), b.AlertID, s.Channel(), b.Rule, s.opts.HistoryTTL.Milliseconds()}
+	for n := 1; n == 1 || n <= len(b.Ladder); n++ {
+		// Whole seconds, so that the record, the index score, the message
+		// and the key's TTL all name the same instant.
+		exp := now.Add(escalate(b.Duration, b.Ladder, n)).Truncate(time.Second)
+		text, _ := exp.MarshalText()
+		args = append(args, exp.UnixMilli(), text)
+	}
 	res, err := banScript.Run(ctx, s.client,
-		[]string{s.Key(ip), s.IndexKey()},
-		ip, value, now.UnixMilli(), rec.Expires.UnixMilli(), b.AlertID, s.Channel(), b.Rule,
+		[]string{s.Key(ip), s.IndexKey(), s.HistoryKey(ip)}, args...,
 	).Slice()
 	if err != nil {
 		return BanRecord{}, false, fmt.Errorf("applying ban of %s: %w", ip, err)
@@ -217,6 +325,35 @@ func (s *Store) Ban(ctx context.Context, b Ban) (rec BanRecord, applied bool, er
 		return BanRecord{}, false, fmt.Errorf("applying ban of %s: decoding stored record: %w", ip, err)
 	}
 	return got, flag == 1, nil
+}
+
+// escalate returns how long the n-th offence is banned for: max(d,
+// ladder[min(n, len(ladder)) - 1]), or d if ladder is empty or n < 1.
+func escalate(d time.Duration, ladder []time.Duration, n int) time.Duration {
+	if len(ladder) == 0 || n < 1 {
+		return d
+	}
+	return max(d, ladder[min(n, len(ladder))-1])
+}
+
+// Offences returns how many bans of ip, an address or a CIDR network, were
+// applied within the history window (StoreOptions.HistoryTTL after the last
+// one); 0 if none. An IPv6 address and the network a ban widened it to are
+// different targets: ask about what was banned.
+func (s *Store) Offences(ctx context.Context, ip string) (int64, error) {
+	p, err := ParseTarget(ip)
+	if err != nil {
+		return 0, fmt.Errorf("reading ban history: %w", err)
+	}
+	key, _ := prefixString(p)
+	n, err := s.client.Get(ctx, s.HistoryKey(key)).Int64()
+	if errors.Is(err, redis.Nil) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("reading ban history of %s: %w", key, err)
+	}
+	return n, nil
 }
 
 // Unban removes the ban of ip, an address or a CIDR, and reports whether

@@ -33,7 +33,7 @@ func TestBanWritesKeyIndexAndEvent(t *testing.T) {
 	wantExp := t0.Add(d).Truncate(time.Second)
 	want := respond.BanRecord{
 		IP: "203.0.113.7", Rule: "scan-404", Reason: "scanning", AlertID: "a1",
-		Actor: "rule:scan-404", Created: t0, Expires: wantExp,
+		Actor: "rule:scan-404", Created: t0, Expires: wantExp, Offence: 1,
 	}
 	if !reflect.DeepEqual(rec, want) {
 		t.Errorf("returned record\n got %+v\nwant %+v", rec, want)

@@ -1,11 +1,14 @@
 // Package respond acts on alerts: it applies the actions a rule asks for
-// (for now, IP bans in Redis for the Django middleware to enforce) and
-// describes each as an audit entry.
+// (IP bans, revocation of a user's tokens, an emergency lockdown) in Redis,
+// for the Django app to enforce, and describes each as an audit entry. It
+// also applies operators' manual actions (Responder.Apply) and guards
+// automatic bans with an allow-list, a cap on their length and a circuit
+// breaker.
 //
-// Every action is idempotent per alert: handling an alert again after a
-// crash or a redelivery changes nothing and reports "unchanged". Errors say
-// through Retryable whether the alert should be retried later (Redis is
-// down) or given up (the alert itself is bad).
+// Every automatic action is idempotent per alert: handling an alert again
+// after a crash or a redelivery changes nothing and reports "unchanged".
+// Errors say through Retryable whether the alert should be retried later
+// (Redis is down) or given up (the alert itself is bad).
 package respond
 
 import (
@@ -13,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"time"
 
 	"github.com/vigil-soc/vigil/event"
@@ -31,17 +35,49 @@ type Config struct {
 	// doing it: nothing is written to Redis and audits say "dry-run".
 	// Default false.
 	DryRun bool
-	// MaxBan caps the duration of any ban; a rule asking for more gets
-	// MaxBan. Default 30 days (720h).
+	// MaxBan caps the duration of any ban, escalated or manual: a rule
+	// asking for more gets MaxBan, an operator asking for more is refused.
+	// Default 30 days (720h).
 	MaxBan time.Duration
 	// DefaultBan is the duration of a ban whose action names none.
 	// Default 72h.
 	DefaultBan time.Duration
-	// IPv6PrefixLen widens bans of IPv6 addresses to the network of this
-	// prefix length, since one client often holds a whole /64: 64 bans
-	// 2001:db8:1:2::/64 for 2001:db8:1:2::7. Default 128 (the address
-	// alone); IPv4 bans are always of the single address.
+	// IPv6PrefixLen widens automatic bans of IPv6 addresses to the network
+	// of this prefix length, since one client often holds a whole /64: 64
+	// bans 2001:db8:1:2::/64 for 2001:db8:1:2::7. Default 128 (the address
+	// alone); IPv4 bans are always of the single address, and manual bans
+	// are of exactly the target given.
 	IPv6PrefixLen int
+	// Ladder escalates automatic bans of repeat offenders: the n-th ban of
+	// an IP (or network) within the Store's history window (90 days by
+	// default) lasts max(the rule's duration, Ladder[min(n, len)-1]),
+	// capped at MaxBan. [72h, 720h] bans a first offender for at least
+	// 72 hours and every later offence for 30 days. Default none: every
+	// ban lasts what the rule asks.
+	Ladder []time.Duration
+	// TokenTTL is how long revocations (and manual jti denials given no
+	// duration) are kept: the refresh-token lifetime of the Django app
+	// (simplejwt's REFRESH_TOKEN_LIFETIME), after which no token they
+	// refuse is left. Default 7 days (168h).
+	TokenTTL time.Duration
+	// Allow reports whether an address is allow-listed (loopback, the
+	// operator's networks). Automatic bans of it are skipped
+	// ("skipped-allowlisted") even if the detector did not flag the alert,
+	// and manual bans of it are refused unless forced. For a network, the
+	// first and last address are asked. Default nil: nothing is
+	// allow-listed here (the detector's flag still applies).
+	Allow func(netip.Addr) bool
+	// Breaker configures the circuit breaker of automatic bans; see
+	// BreakerConfig.
+	Breaker BreakerConfig
+	// OnTrip, if set, is called once each time a breaker opens, with its
+	// scope ("overall" or "rule:<id>") and the count that opened it, so the
+	// caller can raise a critical alert. It is called synchronously from
+	// Handle, outside any lock, and must not block for long.
+	OnTrip func(scope string, count int)
+	// Now is the clock of audits and of the circuit breaker's window.
+	// Default: the Store's clock.
+	Now func() time.Time
 }
 
 // withDefaults returns c with zero fields set to their defaults.
@@ -54,6 +90,13 @@ func (c Config) withDefaults() Config {
 	}
 	if c.IPv6PrefixLen == 0 {
 		c.IPv6PrefixLen = DefaultIPv6Prefix
+	}
+	if c.TokenTTL <= 0 {
+		c.TokenTTL = DefaultTokenTTL
+	}
+	c.Breaker = c.Breaker.withDefaults()
+	if c.Now == nil {
+		c.Now = time.Now
 	}
 	return c
 }
@@ -70,6 +113,23 @@ func (c Config) Validate() error {
 	}
 	if c.IPv6PrefixLen < 1 || c.IPv6PrefixLen > 128 {
 		errs = append(errs, fmt.Errorf("ipv6_prefix_len: %d: must be between 1 and 128", c.IPv6PrefixLen))
+	}
+	for i, d := range c.Ladder {
+		if d < time.Second {
+			errs = append(errs, fmt.Errorf("ladder[%d]: %s: must be at least 1s", i, d))
+		}
+	}
+	if c.TokenTTL < time.Second {
+		errs = append(errs, fmt.Errorf("token_ttl: %s: must be at least 1s", c.TokenTTL))
+	}
+	if c.Breaker.PerRule < 1 {
+		errs = append(errs, fmt.Errorf("breaker.per_rule: %d: must be at least 1", c.Breaker.PerRule))
+	}
+	if c.Breaker.Overall < 1 {
+		errs = append(errs, fmt.Errorf("breaker.overall: %d: must be at least 1", c.Breaker.Overall))
+	}
+	if c.Breaker.Window < time.Second {
+		errs = append(errs, fmt.Errorf("breaker.window: %s: must be at least 1s", c.Breaker.Window))
 	}
 	return errors.Join(errs...)
 }
@@ -88,28 +148,38 @@ type Action interface {
 	Do(ctx context.Context, a *event.Alert, spec event.ActionSpec) (event.Audit, error)
 }
 
-// Responder applies the actions an alert asks for. It is safe for
-// concurrent use.
+// Responder applies the actions an alert asks for, and operators' manual
+// actions. It is safe for concurrent use.
 type Responder struct {
+	store   *Store
+	cfg     Config // with defaults applied
 	actions map[string]Action
-	now     func() time.Time
+	breaker *breaker
 	logger  *slog.Logger
 	metrics *Metrics
 }
 
-// NewResponder returns a Responder that keeps bans in store. Zero fields of
-// cfg take their defaults. logger may be nil (no logs); m may be nil (no
-// metrics).
+// NewResponder returns a Responder that keeps its decisions in store. Zero
+// fields of cfg take their defaults (cfg.Now: the store's clock). logger may
+// be nil (no logs); m may be nil (no metrics).
 func NewResponder(store *Store, cfg Config, logger *slog.Logger, m *Metrics) *Responder {
+	if cfg.Now == nil {
+		cfg.Now = store.now
+	}
 	cfg = cfg.withDefaults()
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
+	br := newBreaker(cfg.Breaker, cfg.Now, cfg.OnTrip, m, logger)
 	return &Responder{
+		store: store,
+		cfg:   cfg,
 		actions: map[string]Action{
-			event.ActionBan: &banAction{store: store, cfg: cfg, logger: logger},
+			event.ActionBan:        &banAction{store: store, cfg: cfg, breaker: br, logger: logger},
+			event.ActionRevokeUser: &revokeUserAction{store: store, cfg: cfg, logger: logger},
+			event.ActionLockdown:   &lockdownAction{store: store, cfg: cfg, logger: logger},
 		},
-		now:     store.now,
+		breaker: br,
 		logger:  logger,
 		metrics: m,
 	}
@@ -117,9 +187,12 @@ func NewResponder(store *Store, cfg Config, logger *slog.Logger, m *Metrics) *Re
 
 // Handle applies every action of a, in order, and returns one audit per
 // action: Result "applied", "unchanged" (a repeat of this alert: nothing
-// changed), "skipped-allowlisted" (a.Allowlisted: nothing done) or
-// "dry-run". Audit IDs are a.ID + ":" + the action kind, so the audits of a
-// redelivered alert repeat the same IDs and the audit stream can drop them.
+// changed), "skipped-allowlisted" (a.Allowlisted, or an allow-listed IP:
+// nothing done), "dry-run" or "breaker-open" (a ban stopped by the circuit
+// breaker: nothing done, and no error, so the alert is still recorded and
+// acknowledged). Audit IDs are a.ID + ":" + the action kind, so the audits
+// of a redelivered alert repeat the same IDs and the audit stream can drop
+// them.
 //
 // Handle stops at the first error and returns the audits of the actions
 // done so far with it; they are true and may be published. If
@@ -131,7 +204,7 @@ func (r *Responder) Handle(ctx context.Context, a *event.Alert) (audits []event.
 	audits = make([]event.Audit, 0, len(a.Actions))
 	for _, spec := range a.Actions {
 		if a.Allowlisted {
-			au := baseAudit(a, spec.Kind, r.now())
+			au := baseAudit(a, spec.Kind, r.cfg.Now())
 			au.Target = a.Key
 			au.Result = ResultAllowlisted
 			r.logger.Info("allow-listed: not acting", "action", spec.Kind, "key", a.Key, "rule", a.Rule, "alert", a.ID)
@@ -141,7 +214,7 @@ func (r *Responder) Handle(ctx context.Context, a *event.Alert) (audits []event.
 		}
 		act, ok := r.actions[spec.Kind]
 		if !ok {
-			au := baseAudit(a, spec.Kind, r.now())
+			au := baseAudit(a, spec.Kind, r.cfg.Now())
 			au.Target = a.Key
 			au.Result = ResultFailed
 			err := fmt.Errorf("handling alert %s: unknown action kind %q", a.ID, spec.Kind)
@@ -150,7 +223,7 @@ func (r *Responder) Handle(ctx context.Context, a *event.Alert) (audits []event.
 			return append(audits, au), false, err
 		}
 		au, err := act.Do(ctx, a, spec)
-		r.metrics.action(spec.Kind, au.Result)
+		r.metrics.action(metricKind(spec.Kind), au.Result)
 		if err != nil {
 			err = fmt.Errorf("handling alert %s: %w", a.ID, err)
 			if Retryable(err) {
@@ -166,8 +239,7 @@ func (r *Responder) Handle(ctx context.Context, a *event.Alert) (audits []event.
 // RefreshActive reads the number of active bans from Redis and sets the
 // vigil_respond_bans_active gauge; call it periodically.
 func (r *Responder) RefreshActive(ctx context.Context) error {
-	ban, _ := r.actions[event.ActionBan].(*banAction)
-	n, err := ban.store.ActiveBans(ctx)
+	n, err := r.store.ActiveBans(ctx)
 	if err != nil {
 		return err
 	}
@@ -200,10 +272,36 @@ func reason(a *event.Alert) string {
 	return s
 }
 
+// ResetBreaker closes the circuit breaker of scope ("overall" or
+// "rule:<id>"; "" for every scope), forgets its count so that bans flow
+// again, and returns the scopes that were open, sorted. The admin API and
+// the CLI call it once an operator has looked into the trip. Restarting
+// Vigil also closes every breaker, since their state lives in memory.
+func (r *Responder) ResetBreaker(scope string) []string {
+	was := r.breaker.reset(scope)
+	if len(was) > 0 {
+		r.logger.Warn("circuit breaker reset: automatic bans resume", "scopes", was)
+	}
+	return was
+}
+
+// Breakers returns the state of the circuit breakers by scope: always
+// "overall", and "rule:<id>" for every rule that banned within the window
+// or whose breaker is open.
+func (r *Responder) Breakers() map[string]BreakerState { return r.breaker.states() }
+
+// metricKinds are the action kinds the metrics know.
+var metricKinds = []string{
+	event.ActionBan, event.ActionUnban, event.ActionJTIDeny, event.ActionRevokeUser,
+	event.ActionRevokeAll, event.ActionLockdown, event.ActionLockdownOff,
+}
+
 // metricKind bounds the action label to known kinds.
 func metricKind(kind string) string {
-	if kind == event.ActionBan {
-		return kind
+	for _, k := range metricKinds {
+		if k == kind {
+			return kind
+		}
 	}
 	return "unknown"
 }

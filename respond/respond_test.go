@@ -80,7 +80,7 @@ func TestHandleBansAndRepeatsAreUnchanged(t *testing.T) {
 	want := []event.Audit{{
 		ID: "alert-1:ban", Time: t0, Action: "ban", Target: "203.0.113.7", Actor: "rule:scan-404",
 		Reason: "Too many distinct 404s (50 in 1m0s)", AlertID: "alert-1", Result: "applied",
-		Duration: event.Duration(2 * time.Hour), Expires: t0.Add(2 * time.Hour).Truncate(time.Second),
+		Duration: event.Duration(2 * time.Hour), Expires: t0.Add(2 * time.Hour).Truncate(time.Second), Offence: 1,
 	}}
 	if !reflect.DeepEqual(audits, want) {
 		t.Errorf("audits\n got %+v\nwant %+v", audits, want)
