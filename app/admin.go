@@ -18,6 +18,14 @@ func (a *App) adminHandler() http.Handler {
 		_, _ = w.Write([]byte("ok\n"))
 	})
 	mux.HandleFunc("GET /readyz", a.readyz)
+	if a.api != nil {
+		a.api.routes(mux)
+	} else {
+		mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
+			writeJSONError(w, &apiError{status: http.StatusServiceUnavailable,
+				msg: "admin API disabled: start vigil with admin_token_file (or VIGIL_ADMIN_TOKEN)"})
+		})
+	}
 	return mux
 }
 

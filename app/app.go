@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -24,9 +25,13 @@ import (
 	"github.com/vigil-soc/vigil/ingest/accesslog"
 	"github.com/vigil-soc/vigil/ingest/httpapi"
 	"github.com/vigil-soc/vigil/ingest/tail"
+	"github.com/vigil-soc/vigil/notify"
 	"github.com/vigil-soc/vigil/respond"
 	"github.com/vigil-soc/vigil/rules"
 )
+
+// Version is the version of the binary, set by the command at start-up.
+var Version = "dev"
 
 // App is `vigil run`: every role in one process.
 type App struct {
@@ -42,6 +47,7 @@ type App struct {
 	redis     *redis.Client
 	embedded  atomic.Pointer[bus.Embedded]
 	detector  atomic.Pointer[detector]
+	api       *api // nil when the admin API is disabled
 	// ingestMetrics are shared by every collector.
 	ingestMetrics *ingest.Metrics
 	public        atomic.Pointer[httpapi.Server]
@@ -137,9 +143,30 @@ func (a *App) Run(ctx context.Context) error {
 	ropts.MaxRetries = 1
 	a.redis = redis.NewClient(ropts)
 	defer a.redis.Close()
-	store := respond.NewStore(a.redis, a.cfg.RedisPrefix, time.Now)
+	store := respond.NewStore(a.redis, a.cfg.RedisPrefix, time.Now).WithOptions(respond.StoreOptions{DjangoCacheKey: a.cfg.DjangoCacheKey})
 	rm := respond.NewMetrics(a.reg)
-	resp := respond.NewResponder(store, respond.Config{DryRun: a.cfg.DryRun, MaxBan: a.cfg.MaxBan}, a.log.With("role", "respond"), rm)
+	ladder, _ := a.cfg.Ladder() // validated
+	notifier, err := a.notifier()
+	if err != nil {
+		return err
+	}
+	defer func() {
+		notifier.Flush(2 * time.Second)
+		notifier.Close()
+	}()
+	rcfg := respond.Config{
+		DryRun: a.cfg.DryRun, MaxBan: a.cfg.MaxBan, IPv6PrefixLen: a.cfg.IPv6BanPrefix, Ladder: ladder,
+		Allow:   a.allow.Contains,
+		Breaker: respond.BreakerConfig{PerRule: a.cfg.BreakerPerRule, Overall: a.cfg.BreakerOverall, Window: a.cfg.BreakerWindow},
+		OnTrip: func(scope string, count int) {
+			a.log.Error("circuit breaker open: automatic bans stopped; reset with `vigil breaker reset`", "scope", scope, "bans", count, "window", a.cfg.BreakerWindow)
+			notifier.BreakerTripped(scope, count, a.cfg.BreakerWindow)
+		},
+	}
+	if err := rcfg.Validate(); err != nil {
+		return err
+	}
+	resp := respond.NewResponder(store, rcfg, a.log.With("role", "respond"), rm)
 
 	engine := detect.NewEngine(a.rules, detect.Options{
 		Allow: a.allow, Lateness: a.cfg.Lateness, MaxKeys: a.cfg.MaxKeys,
@@ -170,6 +197,16 @@ func (a *App) Run(ctx context.Context) error {
 		a.log.Info("no access log files configured (--access-log)")
 	}
 	det := newDetector(js, engine, a.cfg.Lateness, a.reg, a.log.With("role", "detect"))
+	det.notify = notifier.Alert
+	token, err := a.adminToken()
+	if err != nil {
+		return err
+	}
+	a.api = &api{token: token, store: store, resp: resp, js: js, allow: a.allow, explain: det.lock.explain, maxBody: 64 << 10, unsecure: a.cfg.InsecureAdmin && len(token) == 0}
+	if len(token) == 0 && !a.cfg.InsecureAdmin {
+		a.log.Warn("admin API disabled: set admin_token_file (or VIGIL_ADMIN_TOKEN); --insecure-admin serves it without a token on a loopback address")
+		a.api = nil
+	}
 	a.detector.Store(det)
 	g.add("detect", det.run)
 	if err := a.addCollectors(&g, js); err != nil {
@@ -303,4 +340,31 @@ func (a *App) PublicAddr(ctx context.Context, scheme string) (string, error) {
 		case <-time.After(10 * time.Millisecond):
 		}
 	}
+}
+
+// adminToken reads the admin API token from the settings.
+func (a *App) adminToken() ([]byte, error) {
+	if a.cfg.AdminTokenFile != "" {
+		t, err := readSecret(a.cfg.AdminTokenFile)
+		if err != nil {
+			return nil, fmt.Errorf("admin_token_file: %w", err)
+		}
+		return t, nil
+	}
+	if t := a.cfg.AdminToken; t != "" {
+		if len(t) < 16 {
+			return nil, errors.New("admin_token: must be at least 16 characters")
+		}
+		return []byte(t), nil
+	}
+	return nil, nil
+}
+
+// notifier returns the Sentry notifier (a no-op without a DSN).
+func (a *App) notifier() (*notify.Notifier, error) {
+	host, _ := os.Hostname()
+	return notify.New(notify.Config{
+		DSN: a.cfg.SentryDSN, MinSeverity: a.cfg.SentryMinSeverity, Environment: a.cfg.SentryEnvironment, Release: "vigil@" + Version,
+		ServerName: host, Logger: a.log.With("role", "sentry"),
+	})
 }

@@ -78,6 +78,38 @@ type Config struct {
 	EventsMaxAge time.Duration `yaml:"events_max_age"`
 	// EventsMaxBytes caps VIGIL_EVENTS (oldest dropped). Default 4 GiB.
 	EventsMaxBytes int64 `yaml:"events_max_bytes"`
+	// AdminToken is the bearer token of the admin API (/api/v1 on the admin
+	// listener). Prefer AdminTokenFile; env VIGIL_ADMIN_TOKEN.
+	AdminToken string `yaml:"admin_token"`
+	// AdminTokenFile reads AdminToken from a file (first line).
+	AdminTokenFile string `yaml:"admin_token_file"`
+	// InsecureAdmin serves the admin API without a token; allowed only when
+	// the admin listener is on a loopback address.
+	InsecureAdmin bool `yaml:"insecure_admin"`
+	// IPv6BanPrefix widens IPv6 bans to the network of this length (one
+	// client often holds a whole /64). Default 128 (the address alone).
+	IPv6BanPrefix int `yaml:"ipv6_ban_prefix"`
+	// BanLadder escalates repeat offenders: an IP's n-th ban lasts at least
+	// the n-th duration (the last one repeats), e.g. [72h, 720h]. Default
+	// none (every ban lasts what its rule says).
+	BanLadder []string `yaml:"ban_ladder"`
+	// BreakerPerRule and BreakerOverall stop automatic bans when one rule,
+	// or all together, ban more keys than this within BreakerWindow (a broken
+	// rule must not ban the internet). Defaults 50, 200, 10m.
+	BreakerPerRule int           `yaml:"breaker_per_rule"`
+	BreakerOverall int           `yaml:"breaker_overall"`
+	BreakerWindow  time.Duration `yaml:"breaker_window"`
+	// DjangoCacheKey is the Django cache key mirrored while a lockdown is on
+	// (KEY_PREFIX:VERSION:EMERGENCY_LOCKDOWN). Default ":1:EMERGENCY_LOCKDOWN".
+	DjangoCacheKey string `yaml:"django_cache_key"`
+	// SentryDSN sends detections of at least SentryMinSeverity, and every
+	// circuit breaker trip, to Sentry. Empty (default): Sentry off.
+	SentryDSN string `yaml:"sentry_dsn"`
+	// SentryMinSeverity is low, medium, high (default) or critical.
+	SentryMinSeverity string `yaml:"sentry_min_severity"`
+	// SentryEnvironment tags Sentry events (e.g. production).
+	SentryEnvironment string `yaml:"sentry_environment"`
+
 	// Listen is the public listener (CSP reports, application events), plain
 	// HTTP. Default 127.0.0.1:8080; "" = off.
 	Listen string `yaml:"listen"`
@@ -131,21 +163,27 @@ type Config struct {
 // Default returns the defaults.
 func Default() Config {
 	return Config{
-		Redis:       "redis://127.0.0.1:6379/0",
-		RedisPrefix: "vigil:",
-		DataDir:     "vigil-data",
-		TailFrom:    "beginning",
-		Allowlist:   append([]string(nil), detect.DefaultAllowlist...),
-		Admin:       "127.0.0.1:9464",
-		Listen:      "127.0.0.1:8080",
-		BodyLimit:   64 << 10,
-		RateLimit:   20,
-		Partitions:  8,
-		Lateness:    5 * time.Second,
-		MaxKeys:     1_000_000,
-		MaxBan:      30 * 24 * time.Hour,
-		LogLevel:    "info",
-		LogFormat:   "text",
+		Redis:             "redis://127.0.0.1:6379/0",
+		RedisPrefix:       "vigil:",
+		DataDir:           "vigil-data",
+		TailFrom:          "beginning",
+		Allowlist:         append([]string(nil), detect.DefaultAllowlist...),
+		Admin:             "127.0.0.1:9464",
+		Listen:            "127.0.0.1:8080",
+		IPv6BanPrefix:     128,
+		BreakerPerRule:    50,
+		BreakerOverall:    200,
+		BreakerWindow:     10 * time.Minute,
+		DjangoCacheKey:    ":1:EMERGENCY_LOCKDOWN",
+		SentryMinSeverity: "high",
+		BodyLimit:         64 << 10,
+		RateLimit:         20,
+		Partitions:        8,
+		Lateness:          5 * time.Second,
+		MaxKeys:           1_000_000,
+		MaxBan:            30 * 24 * time.Hour,
+		LogLevel:          "info",
+		LogFormat:         "text",
 	}
 }
 
@@ -333,6 +371,29 @@ func (c *Config) Validate() error {
 	if _, err := c.TrustedProxyPrefixes(); err != nil {
 		bad("trusted_proxies", "%v", err)
 	}
+	if c.AdminToken != "" && c.AdminTokenFile != "" {
+		bad("admin_token_file", "give admin_token or admin_token_file, not both")
+	}
+	if c.InsecureAdmin {
+		host, _, _ := net.SplitHostPort(c.Admin)
+		if ip, err := netip.ParseAddr(host); (err != nil && host != "localhost") || (err == nil && !ip.IsLoopback()) {
+			bad("insecure_admin", "refused: the admin listener %s is not a loopback address; set admin_token_file instead", c.Admin)
+		}
+	}
+	if c.IPv6BanPrefix < 16 || c.IPv6BanPrefix > 128 {
+		bad("ipv6_ban_prefix", "must be 16..128, got %d", c.IPv6BanPrefix)
+	}
+	if _, err := c.Ladder(); err != nil {
+		bad("ban_ladder", "%v", err)
+	}
+	if c.BreakerPerRule < 1 || c.BreakerOverall < 1 || c.BreakerWindow <= 0 {
+		bad("breaker_per_rule", "breaker limits and window must be > 0")
+	}
+	switch c.SentryMinSeverity {
+	case "low", "medium", "high", "critical":
+	default:
+		bad("sentry_min_severity", "must be low, medium, high or critical, got %q", c.SentryMinSeverity)
+	}
 	if c.EventsToken != "" && c.EventsTokenFile != "" {
 		bad("events_token_file", "give events_token or events_token_file, not both")
 	}
@@ -372,6 +433,19 @@ func orAuto(s string) string {
 	return s
 }
 
+// Ladder parses BanLadder.
+func (c *Config) Ladder() ([]time.Duration, error) {
+	var out []time.Duration
+	for i, s := range c.BanLadder {
+		var d detect.Duration
+		if err := d.UnmarshalText([]byte(s)); err != nil || d <= 0 {
+			return nil, fmt.Errorf("[%d]: %q is not a positive duration", i, s)
+		}
+		out = append(out, d.D())
+	}
+	return out, nil
+}
+
 // TrustedProxyPrefixes parses TrustedProxies.
 func (c *Config) TrustedProxyPrefixes() ([]netip.Prefix, error) {
 	var out []netip.Prefix
@@ -406,8 +480,15 @@ func Redact(raw string) string {
 func (c Config) Redacted() string {
 	c.Redis = Redact(c.Redis)
 	c.NATS = Redact(c.NATS)
-	if c.EventsToken != "" {
-		c.EventsToken = "<secret>"
+	for _, s := range []*string{&c.EventsToken, &c.AdminToken} {
+		if *s != "" {
+			*s = "<secret>"
+		}
+	}
+	c.SentryDSN = Redact(c.SentryDSN)
+	if u, err := url.Parse(c.SentryDSN); err == nil && u.User != nil {
+		u.User = url.User("<secret>")
+		c.SentryDSN = strings.Replace(u.String(), "%3Csecret%3E", "<secret>", 1)
 	}
 	out, _ := yaml.Marshal(c)
 	return string(out)
@@ -433,6 +514,18 @@ var Help = map[string]string{
 	"max_ban":                 "cap on any ban's duration",
 	"events_max_age":          "how long VIGIL_EVENTS keeps events",
 	"events_max_bytes":        "size cap of VIGIL_EVENTS (e.g. 4GiB); the oldest are dropped past it",
+	"admin_token":             "bearer token of the admin API (prefer admin_token_file; env VIGIL_ADMIN_TOKEN)",
+	"admin_token_file":        "file holding the admin API token",
+	"insecure_admin":          "serve the admin API without a token (only on a loopback admin address)",
+	"ipv6_ban_prefix":         "widen IPv6 bans to this prefix length (e.g. 64)",
+	"ban_ladder":              "ban durations for repeat offenders, e.g. 72h,720h (the last repeats)",
+	"breaker_per_rule":        "automatic bans one rule may make within breaker_window before the breaker stops them",
+	"breaker_overall":         "automatic bans all rules together may make within breaker_window",
+	"breaker_window":          "the circuit breakers' window",
+	"django_cache_key":        "Django cache key mirrored during a lockdown (KEY_PREFIX:VERSION:EMERGENCY_LOCKDOWN)",
+	"sentry_dsn":              "Sentry DSN: detections >= sentry_min_severity and breaker trips are sent; empty = off",
+	"sentry_min_severity":     "low, medium, high or critical",
+	"sentry_environment":      "Sentry environment tag",
 	"listen":                  "public listener for CSP reports and application events (plain HTTP); empty = off",
 	"listen_tls":              "public listener over HTTPS with HTTP/2 (needed for Reporting API reports)",
 	"tls_cert":                "PEM certificate for listen_tls",

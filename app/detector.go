@@ -38,6 +38,10 @@ type detector struct {
 	alerts   prometheus.Counter
 	// events counts the events read from the bus.
 	events atomic.Int64
+	// lock serialises the engine with explain requests of the admin API.
+	lock *engineLock
+	// notify, when set, pages on alerts (Sentry); it must not block.
+	notify func(*event.Alert)
 }
 
 func newDetector(js jetstream.JetStream, engine *detect.Engine, lateness time.Duration, reg prometheus.Registerer, logger *slog.Logger) *detector {
@@ -63,6 +67,7 @@ func newDetector(js jetstream.JetStream, engine *detect.Engine, lateness time.Du
 		Name: "vigil_detect_events_total", Help: "Events read from the bus by the detector.",
 	}, func() float64 { return float64(d.events.Load()) })
 	reg.MustRegister(d.lag, d.bad, d.alerts, events)
+	d.lock = &engineLock{engine: engine}
 	return d
 }
 
@@ -113,6 +118,7 @@ func (d *detector) run(ctx context.Context) error {
 		}
 		alerts = alerts[:0]
 		now := time.Now()
+		d.lock.mu.Lock()
 		bad := bus.DecodeBatch(msg.Data(), func(ev *event.Event) {
 			d.events.Add(1)
 			d.lag.Observe(now.Sub(ev.Time).Seconds())
@@ -121,6 +127,7 @@ func (d *detector) run(ctx context.Context) error {
 				alerts = d.engine.Observe(&obs[i], alerts)
 			}
 		})
+		d.lock.mu.Unlock()
 		for _, err := range bad {
 			d.bad.Inc()
 			d.log.Warn("undecodable event on the bus", "subject", msg.Subject(), "err", err)
@@ -156,6 +163,9 @@ func (d *detector) publish(ctx context.Context, batch jetstream.Msg, a *event.Al
 		cancel()
 		if err == nil {
 			d.alerts.Inc()
+			if d.notify != nil {
+				d.notify(a)
+			}
 			return nil
 		}
 		d.log.Warn("publishing alert, will retry", "err", err, "alert", a.ID)
@@ -205,6 +215,8 @@ func (d *detector) warmUp(ctx context.Context, floor uint64) {
 		alerts []event.Alert
 		events int
 	)
+	d.lock.mu.Lock()
+	defer d.lock.mu.Unlock()
 	d.engine.SetWarmUp(true)
 	defer d.engine.SetWarmUp(false)
 	for ctx.Err() == nil {

@@ -500,6 +500,9 @@ func (e *Engine) alert(c *compiled, s *keyState, o *Observation, count int, span
 	if o.Sample != "" {
 		a.Evidence = append(a.Evidence, strings.Clone(truncate(o.Sample, 512)))
 	}
+	if o.UserID != "" {
+		a.UserID = strings.Clone(o.UserID)
+	}
 	a.ID = AlertID(a.Rule, a.Key, o.Time)
 	return a
 }

@@ -35,6 +35,8 @@ type Observation struct {
 	Sample string
 	// ValueText is the value a novelty rule saw (a view, like Label).
 	ValueText string
+	// UserID is the event's user.id, for rules that revoke (a view).
+	UserID string
 }
 
 // groupBy and distinct fields as small enums for the hot path.
@@ -184,6 +186,12 @@ func Compile(rules []*Rule) *RuleSet {
 		if r.Actions.Ban > 0 {
 			c.actions = append(c.actions, event.ActionSpec{Kind: event.ActionBan, Duration: event.Duration(r.Actions.Ban)})
 		}
+		if r.Actions.RevokeUser {
+			c.actions = append(c.actions, event.ActionSpec{Kind: event.ActionRevokeUser})
+		}
+		if l := r.Actions.Lockdown; l != nil {
+			c.actions = append(c.actions, event.ActionSpec{Kind: event.ActionLockdown, Mode: l.Mode, Duration: event.Duration(l.For)})
+		}
 		c.after = -1
 		rs.needSig = rs.needSig || c.sig != 0
 		rs.rules = append(rs.rules, c)
@@ -277,6 +285,9 @@ func (m *Matcher) Match(ev *event.Event, sample string, out []Observation) []Obs
 			}
 		}
 		o := Observation{Rule: c.index, Time: t, Sample: sample}
+		if c.Actions.RevokeUser {
+			o.UserID = ev.UserID
+		}
 		switch c.groupBy {
 		case fieldNone:
 		case fieldSourceIP:

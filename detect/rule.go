@@ -332,6 +332,9 @@ func (r *Rule) validate() Errors {
 			bad("after.within", "must be > 0")
 		}
 	}
+	if r.Actions.RevokeUser && r.GroupBy != FieldUserID && r.GroupBy != FieldUserName {
+		bad("actions.revoke_user", "needs group_by: %s or %s, got %q", FieldUserID, FieldUserName, r.GroupBy)
+	}
 	if r.Actions.Ban > 0 && r.GroupBy != "" && r.GroupBy != FieldSourceIP {
 		bad("actions.ban", "needs group_by: %s (a ban applies to an IP), got %q", FieldSourceIP, r.GroupBy)
 	}

@@ -118,7 +118,11 @@ func TestDjangoLoop(t *testing.T) {
 
 	const attacker, user = "203.0.113.200", "198.51.100.201"
 	for i := range 12 {
-		if code := request("POST", "/api/token/", attacker, `{"username":"alice","password":"wrong"}`); code != 401 {
+		code := request("POST", "/api/token/", attacker, `{"username":"alice","password":"wrong"}`)
+		if code == 403 && i >= 10 {
+			break // banned already: the 10th failure fired the rule
+		}
+		if code != 401 {
 			t.Fatalf("failed login %d: %d, want 401", i, code)
 		}
 	}

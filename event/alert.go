@@ -38,6 +38,10 @@ type Alert struct {
 	// Evidence holds a few sample values (paths, request targets) that made
 	// the rule fire, for a human reading the alert.
 	Evidence []string `json:"evidence,omitempty"`
+	// UserID is the user.id of the event that made the rule fire, when it
+	// had one: what a revoke_user action revokes when the rule groups by
+	// user name.
+	UserID string `json:"user_id,omitempty"`
 	// Source is the event source the rule reads (access, csp, app).
 	Source string `json:"source,omitempty"`
 }

@@ -257,18 +257,23 @@ type revokeUserAction struct {
 	logger *slog.Logger
 }
 
-// Do revokes every token of the user a.Key issued before a.At, for
-// cfg.TokenTTL. Using the alert's time, not the wall clock, makes a retry
+// Do revokes every token of the user (a.Key when the rule groups by user.id,
+// else the firing event's a.UserID) issued before a.At, for cfg.TokenTTL. Using the alert's time, not the wall clock, makes a retry
 // write the same value, which the Store reports as unchanged. The alert
-// must group by "user.id": a user name is not what tokens carry.
+// must group by "user.id" or its event carry one: a user name is not what
+// tokens carry.
 func (v *revokeUserAction) Do(ctx context.Context, a *event.Alert, spec event.ActionSpec) (event.Audit, error) {
 	now := v.cfg.Now()
 	au := baseAudit(a, event.ActionRevokeUser, now)
-	au.Target = a.Key
-	if a.KeyField != userIDField {
-		return failed(au, fmt.Errorf("revoking tokens of %q: the rule groups by %q; revoke_user needs %q", a.Key, a.KeyField, userIDField))
+	user := a.UserID
+	if a.KeyField == userIDField {
+		user = a.Key
 	}
-	if err := checkTokenID(a.Key); err != nil {
+	au.Target = user
+	if user == "" {
+		return failed(au, fmt.Errorf("revoking tokens for %s %q: the event named no user.id", a.KeyField, a.Key))
+	}
+	if err := checkTokenID(user); err != nil {
 		return failed(au, fmt.Errorf("revoking tokens of user: %w", err))
 	}
 	if a.At.IsZero() {
@@ -277,20 +282,20 @@ func (v *revokeUserAction) Do(ctx context.Context, a *event.Alert, spec event.Ac
 	au.Expires = now.Add(v.cfg.TokenTTL).UTC().Truncate(time.Second)
 	if v.cfg.DryRun {
 		au.Result = ResultDryRun
-		v.logger.Info("dry-run: would revoke tokens", "user", a.Key, "before", a.At, "rule", a.Rule, "alert", a.ID)
+		v.logger.Info("dry-run: would revoke tokens", "user", user, "before", a.At, "rule", a.Rule, "alert", a.ID)
 		return au, nil
 	}
-	applied, err := v.store.RevokeUser(ctx, a.Key, a.At, v.cfg.TokenTTL, au.Reason, au.Actor)
+	applied, err := v.store.RevokeUser(ctx, user, a.At, v.cfg.TokenTTL, au.Reason, au.Actor)
 	if err != nil {
 		return failed(au, err)
 	}
 	if !applied {
 		au.Result = ResultUnchanged
-		v.logger.Debug("revocation unchanged: as late or later already", "user", a.Key, "alert", a.ID)
+		v.logger.Debug("revocation unchanged: as late or later already", "user", user, "alert", a.ID)
 		return au, nil
 	}
 	au.Result = ResultApplied
-	v.logger.Info("tokens revoked", "user", a.Key, "before", a.At, "rule", a.Rule, "alert", a.ID)
+	v.logger.Info("tokens revoked", "user", user, "before", a.At, "rule", a.Rule, "alert", a.ID)
 	return au, nil
 }
 

@@ -16,9 +16,15 @@ if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
 	for _ in $(seq 50); do redis-cli -p 6379 ping >/dev/null 2>&1 && break; sleep 0.1; done
 fi
 
-mkdir -p bin
+mkdir -p bin vigil-data
 go build -o bin/vigil ./cmd/vigil
-args=("$@")
+# The admin API (bans, lockdown, revocations; the `vigil ban|lockdown|...`
+# commands) needs a token: make one on first run.
+if [ ! -s vigil-data/admin-token ]; then
+	(umask 077; head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > vigil-data/admin-token)
+fi
+echo "run: admin token in vigil-data/admin-token (export VIGIL_ADMIN_TOKEN_FILE=$PWD/vigil-data/admin-token for the CLI)" >&2
+args=(--admin-token-file vigil-data/admin-token "$@")
 if [ "${VIGIL_DEMO:-0}" = 1 ]; then
 	go build -o bin/vigil-loggen ./cmd/vigil-loggen
 	mkdir -p vigil-data/demo
@@ -32,8 +38,8 @@ if [ "${VIGIL_DEMO:-0}" = 1 ]; then
 	# Stop the generator with vigil, however the script ends.
 	trap 'trap - EXIT INT TERM; kill 0 2>/dev/null' EXIT INT TERM
 	args+=(--access-log "vigil-data/demo/*.log")
-elif [ ${#args[@]} -eq 0 ] && [ -z "${VIGIL_ACCESS_LOG:-}" ] && [ -z "${VIGIL_CONFIG:-}" ]; then
-	args=(--access-log '/var/log/nginx/*access*.log')
+elif [ $# -eq 0 ] && [ -z "${VIGIL_ACCESS_LOG:-}" ] && [ -z "${VIGIL_CONFIG:-}" ]; then
+	args+=(--access-log '/var/log/nginx/*access*.log')
 fi
 bin/vigil run "${args[@]}" &
 wait $!

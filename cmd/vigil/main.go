@@ -8,6 +8,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/vigil-soc/vigil/app"
 )
 
 const usage = `vigil — security event pipeline: access logs → JetStream → sliding-window rules → Redis bans
@@ -20,6 +22,16 @@ Usage:
   vigil rules list [DIR]            list the rules
   vigil rules dump DIR              write the built-in pack to DIR, to edit and use with --rules DIR
   vigil config [flags]              print the effective configuration (secrets hidden)
+
+Operating a running vigil (admin API; --server, token from VIGIL_ADMIN_TOKEN or --token-file):
+  vigil bans [--json]               list active bans
+  vigil ban IP --for 24h --reason R ban an IP or IPv6 network now
+  vigil unban IP                    remove a ban
+  vigil lockdown on|off|status      emergency lockdown [--mode full|read-only] [--for 30m] --reason R
+  vigil revoke --jti J | --user U | --all   refuse tokens
+  vigil alerts [--follow]           recent alerts
+  vigil explain IP                  why an IP is (not) banned: rule windows, ban, history
+  vigil breaker status|reset        the circuit breakers of automatic bans
   vigil version
 
 Run 'vigil COMMAND --help' for a command's flags.
@@ -28,6 +40,7 @@ Run 'vigil COMMAND --help' for a command's flags.
 var version = "dev"
 
 func main() {
+	app.Version = version
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	os.Exit(run(ctx, os.Args[1:]))
@@ -49,6 +62,22 @@ func run(ctx context.Context, args []string) int {
 		err = cmdRules(ctx, args[1:])
 	case "config":
 		err = cmdConfig(args[1:])
+	case "bans":
+		err = cmdBans(ctx, args[1:])
+	case "ban":
+		err = cmdBan(ctx, args[1:])
+	case "unban":
+		err = cmdUnban(ctx, args[1:])
+	case "lockdown":
+		err = cmdLockdown(ctx, args[1:])
+	case "revoke":
+		err = cmdRevoke(ctx, args[1:])
+	case "alerts":
+		err = cmdAlerts(ctx, args[1:])
+	case "explain":
+		err = cmdExplain(ctx, args[1:])
+	case "breaker":
+		err = cmdBreaker(ctx, args[1:])
 	case "version", "--version":
 		fmt.Println("vigil", version)
 	case "help", "-h", "--help":

@@ -64,6 +64,24 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
 ]
 
+# VIGIL_EXAMPLE_SEED_MIDDLEWARE=1: an app that only has the blueprint's
+# unmodified kill-switch middleware reading cache.get("EMERGENCY_LOCKDOWN")
+# through Django's built-in Redis cache backend (no vigil_django middleware).
+if os.environ.get("VIGIL_EXAMPLE_SEED_MIDDLEWARE") == "1":
+    MIDDLEWARE = [
+        "django.middleware.security.SecurityMiddleware",
+        "demo.seed_middleware.EmergencyLockdownMiddleware",
+        "django.contrib.sessions.middleware.SessionMiddleware",
+        "django.middleware.common.CommonMiddleware",
+        "django.contrib.auth.middleware.AuthenticationMiddleware",
+    ]
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": os.environ.get("VIGIL_REDIS_URL", "redis://127.0.0.1:6379/0"),
+        }
+    }
+
 ROOT_URLCONF = "vigil_example.urls"
 WSGI_APPLICATION = "vigil_example.wsgi.application"
 
