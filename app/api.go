@@ -20,6 +20,7 @@ import (
 
 	"github.com/vigil-soc/vigil/bus"
 	"github.com/vigil-soc/vigil/detect"
+	"github.com/vigil-soc/vigil/event"
 	"github.com/vigil-soc/vigil/respond"
 )
 
@@ -37,6 +38,23 @@ type api struct {
 	explain  func(key string) []detect.KeyInfo
 	maxBody  int64
 	unsecure bool
+	// audit appends an entry to VIGIL_AUDIT.
+	audit func(ctx context.Context, au *event.Audit) error
+}
+
+// apply runs a manual action and writes its audit entry, refused and failed
+// ones included, before answering.
+func (p *api) apply(r *http.Request, a respond.ManualAction) (any, error) {
+	au, err := p.resp.Apply(r.Context(), a)
+	if au.Action != "" {
+		if aerr := p.audit(r.Context(), &au); aerr != nil {
+			return nil, &apiError{status: http.StatusServiceUnavailable, msg: "writing the audit entry: " + aerr.Error()}
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	return map[string]any{"audit": au}, nil
 }
 
 // apiError is an error answered as {"error": ..., "field": ...}.
@@ -194,19 +212,11 @@ func (p *api) addBan(r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	au, err := p.resp.Apply(r.Context(), respond.ManualAction{Kind: "ban", Target: in.IP, Duration: d, Reason: in.Reason, Actor: actor(r), Force: in.Force})
-	if err != nil {
-		return nil, err
-	}
-	return map[string]any{"audit": au}, nil
+	return p.apply(r, respond.ManualAction{Kind: "ban", Target: in.IP, Duration: d, Reason: in.Reason, Actor: actor(r), Force: in.Force})
 }
 
 func (p *api) removeBan(r *http.Request) (any, error) {
-	au, err := p.resp.Apply(r.Context(), respond.ManualAction{Kind: "unban", Target: r.PathValue("ip"), Actor: actor(r)})
-	if err != nil {
-		return nil, err
-	}
-	return map[string]any{"audit": au}, nil
+	return p.apply(r, respond.ManualAction{Kind: "unban", Target: r.PathValue("ip"), Actor: actor(r)})
 }
 
 func (p *api) getLockdown(r *http.Request) (any, error) {
@@ -230,19 +240,11 @@ func (p *api) setLockdown(r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	au, err := p.resp.Apply(r.Context(), respond.ManualAction{Kind: "lockdown-on", Mode: in.Mode, Duration: d, Reason: in.Reason, Actor: actor(r)})
-	if err != nil {
-		return nil, err
-	}
-	return map[string]any{"audit": au}, nil
+	return p.apply(r, respond.ManualAction{Kind: "lockdown-on", Mode: in.Mode, Duration: d, Reason: in.Reason, Actor: actor(r)})
 }
 
 func (p *api) releaseLockdown(r *http.Request) (any, error) {
-	au, err := p.resp.Apply(r.Context(), respond.ManualAction{Kind: "lockdown-off", Actor: actor(r)})
-	if err != nil {
-		return nil, err
-	}
-	return map[string]any{"audit": au}, nil
+	return p.apply(r, respond.ManualAction{Kind: "lockdown-off", Actor: actor(r)})
 }
 
 func (p *api) revoke(r *http.Request) (any, error) {
@@ -271,11 +273,7 @@ func (p *api) revoke(r *http.Request) (any, error) {
 	default:
 		return nil, badField("jti", "give exactly one of jti, user or all")
 	}
-	au, err := p.resp.Apply(r.Context(), a)
-	if err != nil {
-		return nil, err
-	}
-	return map[string]any{"audit": au}, nil
+	return p.apply(r, a)
 }
 
 func (p *api) resetBreaker(r *http.Request) (any, error) {

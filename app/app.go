@@ -212,7 +212,11 @@ func (a *App) Run(ctx context.Context) error {
 	if err := a.addCollectors(&g, js); err != nil {
 		return err
 	}
-	g.add("respond", (&responder{js: js, r: resp, log: a.log.With("role", "respond")}).run)
+	rsp := &responder{js: js, r: resp, log: a.log.With("role", "respond")}
+	if a.api != nil {
+		a.api.audit = rsp.audit
+	}
+	g.add("respond", rsp.run)
 	g.add("bans-gauge", func(ctx context.Context) error { return refreshBans(ctx, resp, a.log) })
 	g.add("admin", a.serveAdmin)
 	a.reg.MustRegister(newConsumerCollector(js))

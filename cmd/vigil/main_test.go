@@ -32,7 +32,9 @@ func TestMain(m *testing.M) {
 func vigilCmd(t *testing.T, args ...string) *exec.Cmd {
 	cmd := exec.Command(os.Args[0], args...)
 	cmd.Env = append(os.Environ(), "VIGIL_TEST_MAIN=1")
-	cmd.Stderr = &testWriter{t: t}
+	if t != nil {
+		cmd.Stderr = &testWriter{t: t}
+	}
 	return cmd
 }
 

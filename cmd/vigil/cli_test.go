@@ -1,0 +1,103 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/vigil-soc/vigil/internal/redistest"
+)
+
+// runCLI runs this binary as vigil with args and returns stdout, stderr and
+// the exit code.
+func runCLI(t *testing.T, env []string, args ...string) (string, string, int) {
+	cmd := exec.Command(cmdPath(), args...)
+	cmd.Env = append(append(cmd.Environ(), "VIGIL_TEST_MAIN=1"), env...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return out.String(), errb.String(), code
+}
+
+func cmdPath() string { return vigilCmd(nil).Path }
+
+// TestCLIAgainstARunningVigil drives the operator commands against a real
+// `vigil run`.
+func TestCLIAgainstARunningVigil(t *testing.T) {
+	rs := redistest.Start(t)
+	admin := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	token := "cli-test-admin-token-0123456789"
+	run := vigilCmd(t, "run", "--redis", rs.URL, "--redis-prefix", rs.Prefix, "--data-dir", t.TempDir(),
+		"--admin", admin, "--listen", "", "--admin-token", token)
+	if err := run.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = run.Process.Signal(syscall.SIGTERM); _ = run.Wait() }()
+	server := "http://" + admin
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if resp, err := http.Get(server + "/readyz"); err == nil && resp.StatusCode == 200 {
+			resp.Body.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("vigil did not become ready")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	env := []string{"VIGIL_SERVER=" + server, "VIGIL_ADMIN_TOKEN=" + token}
+
+	if out, errOut, code := runCLI(t, env, "ban", "203.0.113.5", "--for", "2h", "--reason", "cli test"); code != 0 || !strings.Contains(out, "203.0.113.5: applied") {
+		t.Fatalf("ban: %d %q %q", code, out, errOut)
+	}
+	out, _, code := runCLI(t, env, "bans")
+	if code != 0 || !strings.HasPrefix(out, "IP ") || !strings.Contains(out, "203.0.113.5") || !strings.Contains(out, "cli test") {
+		t.Fatalf("bans table: %d %q", code, out)
+	}
+	out, _, _ = runCLI(t, env, "bans", "--json")
+	var list struct{ Bans []map[string]any }
+	if err := json.Unmarshal([]byte(out), &list); err != nil || len(list.Bans) != 1 {
+		t.Fatalf("bans --json: %v %q", err, out)
+	}
+	if _, _, code := runCLI(t, env, "lockdown", "on", "--mode", "read-only", "--for", "10m", "--reason", "drill"); code != 0 {
+		t.Fatal("lockdown on failed")
+	}
+	if out, _, _ := runCLI(t, env, "lockdown", "status"); !strings.Contains(out, "read-only") || !strings.Contains(out, "drill") {
+		t.Fatalf("lockdown status: %q", out)
+	}
+	runCLI(t, env, "lockdown", "off")
+	if out, _, _ := runCLI(t, env, "lockdown", "status"); !strings.Contains(out, "no lockdown") {
+		t.Fatalf("lockdown status after off: %q", out)
+	}
+	if _, errOut, code := runCLI(t, env, "revoke", "--user", "42", "--reason", "test"); code != 0 {
+		t.Fatalf("revoke: %q", errOut)
+	}
+	if out, _, _ := runCLI(t, env, "explain", "203.0.113.5"); !strings.Contains(out, "banned by") {
+		t.Fatalf("explain: %q", out)
+	}
+	if out, _, code := runCLI(t, env, "unban", "203.0.113.5"); code != 0 || !strings.Contains(out, "applied") {
+		t.Fatalf("unban: %d %q", code, out)
+	}
+	// Errors say what failed.
+	if _, errOut, code := runCLI(t, env, "ban", "not-an-ip", "--reason", "x"); code != 1 || !strings.Contains(errOut, "target") {
+		t.Fatalf("bad ban: %d %q", code, errOut)
+	}
+	if _, errOut, code := runCLI(t, []string{"VIGIL_SERVER=" + server, "VIGIL_ADMIN_TOKEN=wrong-token-wrong"}, "bans"); code != 1 || !strings.Contains(errOut, "admin token") {
+		t.Fatalf("wrong token: %d %q", code, errOut)
+	}
+	if _, errOut, code := runCLI(t, []string{"VIGIL_SERVER=http://127.0.0.1:1"}, "bans"); code != 1 || !strings.Contains(errOut, "cannot reach vigil's admin API at http://127.0.0.1:1") {
+		t.Fatalf("unreachable: %d %q", code, errOut)
+	}
+}
