@@ -217,7 +217,11 @@ func (a *App) Run(ctx context.Context) error {
 		a.api.audit = rsp.audit
 	}
 	g.add("respond", rsp.run)
-	g.add("bans-gauge", func(ctx context.Context) error { return refreshBans(ctx, resp, a.log) })
+	lockdown := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "vigil_respond_lockdown_active", Help: "Emergency lockdown state: 0 off, 1 read-only, 2 full.",
+	})
+	a.reg.MustRegister(lockdown)
+	g.add("state-gauges", func(ctx context.Context) error { return refreshState(ctx, resp, store, lockdown, a.log) })
 	g.add("admin", a.serveAdmin)
 	a.reg.MustRegister(newConsumerCollector(js))
 	a.ready.Store(true)
@@ -246,13 +250,24 @@ func (a *App) ensureStreams(ctx context.Context, js jetstream.JetStream) error {
 	}
 }
 
-// refreshBans keeps vigil_respond_bans_active current.
-func refreshBans(ctx context.Context, r *respond.Responder, log *slog.Logger) error {
+// refreshState keeps vigil_respond_bans_active and
+// vigil_respond_lockdown_active current.
+func refreshState(ctx context.Context, r *respond.Responder, store *respond.Store, lockdown prometheus.Gauge, log *slog.Logger) error {
 	t := time.NewTicker(5 * time.Second)
 	defer t.Stop()
 	for {
 		if err := r.RefreshActive(ctx); err != nil && ctx.Err() == nil {
 			log.Debug("counting active bans", "err", err)
+		}
+		if l, err := store.Lockdown(ctx); err == nil {
+			switch {
+			case l == nil:
+				lockdown.Set(0)
+			case l.Mode == "full":
+				lockdown.Set(2)
+			default:
+				lockdown.Set(1)
+			}
 		}
 		select {
 		case <-ctx.Done():
