@@ -509,12 +509,34 @@ func cmdBreaker(ctx context.Context, args []string) error {
 		}
 		return printJSON(out)
 	case "status", "":
-		var out map[string]any
+		var out struct {
+			Breakers map[string]struct {
+				Open         bool
+				Count, Limit int
+				Blocked      int
+				Since        time.Time
+			} `json:"breakers"`
+		}
 		if err := c.do(ctx, "GET", "/api/v1/breakers", nil, &out); err != nil {
 			return err
 		}
-		_ = jsonOut
-		return printJSON(out)
+		if *jsonOut {
+			return printJSON(out)
+		}
+		var rows [][]string
+		for _, scope := range sortedKeys(out.Breakers) {
+			b := out.Breakers[scope]
+			state, since := "closed", "-"
+			if b.Open {
+				state, since = "OPEN", b.Since.Format(time.RFC3339)
+			}
+			rows = append(rows, []string{scope, state, fmt.Sprintf("%d/%d", b.Count, b.Limit), fmt.Sprint(b.Blocked), since})
+		}
+		if len(rows) == 0 {
+			fmt.Println("no automatic bans in the window: every breaker closed")
+			return nil
+		}
+		return table("SCOPE\tSTATE\tBANS/LIMIT\tBLOCKED\tOPEN SINCE", rows)
 	}
 	fs.Usage()
 	return errUsage
