@@ -1,10 +1,12 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
 	"os/exec"
 	"strings"
 	"syscall"
@@ -39,8 +41,9 @@ func TestCLIAgainstARunningVigil(t *testing.T) {
 	rs := redistest.Start(t)
 	admin := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	token := "cli-test-admin-token-0123456789"
+	logs := t.TempDir()
 	run := vigilCmd(t, "run", "--redis", rs.URL, "--redis-prefix", rs.Prefix, "--data-dir", t.TempDir(),
-		"--admin", admin, "--listen", "", "--admin-token", token)
+		"--admin", admin, "--listen", "", "--admin-token", token, "--access-log", logs+"/*.log")
 	if err := run.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -90,6 +93,41 @@ func TestCLIAgainstARunningVigil(t *testing.T) {
 	if out, _, code := runCLI(t, env, "unban", "203.0.113.5"); code != 0 || !strings.Contains(out, "applied") {
 		t.Fatalf("unban: %d %q", code, out)
 	}
+	// alerts --follow prints a detection as it happens.
+	follow := exec.Command(cmdPath(), "alerts", "--follow", "--limit", "1")
+	follow.Env = append(append(follow.Environ(), "VIGIL_TEST_MAIN=1"), env...)
+	stdout, _ := follow.StdoutPipe()
+	if err := follow.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = follow.Process.Kill(); _ = follow.Wait() }()
+	lines := make(chan string, 16)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	<-lines // the (empty) table header
+	time.Sleep(300 * time.Millisecond)
+	var scan strings.Builder
+	now := time.Now().UTC().Format("02/Jan/2006:15:04:05 -0700")
+	for i := range 55 {
+		fmt.Fprintf(&scan, "198.51.100.99 - - [%s] \"GET /nope/%d HTTP/1.1\" 404 10 \"-\" \"gobuster\"\n", now, i)
+	}
+	if err := os.WriteFile(logs+"/access.log", []byte(scan.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case line := <-lines:
+		if !strings.Contains(line, "http-404-scan") || !strings.Contains(line, "198.51.100.99") {
+			t.Fatalf("alerts --follow printed %q", line)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("alerts --follow printed nothing within 20 s")
+	}
+
 	// Errors say what failed.
 	if _, errOut, code := runCLI(t, env, "ban", "not-an-ip", "--reason", "x"); code != 1 || !strings.Contains(errOut, "target") {
 		t.Fatalf("bad ban: %d %q", code, errOut)
