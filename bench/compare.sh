@@ -26,6 +26,14 @@ measure() { # name, command...
 		'BEGIN { printf "%-16s %8.2f s  %12.0f lines/s  peak RSS %6.1f MiB\n", n, s, l/s, k/1024 }'
 }
 measure vigil-replay bin/vigil replay --quiet --json "$log"
-echo "  detections: $(wc -l <"$out/vigil-replay.out"), ground truth: $(wc -l <"$out/truth-$lines.jsonl")"
+python3 - "$out/vigil-replay.out" "$out/truth-$lines.jsonl" <<'PY'
+import json, sys
+got = [json.loads(l) for l in open(sys.argv[1])]
+truth = {(t["rule"], t["key"]) for t in map(json.loads, open(sys.argv[2]))}
+modelled = {r for r, _ in truth}
+mine = {(a["rule"], a["key"]) for a in got if a["rule"] in modelled}
+print(f"  detections: {len(got)} ({len(mine)} of the {len(modelled)} rules the generator models; "
+      f"ground truth {len(truth)}: {len(mine & truth)} found, {len(truth - mine)} missed, {len(mine - truth)} extra)")
+PY
 measure fail2ban-regex fail2ban-regex "$log" bench/fail2ban-404.conf
 grep -E "^Lines:|Failregex:" "$out/fail2ban-regex.out" | sed 's/^/  fail2ban: /'
