@@ -514,7 +514,7 @@ var Help = map[string]string{
 	"max_ban":                 "cap on any ban's duration",
 	"events_max_age":          "how long VIGIL_EVENTS keeps events",
 	"events_max_bytes":        "size cap of VIGIL_EVENTS (e.g. 4GiB); the oldest are dropped past it",
-	"admin_token":             "bearer token of the admin API (prefer admin_token_file; env VIGIL_ADMIN_TOKEN)",
+	"admin_token":             "bearer token of the admin API (prefer admin_token_file)",
 	"admin_token_file":        "file holding the admin API token",
 	"insecure_admin":          "serve the admin API without a token (only on a loopback admin address)",
 	"ipv6_ban_prefix":         "widen IPv6 bans to this prefix length (e.g. 64)",

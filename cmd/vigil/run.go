@@ -11,10 +11,14 @@ func cmdRun(ctx context.Context, args []string) error {
 	fs := newFlagSet("run", `vigil run [--config FILE] [flags]
 
 Runs every role in one process: an embedded NATS JetStream server (unless
---nats is given), the access log collector (--access-log), the streaming
-detector, the responder writing bans to Redis, and the admin listener
-(/metrics, /healthz, /readyz). Each flag can also be set in the YAML config
-file (key = flag name with '_') or as a VIGIL_* environment variable.`)
+--nats is given), the collectors (access log files --access-log, syslog
+--syslog-udp/--syslog-tcp, and the public listener --listen for CSP reports
+and application events), the streaming detector, the responder writing bans,
+revocations and lockdowns to Redis, and the admin listener (/metrics,
+/healthz, /readyz and, with --admin-token-file, the admin API the operator
+commands use). Each flag can also be set in the YAML config file (key = flag
+name with '_') or as a VIGIL_* environment variable; later sources win:
+defaults < --config file < environment < flags.`)
 	load := configFlags(fs)
 	if err := parse(fs, args); err != nil {
 		return ignoreHelp(err)
