@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what Vigil and its tests need on a Debian 12 machine, idempotently:
-# Go modules and redis-server (always), Chromium (VIGIL_SETUP_TESTS=1, for the
-# browser test) and fail2ban (VIGIL_SETUP_BENCH=1, benchmark comparison). Safe to run again; installs only what is missing.
+# Go modules and redis-server (always), Chromium and Prometheus
+# (VIGIL_SETUP_TESTS=1, for the browser and dashboard tests) and fail2ban (VIGIL_SETUP_BENCH=1, benchmark comparison). Safe to run again; installs only what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,6 +11,8 @@ if [ "${VIGIL_SETUP_TESTS:-0}" = 1 ]; then
 	# The browser end-to-end test drives Debian's Chromium; the Django
 	# integration package's tests need a venv.
 	command -v chromium >/dev/null || need+=(chromium)
+	# promtool and a real Prometheus for the dashboard and alert-rule tests.
+	command -v promtool >/dev/null || need+=(prometheus)
 	python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
 fi
 if [ "${VIGIL_SETUP_BENCH:-0}" = 1 ]; then
