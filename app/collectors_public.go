@@ -32,14 +32,7 @@ func (a *App) addCollectors(g *group, js jetstream.JetStream) error {
 		}
 		a.public.Store(srv)
 		g.add("public", srv.Run)
-		go func() {
-			<-srv.Ready()
-			for _, scheme := range []string{"http", "https"} {
-				if addr := srv.Addr(scheme); addr != nil {
-					a.log.Info("public listener bound", "scheme", scheme, "addr", addr.String())
-				}
-			}
-		}()
+
 		if len(cfg.EventsTokens) == 0 && len(cfg.EventsHMACSecret) == 0 {
 			a.log.Warn("/events refuses everything: set events_token_file (or VIGIL_EVENTS_TOKEN) or events_hmac_secret_file")
 		}

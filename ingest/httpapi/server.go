@@ -151,6 +151,7 @@ func (s *Server) Run(ctx context.Context) error {
 	s.mu.Lock()
 	for _, l := range lns {
 		s.addrs[l.scheme] = l.ln.Addr()
+		s.log.Info("public listener bound", "scheme", l.scheme, "addr", l.ln.Addr().String())
 	}
 	s.mu.Unlock()
 	close(s.ready)
