@@ -49,6 +49,12 @@ func (a *App) readyz(w http.ResponseWriter, r *http.Request) {
 			checks["redis"], ok = err.Error(), false
 		}
 	}
+	if ix := a.indexer.Load(); ix != nil {
+		checks["elasticsearch"] = "ok"
+		if err := ix.Err(); err != nil {
+			checks["elasticsearch"] = err.Error() // indexing lags, events wait in JetStream: not fatal for readiness
+		}
+	}
 	w.Header().Set("Content-Type", "application/json")
 	if !ok {
 		w.WriteHeader(http.StatusServiceUnavailable)

@@ -21,6 +21,7 @@ import (
 
 	"github.com/vigil-soc/vigil/bus"
 	"github.com/vigil-soc/vigil/detect"
+	"github.com/vigil-soc/vigil/index"
 	"github.com/vigil-soc/vigil/ingest"
 	"github.com/vigil-soc/vigil/ingest/accesslog"
 	"github.com/vigil-soc/vigil/ingest/httpapi"
@@ -48,6 +49,7 @@ type App struct {
 	embedded  atomic.Pointer[bus.Embedded]
 	detector  atomic.Pointer[detector]
 	api       *api // nil when the admin API is disabled
+	indexer   atomic.Pointer[index.Indexer]
 	// ingestMetrics are shared by every collector.
 	ingestMetrics *ingest.Metrics
 	public        atomic.Pointer[httpapi.Server]
@@ -223,6 +225,19 @@ func (a *App) Run(ctx context.Context) error {
 	a.reg.MustRegister(lockdown)
 	g.add("state-gauges", func(ctx context.Context) error { return refreshState(ctx, resp, store, lockdown, a.log) })
 	g.add("admin", a.serveAdmin)
+	if len(a.cfg.ES) > 0 {
+		icfg, err := a.cfg.IndexConfig(true)
+		if err != nil {
+			return err
+		}
+		ix, err := index.New(icfg, js, a.reg, a.log.With("role", "index"))
+		if err != nil {
+			return err
+		}
+		a.indexer.Store(ix)
+		g.add("index", ix.Run)
+		a.log.Info("indexing into Elasticsearch", "es", a.cfg.ES, "namespace", a.cfg.ESNamespace)
+	}
 	a.reg.MustRegister(newConsumerCollector(js))
 	a.ready.Store(true)
 	a.log.Info("vigil running", "rules", a.rules.Len(), "redis", Redact(a.cfg.Redis), "dry_run", a.cfg.DryRun)

@@ -19,6 +19,8 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/vigil-soc/vigil/index"
+
 	"github.com/vigil-soc/vigil/detect"
 	"github.com/vigil-soc/vigil/ingest/accesslog"
 )
@@ -110,6 +112,24 @@ type Config struct {
 	// SentryEnvironment tags Sentry events (e.g. production).
 	SentryEnvironment string `yaml:"sentry_environment"`
 
+	// ES is the Elasticsearch URL events, alerts and audit entries are
+	// indexed into (repeatable for several nodes). Empty (default):
+	// indexing off.
+	ES []string `yaml:"es"`
+	// ESNamespace is the data stream / index namespace:
+	// logs-vigil.<kind>-<namespace>. Default "default".
+	ESNamespace string `yaml:"es_namespace"`
+	// ESMode is auto (data streams when the cluster has them, default),
+	// datastream or index (time-based indices behind a write alias).
+	ESMode string `yaml:"es_mode"`
+	// ESAPIKeyFile holds an Elasticsearch API key (base64 id:key).
+	ESAPIKeyFile string `yaml:"es_api_key_file"`
+	// ESUsername and ESPasswordFile are basic-auth credentials.
+	ESUsername     string `yaml:"es_username"`
+	ESPasswordFile string `yaml:"es_password_file"`
+	// ESCACert is a PEM CA certificate for an https:// cluster.
+	ESCACert string `yaml:"es_ca_cert"`
+
 	// Listen is the public listener (CSP reports, application events), plain
 	// HTTP. Default 127.0.0.1:8080; "" = off.
 	Listen string `yaml:"listen"`
@@ -176,6 +196,8 @@ func Default() Config {
 		BreakerWindow:     10 * time.Minute,
 		DjangoCacheKey:    ":1:EMERGENCY_LOCKDOWN",
 		SentryMinSeverity: "high",
+		ESNamespace:       "default",
+		ESMode:            "auto",
 		BodyLimit:         64 << 10,
 		RateLimit:         20,
 		Partitions:        8,
@@ -394,6 +416,11 @@ func (c *Config) Validate() error {
 	default:
 		bad("sentry_min_severity", "must be low, medium, high or critical, got %q", c.SentryMinSeverity)
 	}
+	if len(c.ES) > 0 {
+		if _, err := c.IndexConfig(false); err != nil {
+			bad("es", "%v", err)
+		}
+	}
 	if c.EventsToken != "" && c.EventsTokenFile != "" {
 		bad("events_token_file", "give events_token or events_token_file, not both")
 	}
@@ -431,6 +458,29 @@ func orAuto(s string) string {
 		return "auto"
 	}
 	return s
+}
+
+// IndexConfig is the Elasticsearch configuration; with secrets it reads the
+// API key and password files.
+func (c *Config) IndexConfig(secrets bool) (index.Config, error) {
+	ic := index.Config{Addresses: c.ES, Namespace: c.ESNamespace, Mode: c.ESMode, Username: c.ESUsername, CACert: c.ESCACert}
+	if secrets {
+		if c.ESAPIKeyFile != "" {
+			k, err := readSecret(c.ESAPIKeyFile)
+			if err != nil {
+				return ic, fmt.Errorf("es_api_key_file: %w", err)
+			}
+			ic.APIKey = string(k)
+		}
+		if c.ESPasswordFile != "" {
+			p, err := os.ReadFile(c.ESPasswordFile)
+			if err != nil {
+				return ic, fmt.Errorf("es_password_file: %w", err)
+			}
+			ic.Password = strings.TrimSpace(strings.SplitN(string(p), "\n", 2)[0])
+		}
+	}
+	return ic, ic.Validate()
 }
 
 // Ladder parses BanLadder.
@@ -485,6 +535,10 @@ func (c Config) Redacted() string {
 			*s = "<secret>"
 		}
 	}
+	c.ES = append([]string(nil), c.ES...)
+	for i := range c.ES {
+		c.ES[i] = Redact(c.ES[i])
+	}
 	c.SentryDSN = Redact(c.SentryDSN)
 	if u, err := url.Parse(c.SentryDSN); err == nil && u.User != nil {
 		u.User = url.User("<secret>")
@@ -526,6 +580,13 @@ var Help = map[string]string{
 	"sentry_dsn":              "Sentry DSN: detections >= sentry_min_severity and breaker trips are sent; empty = off",
 	"sentry_min_severity":     "low, medium, high or critical",
 	"sentry_environment":      "Sentry environment tag",
+	"es":                      "Elasticsearch URL to index events, alerts and audit into (repeatable); empty = off",
+	"es_namespace":            "namespace of the indices: logs-vigil.<kind>-<namespace>",
+	"es_mode":                 "auto, datastream or index (aliases over time-based indices)",
+	"es_api_key_file":         "file holding an Elasticsearch API key",
+	"es_username":             "Elasticsearch basic-auth user",
+	"es_password_file":        "file holding the Elasticsearch password",
+	"es_ca_cert":              "PEM CA certificate of an https:// Elasticsearch",
 	"listen":                  "public listener for CSP reports and application events (plain HTTP); empty = off",
 	"listen_tls":              "public listener over HTTPS with HTTP/2 (needed for Reporting API reports)",
 	"tls_cert":                "PEM certificate for listen_tls",

@@ -13,6 +13,10 @@ if [ "${VIGIL_SETUP_TESTS:-0}" = 1 ]; then
 	command -v chromium >/dev/null || need+=(chromium)
 	# promtool and a real Prometheus for the dashboard and alert-rule tests.
 	command -v promtool >/dev/null || need+=(prometheus)
+	# Elasticsearch for the indexer tests runs on a JDK >= 17, fetched with Maven.
+	command -v java >/dev/null || need+=(openjdk-17-jre-headless)
+	command -v mvn >/dev/null || need+=(maven)
+	command -v unzip >/dev/null || need+=(unzip)
 	python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
 fi
 if [ "${VIGIL_SETUP_BENCH:-0}" = 1 ]; then

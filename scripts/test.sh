@@ -18,7 +18,7 @@ go run ./cmd/vigil rules lint
 go run ./cmd/vigil rules test
 echo "== fuzz (short pass over each parser of outside input)" >&2
 for target in "FuzzParse ./ingest/accesslog" "FuzzUnmarshal ./event" "FuzzClassify ./detect" "FuzzDecodeCheckpoint ./ingest/tail" \
-	"FuzzParse ./ingest/csp" "FuzzParse ./ingest/appevent" "FuzzParse ./ingest/syslog" "FuzzFrameReader ./ingest/syslog"; do
+	"FuzzParse ./ingest/csp" "FuzzParse ./ingest/appevent" "FuzzParse ./ingest/syslog" "FuzzFrameReader ./ingest/syslog" "FuzzSplit ./index"; do
 	set -- $target
 	go test -run "^$" -fuzz "^$1\$" -fuzztime "${VIGIL_FUZZTIME:-15s}" "$2"
 done

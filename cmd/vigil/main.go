@@ -22,6 +22,7 @@ Usage:
   vigil rules list [DIR]            list the rules
   vigil rules dump DIR              write the built-in pack to DIR, to edit and use with --rules DIR
   vigil config [flags]              print the effective configuration (secrets hidden)
+  vigil es setup|rollover           Elasticsearch templates and aliases (--es URL)
 
 Operating a running vigil (admin API; --server, token from VIGIL_ADMIN_TOKEN or --token-file):
   vigil bans [--json]               list active bans
@@ -78,6 +79,8 @@ func run(ctx context.Context, args []string) int {
 		err = cmdExplain(ctx, args[1:])
 	case "breaker":
 		err = cmdBreaker(ctx, args[1:])
+	case "es":
+		err = cmdES(ctx, args[1:])
 	case "version", "--version":
 		fmt.Println("vigil", version)
 	case "help", "-h", "--help":
