@@ -54,7 +54,7 @@ def test_failed_login_ships_one_event(client, shipping, alice):
     assert "X-Vigil-Signature" not in req["headers"]
     time.sleep(0.3)
     assert len(shipping.events()) == 1  # nothing else (no http.* event for a 401)
-    assert shipper.stats()["sent"] == 1
+    assert wait_until(lambda: shipper.stats()["sent"] == 1, timeout=5)
 
 
 def test_failed_login_of_unknown_user(client, shipping, db):
@@ -212,7 +212,7 @@ def test_receiver_down_then_up(client, vigil, alice):
     try:
         evs = receiver.wait_events("auth.login_failed", n=2, timeout=10)
         assert len(evs) == 2
-        assert shipper.stats()["sent"] == 2
+        assert wait_until(lambda: shipper.stats()["sent"] == 2, timeout=5)  # counted after the response is read
         assert shipper.stats()["dropped"] == 0
     finally:
         receiver.stop()
