@@ -1,13 +1,11 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -43,7 +41,6 @@ func freeAddr(t *testing.T) string {
 // Redis, and Django's middleware refuses that client from then on while
 // serving others.
 func TestDjangoLoop(t *testing.T) {
-	python, example := djangoPython(t)
 	rs := redistest.Start(t)
 	token := "e2e-events-token-0123456789abcdef"
 
@@ -67,36 +64,8 @@ func TestDjangoLoop(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	addr := freeAddr(t)
-	env := append(os.Environ(),
-		"VIGIL_REDIS_URL="+rs.URL, "VIGIL_KEY_PREFIX="+rs.Prefix,
-		"VIGIL_EVENTS_URL=http://"+vigil+"/events", "VIGIL_EVENTS_TOKEN="+token,
-		"VIGIL_EXAMPLE_DB="+filepath.Join(t.TempDir(), "db.sqlite3"), "VIGIL_CACHE_SECONDS=0.5", "VIGIL_FLUSH_SECONDS=0.2",
-		"VIGIL_TRUSTED_PROXIES=127.0.0.1/32")
-	manage := func(args ...string) *exec.Cmd {
-		cmd := exec.Command(python, append([]string{"manage.py"}, args...)...)
-		cmd.Dir, cmd.Env = example, env
-		return cmd
-	}
-	for _, args := range [][]string{{"migrate", "--noinput"}, {"vigil_demo_user"}} {
-		if out, err := manage(args...).CombinedOutput(); err != nil {
-			t.Fatalf("manage.py %v: %v\n%s", args, err, out)
-		}
-	}
-	server := manage("runserver", "--noreload", addr)
-	var out bytes.Buffer
-	server.Stdout, server.Stderr = &out, &out
-	if err := server.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = server.Process.Kill()
-		_ = server.Wait()
-		if t.Failed() {
-			t.Logf("django:\n%s", out.String())
-		}
-	})
-	base := "http://" + addr
+	base := djangoServer(t, rs, "VIGIL_EVENTS_URL=http://"+vigil+"/events", "VIGIL_EVENTS_TOKEN="+token,
+		"VIGIL_CACHE_SECONDS=0.5", "VIGIL_FLUSH_SECONDS=0.2")
 	request := func(method, path, client, body string) int {
 		req, _ := http.NewRequest(method, base+path, strings.NewReader(body))
 		req.Header.Set("Content-Type", "application/json")
@@ -108,14 +77,6 @@ func TestDjangoLoop(t *testing.T) {
 		resp.Body.Close()
 		return resp.StatusCode
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for request("GET", "/healthz", "198.51.100.1", "") != 200 {
-		if time.Now().After(deadline) {
-			t.Fatal("django did not start")
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-
 	const attacker, user = "203.0.113.200", "198.51.100.201"
 	for i := range 12 {
 		code := request("POST", "/api/token/", attacker, `{"username":"alice","password":"wrong"}`)
@@ -126,7 +87,7 @@ func TestDjangoLoop(t *testing.T) {
 			t.Fatalf("failed login %d: %d, want 401", i, code)
 		}
 	}
-	deadline = time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for request("GET", "/healthz", attacker, "") != 403 {
 		if time.Now().After(deadline) {
 			t.Fatalf("the attacker was not refused within 30 s; bans: %v", rs.Client(t).Keys(context.Background(), rs.Prefix+"*").Val())
