@@ -156,12 +156,8 @@ func printAudit(a auditBody, jsonOut bool) error {
 
 func cmdBans(ctx context.Context, args []string) error {
 	fs := newFlagSet("bans", "vigil bans [--json]\n\nLists active bans, soonest-expiring first.")
-	client, jsonOut := adminFlags(fs)
-	if err := parse(fs, args); err != nil {
-		return ignoreHelp(err)
-	}
-	c, err := client()
-	if err != nil {
+	c, _, jsonOut, err := adminCmd(fs, args, false)
+	if c == nil || err != nil {
 		return err
 	}
 	var out struct {
@@ -173,7 +169,7 @@ func cmdBans(ctx context.Context, args []string) error {
 	if err := c.do(ctx, "GET", "/api/v1/bans", nil, &out); err != nil {
 		return err
 	}
-	if *jsonOut {
+	if jsonOut {
 		return printJSON(out)
 	}
 	var rows [][]string
@@ -188,46 +184,32 @@ func cmdBan(ctx context.Context, args []string) error {
 	dur := fs.Duration("for", 72*time.Hour, "how long")
 	reason := fs.String("reason", "", "why (required; recorded in the audit trail)")
 	force := fs.Bool("force", false, "ban even an allow-listed address")
-	client, jsonOut := adminFlags(fs)
-	ip, rest := firstArg(args)
-	if err := parse(fs, rest); err != nil {
-		return ignoreHelp(err)
+	c, ip, jsonOut, err := adminCmd(fs, args, true)
+	if c == nil || err != nil {
+		return err
 	}
-	if ip == "" || *reason == "" {
+	if *reason == "" {
 		fs.Usage()
 		return errUsage
-	}
-	c, err := client()
-	if err != nil {
-		return err
 	}
 	var out auditBody
 	if err := c.do(ctx, "POST", "/api/v1/bans", map[string]any{"ip": ip, "duration": dur.String(), "reason": *reason, "force": *force}, &out); err != nil {
 		return err
 	}
-	return printAudit(out, *jsonOut)
+	return printAudit(out, jsonOut)
 }
 
 func cmdUnban(ctx context.Context, args []string) error {
 	fs := newFlagSet("unban", "vigil unban IP\n\nRemoves a ban (the key and its index entry).")
-	client, jsonOut := adminFlags(fs)
-	ip, rest := firstArg(args)
-	if err := parse(fs, rest); err != nil {
-		return ignoreHelp(err)
-	}
-	if ip == "" {
-		fs.Usage()
-		return errUsage
-	}
-	c, err := client()
-	if err != nil {
+	c, ip, jsonOut, err := adminCmd(fs, args, true)
+	if c == nil || err != nil {
 		return err
 	}
 	var out auditBody
 	if err := c.do(ctx, "DELETE", "/api/v1/bans/"+url.PathEscape(ip), nil, &out); err != nil {
 		return err
 	}
-	return printAudit(out, *jsonOut)
+	return printAudit(out, jsonOut)
 }
 
 func cmdLockdown(ctx context.Context, args []string) error {
@@ -235,13 +217,8 @@ func cmdLockdown(ctx context.Context, args []string) error {
 	mode := fs.String("mode", "full", "full or read-only")
 	dur := fs.Duration("for", 0, "lift it automatically after this long (default: until `vigil lockdown off`)")
 	reason := fs.String("reason", "", "why (required to turn it on)")
-	client, jsonOut := adminFlags(fs)
-	sub, rest := firstArg(args)
-	if err := parse(fs, rest); err != nil {
-		return ignoreHelp(err)
-	}
-	c, err := client()
-	if err != nil {
+	c, sub, jsonOut, err := adminCmd(fs, args, false)
+	if c == nil || err != nil {
 		return err
 	}
 	switch sub {
@@ -258,13 +235,13 @@ func cmdLockdown(ctx context.Context, args []string) error {
 		if err := c.do(ctx, "POST", "/api/v1/lockdown", body, &out); err != nil {
 			return err
 		}
-		return printAudit(out, *jsonOut)
+		return printAudit(out, jsonOut)
 	case "off":
 		var out auditBody
 		if err := c.do(ctx, "DELETE", "/api/v1/lockdown", nil, &out); err != nil {
 			return err
 		}
-		return printAudit(out, *jsonOut)
+		return printAudit(out, jsonOut)
 	case "status", "":
 		var out struct {
 			Lockdown *struct {
@@ -275,7 +252,7 @@ func cmdLockdown(ctx context.Context, args []string) error {
 		if err := c.do(ctx, "GET", "/api/v1/lockdown", nil, &out); err != nil {
 			return err
 		}
-		if *jsonOut {
+		if jsonOut {
 			return printJSON(out)
 		}
 		if out.Lockdown == nil {
@@ -295,9 +272,9 @@ func cmdRevoke(ctx context.Context, args []string) error {
 	userID := fs.String("user", "", "a user id (simplejwt's user_id claim)")
 	all := fs.Bool("all", false, "every token of every user")
 	reason := fs.String("reason", "", "why (recorded in the audit trail)")
-	client, jsonOut := adminFlags(fs)
-	if err := parse(fs, args); err != nil {
-		return ignoreHelp(err)
+	c, _, jsonOut, err := adminCmd(fs, args, false)
+	if c == nil || err != nil {
+		return err
 	}
 	n := 0
 	for _, set := range []bool{*jti != "", *userID != "", *all} {
@@ -308,10 +285,6 @@ func cmdRevoke(ctx context.Context, args []string) error {
 	if n != 1 {
 		fs.Usage()
 		return errUsage
-	}
-	c, err := client()
-	if err != nil {
-		return err
 	}
 	body := map[string]any{"reason": *reason}
 	switch {
@@ -326,7 +299,7 @@ func cmdRevoke(ctx context.Context, args []string) error {
 	if err := c.do(ctx, "POST", "/api/v1/revocations", body, &out); err != nil {
 		return err
 	}
-	return printAudit(out, *jsonOut)
+	return printAudit(out, jsonOut)
 }
 
 type alertRow struct {
@@ -348,12 +321,8 @@ func cmdAlerts(ctx context.Context, args []string) error {
 	fs := newFlagSet("alerts", "vigil alerts [--limit N] [--follow] [--json]\n\nRecent alerts, newest last; --follow keeps printing new ones.")
 	limit := fs.Int("limit", 50, "how many recent alerts")
 	follow := fs.Bool("follow", false, "keep printing alerts as they arrive (Ctrl-C to stop)")
-	client, jsonOut := adminFlags(fs)
-	if err := parse(fs, args); err != nil {
-		return ignoreHelp(err)
-	}
-	c, err := client()
-	if err != nil {
+	c, _, jsonOut, err := adminCmd(fs, args, false)
+	if c == nil || err != nil {
 		return err
 	}
 	var out struct {
@@ -365,7 +334,7 @@ func cmdAlerts(ctx context.Context, args []string) error {
 	header := "AT\tRULE\tSEVERITY\tKEY\tCOUNT\t"
 	var rows [][]string
 	for _, raw := range out.Alerts {
-		if *jsonOut {
+		if jsonOut {
 			fmt.Println(string(raw))
 			continue
 		}
@@ -373,7 +342,7 @@ func cmdAlerts(ctx context.Context, args []string) error {
 		_ = json.Unmarshal(raw, &a)
 		rows = append(rows, a.row())
 	}
-	if !*jsonOut {
+	if !jsonOut {
 		if err := table(header, rows); err != nil {
 			return err
 		}
@@ -400,7 +369,7 @@ func cmdAlerts(ctx context.Context, args []string) error {
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
-		if *jsonOut {
+		if jsonOut {
 			fmt.Println(sc.Text())
 			continue
 		}
@@ -417,17 +386,8 @@ func cmdAlerts(ctx context.Context, args []string) error {
 
 func cmdExplain(ctx context.Context, args []string) error {
 	fs := newFlagSet("explain", "vigil explain KEY [--json]\n\nWhat Vigil knows about an IP (or user name): which rules see it and their window counts, whether and why it is banned, its history.")
-	client, jsonOut := adminFlags(fs)
-	key, rest := firstArg(args)
-	if err := parse(fs, rest); err != nil {
-		return ignoreHelp(err)
-	}
-	if key == "" {
-		fs.Usage()
-		return errUsage
-	}
-	c, err := client()
-	if err != nil {
+	c, key, jsonOut, err := adminCmd(fs, args, true)
+	if c == nil || err != nil {
 		return err
 	}
 	var out struct {
@@ -452,7 +412,7 @@ func cmdExplain(ctx context.Context, args []string) error {
 	if err := c.do(ctx, "GET", "/api/v1/explain/"+url.PathEscape(key), nil, &out); err != nil {
 		return err
 	}
-	if *jsonOut {
+	if jsonOut {
 		return printJSON(out)
 	}
 	fmt.Printf("%s\n", out.Key)
@@ -492,13 +452,8 @@ func cmdExplain(ctx context.Context, args []string) error {
 func cmdBreaker(ctx context.Context, args []string) error {
 	fs := newFlagSet("breaker", "vigil breaker status|reset [--scope overall|rule:ID]\n\nThe circuit breakers that stop automatic bans when a rule bans too many keys.")
 	scope := fs.String("scope", "", "reset only this breaker (default: all)")
-	client, jsonOut := adminFlags(fs)
-	sub, rest := firstArg(args)
-	if err := parse(fs, rest); err != nil {
-		return ignoreHelp(err)
-	}
-	c, err := client()
-	if err != nil {
+	c, sub, jsonOut, err := adminCmd(fs, args, false)
+	if c == nil || err != nil {
 		return err
 	}
 	switch sub {
@@ -520,7 +475,7 @@ func cmdBreaker(ctx context.Context, args []string) error {
 		if err := c.do(ctx, "GET", "/api/v1/breakers", nil, &out); err != nil {
 			return err
 		}
-		if *jsonOut {
+		if jsonOut {
 			return printJSON(out)
 		}
 		var rows [][]string
@@ -540,6 +495,23 @@ func cmdBreaker(ctx context.Context, args []string) error {
 	}
 	fs.Usage()
 	return errUsage
+}
+
+// adminCmd registers the admin flags on fs, parses args (after a leading
+// positional argument, when there is one), and makes the client. With need,
+// the positional argument is required.
+func adminCmd(fs *flag.FlagSet, args []string, need bool) (c *adminClient, arg string, jsonOut bool, err error) {
+	client, js := adminFlags(fs)
+	arg, rest := firstArg(args)
+	if err := parse(fs, rest); err != nil {
+		return nil, "", false, ignoreHelp(err)
+	}
+	if need && arg == "" {
+		fs.Usage()
+		return nil, "", false, errUsage
+	}
+	c, err = client()
+	return c, arg, *js, err
 }
 
 // firstArg splits off a leading positional argument, so flags may follow it
