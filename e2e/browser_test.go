@@ -16,7 +16,6 @@ import (
 	"fmt"
 	"io"
 	"log"
-	"log/slog"
 	"math/big"
 	"net"
 	"net/http"
@@ -154,35 +153,11 @@ func TestChromiumCSPReports(t *testing.T) {
 	rs := redistest.Start(t)
 	certFile, keyFile, spki := selfSigned(t)
 
-	cfg := app.Default()
-	cfg.Redis, cfg.RedisPrefix = rs.URL, rs.Prefix
-	cfg.DataDir = t.TempDir()
-	cfg.Admin, cfg.Listen, cfg.ListenTLS = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
-	cfg.TLSCert, cfg.TLSKey = certFile, keyFile
-	a, err := app.New(cfg, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("vigil: %v", err)
-		}
+	a := runVigil(t, rs, func(c *app.Config) {
+		c.Listen, c.ListenTLS = "127.0.0.1:0", "127.0.0.1:0"
+		c.TLSCert, c.TLSKey = certFile, keyFile
 	})
-	wctx, wcancel := context.WithTimeout(ctx, 30*time.Second)
-	defer wcancel()
-	vigilHTTP, err := a.PublicAddr(wctx, "http")
-	if err != nil {
-		t.Fatal(err)
-	}
-	vigilHTTPS, err := a.PublicAddr(wctx, "https")
-	if err != nil {
-		t.Fatal(err)
-	}
-	admin, _ := a.AdminAddr(wctx)
+	vigilHTTP, vigilHTTPS, admin := addr(t, a, "http"), addr(t, a, "https"), addr(t, a, "admin")
 	other := serve(t, page("", nil, ""), "", "") // the "external" script origin
 
 	plain := serve(t, page("default-src 'self'; script-src 'self'; report-uri http://"+vigilHTTP+"/csp-report", nil, other), "", "")

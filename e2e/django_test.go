@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -44,25 +43,8 @@ func TestDjangoLoop(t *testing.T) {
 	rs := redistest.Start(t)
 	token := "e2e-events-token-0123456789abcdef"
 
-	cfg := app.Default()
-	cfg.Redis, cfg.RedisPrefix = rs.URL, rs.Prefix
-	cfg.DataDir = t.TempDir()
-	cfg.Admin, cfg.Listen = "127.0.0.1:0", "127.0.0.1:0"
-	cfg.EventsToken = token
-	a, err := app.New(cfg, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
-	wctx, wcancel := context.WithTimeout(ctx, 30*time.Second)
-	defer wcancel()
-	vigil, err := a.PublicAddr(wctx, "http")
-	if err != nil {
-		t.Fatal(err)
-	}
+	a := runVigil(t, rs, func(c *app.Config) { c.Listen, c.EventsToken = "127.0.0.1:0", token })
+	vigil := addr(t, a, "http")
 
 	base := djangoServer(t, rs, "VIGIL_EVENTS_URL=http://"+vigil+"/events", "VIGIL_EVENTS_TOKEN="+token,
 		"VIGIL_CACHE_SECONDS=0.5", "VIGIL_FLUSH_SECONDS=0.2")

@@ -1,10 +1,8 @@
 package e2e
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -26,20 +24,10 @@ func TestRunIndexesIntoElasticsearch(t *testing.T) {
 	rs := redistest.Start(t)
 	ns := es.Namespace(t)
 	logs := t.TempDir()
-	cfg := app.Default()
-	cfg.Redis, cfg.RedisPrefix = rs.URL, rs.Prefix
-	cfg.DataDir = t.TempDir()
-	cfg.Admin, cfg.Listen = "127.0.0.1:0", ""
-	cfg.AccessLogs = []string{filepath.Join(logs, "*.log")}
-	cfg.ES, cfg.ESNamespace = []string{es.URL}, ns
-	a, err := app.New(cfg, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	runVigil(t, rs, func(c *app.Config) {
+		c.AccessLogs = []string{filepath.Join(logs, "*.log")}
+		c.ES, c.ESNamespace = []string{es.URL}, ns
+	})
 
 	var b strings.Builder
 	now := time.Now().UTC().Format("02/Jan/2006:15:04:05 -0700")

@@ -2,9 +2,7 @@ package e2e
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
-	"log/slog"
 	"net/http"
 	"os"
 	"os/exec"
@@ -67,26 +65,8 @@ func djangoServer(t *testing.T, rs *redistest.Server, extra ...string) string {
 
 // startVigil runs Vigil with an admin token and returns the CLI's server URL.
 func startVigil(t *testing.T, rs *redistest.Server, adminToken string) string {
-	cfg := app.Default()
-	cfg.Redis, cfg.RedisPrefix = rs.URL, rs.Prefix
-	cfg.DataDir = t.TempDir()
-	cfg.Admin, cfg.Listen = "127.0.0.1:0", ""
-	cfg.AdminToken = adminToken
-	a, err := app.New(cfg, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
-	wctx, wcancel := context.WithTimeout(ctx, 30*time.Second)
-	defer wcancel()
-	admin, err := a.AdminAddr(wctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return "http://" + admin
+	a := runVigil(t, rs, func(c *app.Config) { c.AdminToken = adminToken })
+	return "http://" + addr(t, a, "admin")
 }
 
 // api calls Vigil's admin API as the CLI does.
