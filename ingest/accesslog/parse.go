@@ -164,17 +164,32 @@ func (p *Parser) Parse(line []byte, ev *event.Event) error {
 	}
 	p.scratch = p.scratch[:0]
 	ev.Source = event.SourceAccess
+	var err error
 	switch f := p.format; {
 	case f == FormatNginxJSON || f == FormatUnknown && line[0] == '{':
 		ev.Dataset = datasetNginx
-		return p.parseJSON(line, ev)
+		err = p.parseJSON(line, ev)
 	case f == FormatApacheCombined:
 		ev.Dataset = datasetApache
-		return p.parseText(line, ev, false)
+		err = p.parseText(line, ev, false)
 	default:
 		ev.Dataset = datasetNginx
-		return p.parseText(line, ev, f == FormatNginxMain)
+		err = p.parseText(line, ev, f == FormatNginxMain)
 	}
+	if le, ok := err.(*LineError); ok && !keepsRest(le.Reason) {
+		// A line refused for its shape yields an empty event, whatever
+		// the parser saw before (fuzzing found half-filled fields that
+		// depended on earlier lines). Request-line refusals keep the rest
+		// of the line, which parsed: a TLS probe still has its client.
+		ev.Reset()
+	}
+	return err
+}
+
+// keepsRest reports whether a refusal of this reason leaves the fields of
+// the rest of the line in the event.
+func keepsRest(reason string) bool {
+	return reason == ReasonTLSHandshake || reason == ReasonNoRequest || reason == ReasonBadRequestLine
 }
 
 // trimSpace drops spaces, tabs, CR and LF from both ends of b.
