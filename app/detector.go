@@ -3,12 +3,10 @@ package app
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"log/slog"
 	"sync/atomic"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -89,30 +87,16 @@ func (d *detector) run(ctx context.Context) error {
 		lastSeq = info.AckFloor.Stream
 		d.warmUp(ctx, info.AckFloor.Stream)
 	}
-	it, err := cons.Messages(jetstream.PullMaxMessages(64))
-	if err != nil {
-		return err
-	}
-	stop := context.AfterFunc(ctx, it.Stop)
-	defer stop()
 	var alerts []event.Alert
 	var obs []detect.Observation
-	for {
-		msg, err := it.Next()
-		if err != nil {
-			if errors.Is(err, jetstream.ErrMsgIteratorClosed) || ctx.Err() != nil {
-				return nil
-			}
-			d.log.Warn("reading events", "err", err)
-			continue
-		}
+	return consume(ctx, cons, 64, d.log, "events", func(msg jetstream.Msg) {
 		if md, err := msg.Metadata(); err == nil {
 			if md.Sequence.Stream <= lastSeq {
 				// A redelivery of a batch already counted (its ack was
 				// lost or came late): counting it again would double
 				// every event in it.
 				_ = msg.Ack()
-				continue
+				return
 			}
 			lastSeq = md.Sequence.Stream
 		}
@@ -134,13 +118,13 @@ func (d *detector) run(ctx context.Context) error {
 		}
 		for i := range alerts {
 			if err := d.publish(ctx, msg, &alerts[i]); err != nil {
-				return nil // shutting down; the batch is redelivered
+				return // shutting down; the batch is redelivered
 			}
 		}
 		if err := msg.Ack(); err != nil {
 			d.log.Warn("acknowledging events", "err", err)
 		}
-	}
+	})
 }
 
 // publish puts one alert on VIGIL_ALERTS, retrying until it is stored.
@@ -154,28 +138,15 @@ func (d *detector) publish(ctx context.Context, batch jetstream.Msg, a *event.Al
 		level = slog.LevelInfo
 	}
 	d.log.Log(ctx, level, "detection", "rule", a.Rule, "key", a.Key, "count", a.Count, "at", a.At, "allowlisted", a.Allowlisted, "alert", a.ID)
-	for backoff := 200 * time.Millisecond; ; backoff = min(2*backoff, 10*time.Second) {
-		m := nats.NewMsg(bus.AlertSubject(a.Rule))
-		m.Data = data
-		m.Header.Set(nats.MsgIdHdr, a.ID)
-		pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		_, err := d.js.PublishMsg(pctx, m)
-		cancel()
-		if err == nil {
-			d.alerts.Inc()
-			if d.notify != nil {
-				d.notify(a)
-			}
-			return nil
-		}
-		d.log.Warn("publishing alert, will retry", "err", err, "alert", a.ID)
-		_ = batch.InProgress() // keep the batch from being redelivered meanwhile
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(backoff):
-		}
+	keepAlive := func() { _ = batch.InProgress() }
+	if err := store(ctx, d.js, bus.AlertSubject(a.Rule), a.ID, data, d.log, "publishing alert", keepAlive); err != nil {
+		return err
 	}
+	d.alerts.Inc()
+	if d.notify != nil {
+		d.notify(a)
+	}
+	return nil
 }
 
 // warmUp rebuilds the windows a restart lost: it feeds the engine, in

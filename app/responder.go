@@ -3,11 +3,9 @@ package app
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"log/slog"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/vigil-soc/vigil/bus"
@@ -43,23 +41,7 @@ func (s *responder) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	it, err := cons.Messages(jetstream.PullMaxMessages(16))
-	if err != nil {
-		return err
-	}
-	stop := context.AfterFunc(ctx, it.Stop)
-	defer stop()
-	for {
-		msg, err := it.Next()
-		if err != nil {
-			if errors.Is(err, jetstream.ErrMsgIteratorClosed) || ctx.Err() != nil {
-				return nil
-			}
-			s.log.Warn("reading alerts", "err", err)
-			continue
-		}
-		s.handle(ctx, msg)
-	}
+	return consume(ctx, cons, 16, s.log, "alerts", func(msg jetstream.Msg) { s.handle(ctx, msg) })
 }
 
 func (s *responder) handle(ctx context.Context, msg jetstream.Msg) {
@@ -100,21 +82,5 @@ func (s *responder) audit(ctx context.Context, au *event.Audit) error {
 	if err != nil {
 		return err
 	}
-	for backoff := 200 * time.Millisecond; ; backoff = min(2*backoff, 10*time.Second) {
-		m := nats.NewMsg(bus.AuditSubject(au.Action))
-		m.Data = data
-		m.Header.Set(nats.MsgIdHdr, au.ID)
-		pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		_, err := s.js.PublishMsg(pctx, m)
-		cancel()
-		if err == nil {
-			return nil
-		}
-		s.log.Warn("writing audit entry, will retry", "err", err, "id", au.ID)
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(backoff):
-		}
-	}
+	return store(ctx, s.js, bus.AuditSubject(au.Action), au.ID, data, s.log, "writing audit entry", nil)
 }

@@ -274,7 +274,7 @@ func (p *chunkParser) parse(ch tail.Chunk, m *Metrics) {
 	if format == accesslog.FormatUnknown {
 		var ok bool
 		if format, ok = p.formats[ch.File]; !ok {
-			format = detectFormat(ch.Data)
+			format = accesslog.DetectFormatData(ch.Data)
 			if len(p.formats) > 1024 {
 				clear(p.formats)
 			}
@@ -324,19 +324,4 @@ func (p *chunkParser) parse(ch tail.Chunk, m *Metrics) {
 	}
 	clear(p.events)
 	clear(p.skipped)
-}
-
-// detectFormat looks at the first lines of a chunk.
-func detectFormat(data []byte) accesslog.Format {
-	var sample [][]byte
-	for len(data) > 0 && len(sample) < 32 {
-		line := data
-		if i := bytes.IndexByte(data, '\n'); i >= 0 {
-			line, data = data[:i], data[i+1:]
-		} else {
-			data = nil
-		}
-		sample = append(sample, line)
-	}
-	return accesslog.DetectFormat(sample)
 }

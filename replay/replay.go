@@ -192,7 +192,7 @@ func read(ctx context.Context, forced accesslog.Format, inputs []Input, out chan
 			carry = append(carry[:0], b.data[cut:]...)
 			b.data = b.data[:cut]
 			if first && format == accesslog.FormatUnknown {
-				format = detectFormat(b.data)
+				format = accesslog.DetectFormatData(b.data)
 				first = false
 			}
 			b.format, b.seq = format, seq
@@ -208,21 +208,6 @@ func read(ctx context.Context, forced accesslog.Format, inputs []Input, out chan
 		}
 	}
 	return nil
-}
-
-// detectFormat looks at the first lines of a file.
-func detectFormat(data []byte) accesslog.Format {
-	var sample [][]byte
-	for len(data) > 0 && len(sample) < 32 {
-		line := data
-		if i := bytes.IndexByte(data, '\n'); i >= 0 {
-			line, data = data[:i], data[i+1:]
-		} else {
-			data = nil
-		}
-		sample = append(sample, line)
-	}
-	return accesslog.DetectFormat(sample)
 }
 
 // parse turns blocks into observations.

@@ -102,3 +102,19 @@ func identSet(line []byte) bool {
 	rest := line[sp+1:]
 	return !(len(rest) >= 2 && rest[0] == '-' && rest[1] == ' ')
 }
+
+// DetectFormatData detects the format of a file from the start of its data:
+// DetectFormat over its first 32 lines.
+func DetectFormatData(data []byte) Format {
+	var sample [][]byte
+	for len(data) > 0 && len(sample) < 32 {
+		line := data
+		if i := bytes.IndexByte(data, '\n'); i >= 0 {
+			line, data = data[:i], data[i+1:]
+		} else {
+			data = nil
+		}
+		sample = append(sample, line)
+	}
+	return DetectFormat(sample)
+}
