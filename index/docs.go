@@ -117,6 +117,14 @@ func (u *unit) addEvents(subject string, data []byte, namespace string) {
 		if len(line) == 0 {
 			continue
 		}
+		if bytes.IndexByte(line, '\r') >= 0 {
+			// A carriage return is JSON whitespace, but a bulk body
+			// must hold one document per line: compact it away.
+			var b bytes.Buffer
+			if json.Compact(&b, line) == nil {
+				line = b.Bytes()
+			}
+		}
 		d := doc{kind: kind, target: target, body: line, line: n}
 		switch {
 		case kind == kindUnknown:
