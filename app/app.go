@@ -177,6 +177,9 @@ func (a *App) Run(ctx context.Context) error {
 	a.reg.MustRegister(detect.NewCollector(engine))
 
 	var g group
+	g.add("streams", func(ctx context.Context) error {
+		return bus.KeepStreams(ctx, js, a.streamsConfig(), 2*time.Second, a.log.With("role", "bus"))
+	})
 	a.ingestMetrics = ingest.NewMetrics(a.reg)
 	if len(a.cfg.AccessLogs) > 0 {
 		format, _ := accesslog.ParseFormat(orAuto(a.cfg.AccessLogFormat))
@@ -246,9 +249,14 @@ func (a *App) Run(ctx context.Context) error {
 	return err
 }
 
+// streamsConfig sizes the streams from the configuration.
+func (a *App) streamsConfig() bus.StreamsConfig {
+	return bus.StreamsConfig{EventsMaxAge: a.cfg.EventsMaxAge, EventsMaxBytes: a.cfg.EventsMaxBytes}
+}
+
 // ensureStreams creates the streams, retrying while NATS is unreachable.
 func (a *App) ensureStreams(ctx context.Context, js jetstream.JetStream) error {
-	cfg := bus.StreamsConfig{EventsMaxAge: a.cfg.EventsMaxAge, EventsMaxBytes: a.cfg.EventsMaxBytes}
+	cfg := a.streamsConfig()
 	for backoff := 500 * time.Millisecond; ; backoff = min(2*backoff, 10*time.Second) {
 		sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		err := bus.EnsureStreams(sctx, js, cfg)

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/redis/go-redis/v9"
 
@@ -137,6 +138,12 @@ func streamMessages(t *testing.T, a *App, stream string) []jetstream.Msg {
 		t.Fatal(err)
 	}
 	defer nc.Close()
+	return readStream(t, nc, stream)
+}
+
+// readStream reads every message of a stream.
+func readStream(t *testing.T, nc *nats.Conn, stream string) []jetstream.Msg {
+	t.Helper()
 	js, _ := jetstream.New(nc)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

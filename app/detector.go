@@ -71,25 +71,37 @@ func newDetector(js jetstream.JetStream, engine *detect.Engine, lateness time.Du
 
 // run consumes until ctx is done.
 func (d *detector) run(ctx context.Context) error {
-	cons, err := d.js.CreateOrUpdateConsumer(ctx, bus.StreamEvents, jetstream.ConsumerConfig{
-		Durable:       consumerDetect,
-		Description:   "Vigil detector",
-		FilterSubject: bus.SubjectEvents + ".>",
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       2 * time.Minute,
-		MaxAckPending: 256,
-	})
+	var lastSeq uint64 // highest stream sequence processed: redeliveries at or below it are skipped
+	dur := &bus.Durable{
+		JS:     d.js,
+		Stream: bus.StreamEvents,
+		Config: jetstream.ConsumerConfig{
+			Durable:       consumerDetect,
+			Description:   "Vigil detector",
+			FilterSubject: bus.SubjectEvents + ".>",
+			AckPolicy:     jetstream.AckExplicitPolicy,
+			AckWait:       2 * time.Minute,
+			MaxAckPending: 256,
+		},
+		Batch: 64,
+		Log:   d.log,
+		Opened: func(ctx context.Context, info *jetstream.ConsumerInfo, newStream bool) {
+			if newStream {
+				lastSeq = 0 // sequence numbers start again
+			}
+		},
+	}
+	cons, err := dur.Open(ctx)
 	if err != nil {
 		return err
 	}
-	var lastSeq uint64 // highest stream sequence processed: redeliveries at or below it are skipped
-	if info, err := cons.Info(ctx); err == nil && info.AckFloor.Stream > 0 {
+	if info := cons.CachedInfo(); info.AckFloor.Stream > 0 {
 		lastSeq = info.AckFloor.Stream
 		d.warmUp(ctx, info.AckFloor.Stream)
 	}
 	var alerts []event.Alert
 	var obs []detect.Observation
-	return consume(ctx, cons, 64, d.log, "events", func(msg jetstream.Msg) {
+	return dur.Run(ctx, cons, func(msg jetstream.Msg) {
 		if md, err := msg.Metadata(); err == nil {
 			if md.Sequence.Stream <= lastSeq {
 				// A redelivery of a batch already counted (its ack was

@@ -2,7 +2,6 @@ package app
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"time"
 
@@ -34,27 +33,5 @@ func store(ctx context.Context, js jetstream.JetStream, subject, id string, data
 			return ctx.Err()
 		case <-time.After(backoff):
 		}
-	}
-}
-
-// consume hands every message of a durable consumer to handle, one at a
-// time, until ctx ends (then it returns nil).
-func consume(ctx context.Context, cons jetstream.Consumer, batch int, log *slog.Logger, what string, handle func(jetstream.Msg)) error {
-	it, err := cons.Messages(jetstream.PullMaxMessages(batch))
-	if err != nil {
-		return err
-	}
-	stop := context.AfterFunc(ctx, it.Stop)
-	defer stop()
-	for {
-		msg, err := it.Next()
-		if err != nil {
-			if errors.Is(err, jetstream.ErrMsgIteratorClosed) || ctx.Err() != nil {
-				return nil
-			}
-			log.Warn("reading "+what, "err", err)
-			continue
-		}
-		handle(msg)
 	}
 }

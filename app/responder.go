@@ -30,18 +30,25 @@ func retryDelay(n uint64) time.Duration {
 }
 
 func (s *responder) run(ctx context.Context) error {
-	cons, err := s.js.CreateOrUpdateConsumer(ctx, bus.StreamAlerts, jetstream.ConsumerConfig{
-		Durable:       consumerRespond,
-		Description:   "Vigil responder",
-		FilterSubject: bus.SubjectAlerts + ".>",
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       time.Minute,
-		MaxAckPending: 64,
-	})
+	dur := &bus.Durable{
+		JS:     s.js,
+		Stream: bus.StreamAlerts,
+		Config: jetstream.ConsumerConfig{
+			Durable:       consumerRespond,
+			Description:   "Vigil responder",
+			FilterSubject: bus.SubjectAlerts + ".>",
+			AckPolicy:     jetstream.AckExplicitPolicy,
+			AckWait:       time.Minute,
+			MaxAckPending: 64,
+		},
+		Batch: 16,
+		Log:   s.log,
+	}
+	cons, err := dur.Open(ctx)
 	if err != nil {
 		return err
 	}
-	return consume(ctx, cons, 16, s.log, "alerts", func(msg jetstream.Msg) { s.handle(ctx, msg) })
+	return dur.Run(ctx, cons, func(msg jetstream.Msg) { s.handle(ctx, msg) })
 }
 
 func (s *responder) handle(ctx context.Context, msg jetstream.Msg) {

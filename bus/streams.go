@@ -2,7 +2,9 @@ package bus
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"time"
 
@@ -117,3 +119,36 @@ func AlertSubject(rule string) string { return SubjectAlerts + "." + rule }
 
 // AuditSubject is the subject of audit entries of an action.
 func AuditSubject(action string) string { return SubjectAudit + "." + action }
+
+// KeepStreams checks every interval that the three streams exist and
+// creates again any that is missing (a NATS server that came back without
+// its store, an operator's `nats stream rm`), until ctx is done. It reports
+// each re-creation through log; while NATS is unreachable it waits.
+func KeepStreams(ctx context.Context, js jetstream.JetStream, cfg StreamsConfig, interval time.Duration, log *slog.Logger) error {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		for _, name := range []string{StreamEvents, StreamAlerts, StreamAudit} {
+			sctx, cancel := context.WithTimeout(ctx, interval)
+			_, err := js.Stream(sctx, name)
+			cancel()
+			if !errors.Is(err, jetstream.ErrStreamNotFound) {
+				continue
+			}
+			sctx, cancel = context.WithTimeout(ctx, 10*time.Second)
+			err = EnsureStreams(sctx, js, cfg)
+			cancel()
+			if err != nil {
+				log.Warn("stream missing; creating it again failed, will retry", "stream", name, "err", err)
+			} else {
+				log.Warn("stream was missing (did NATS lose its store?); created the streams again", "stream", name)
+			}
+			break
+		}
+	}
+}

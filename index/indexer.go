@@ -2,7 +2,6 @@ package index
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -135,30 +134,30 @@ func (ix *Indexer) Run(ctx context.Context) error {
 		}
 	}
 
-	iters := make([]jetstream.MessagesContext, 0, len(consumers))
-	defer func() {
-		for _, it := range iters {
-			it.Stop()
+	durables := make([]*bus.Durable, len(consumers))
+	opened := make([]jetstream.Consumer, len(consumers))
+	for i, c := range consumers {
+		durables[i] = &bus.Durable{
+			JS:     ix.js,
+			Stream: c.stream,
+			Config: jetstream.ConsumerConfig{
+				Durable:       c.durable,
+				Description:   "Vigil indexer: " + c.stream + " to Elasticsearch",
+				AckPolicy:     jetstream.AckExplicitPolicy,
+				AckWait:       ackWait,
+				MaxDeliver:    -1,
+				MaxAckPending: ix.cfg.MaxInFlight,
+				DeliverPolicy: jetstream.DeliverAllPolicy,
+			},
+			Batch: ix.cfg.MaxInFlight,
+			Drain: true,
+			Log:   ix.log,
 		}
-	}()
-	for _, c := range consumers {
-		cons, err := ix.js.CreateOrUpdateConsumer(ctx, c.stream, jetstream.ConsumerConfig{
-			Durable:       c.durable,
-			Description:   "Vigil indexer: " + c.stream + " to Elasticsearch",
-			AckPolicy:     jetstream.AckExplicitPolicy,
-			AckWait:       ackWait,
-			MaxDeliver:    -1,
-			MaxAckPending: ix.cfg.MaxInFlight,
-			DeliverPolicy: jetstream.DeliverAllPolicy,
-		})
+		cons, err := durables[i].Open(ctx)
 		if err != nil {
 			return fmt.Errorf("creating consumer %s on %s: %w", c.durable, c.stream, err)
 		}
-		it, err := cons.Messages(jetstream.PullMaxMessages(ix.cfg.MaxInFlight))
-		if err != nil {
-			return fmt.Errorf("consuming %s: %w", c.stream, err)
-		}
-		iters = append(iters, it)
+		opened[i] = cons
 	}
 
 	// Consumers → units → batcher → bulks → workers. Each channel is
@@ -182,8 +181,10 @@ func (ix *Indexer) Run(ctx context.Context) error {
 		ix.batch(units, bulks)
 	}()
 	var readers sync.WaitGroup
-	for i, it := range iters {
-		readers.Go(func() { ix.consume(ctx, consumers[i].stream, it, units) })
+	for i, d := range durables {
+		readers.Go(func() {
+			_ = d.Run(ctx, opened[i], func(msg jetstream.Msg) { ix.consume(ctx, d.Stream, msg, units) })
+		})
 	}
 	if ix.cluster.Mode() == ModeIndex && ix.cfg.RolloverCheck > 0 {
 		readers.Go(func() { ix.rolloverLoop(ctx) })
@@ -199,33 +200,19 @@ func (ix *Indexer) Run(ctx context.Context) error {
 	return nil
 }
 
-// consume reads one stream's messages into units until ctx is done; then
-// it hands back what the client still holds, so another indexer gets it at
-// once.
-func (ix *Indexer) consume(ctx context.Context, stream string, it jetstream.MessagesContext, units chan<- *unit) {
-	stop := context.AfterFunc(ctx, func() { it.Drain() })
-	defer stop()
-	for {
-		msg, err := it.Next()
-		if err != nil {
-			if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
-				return
-			}
-			if ctx.Err() == nil {
-				ix.log.Warn("reading messages", "stream", stream, "err", err)
-			}
-			continue
-		}
-		if ctx.Err() != nil {
-			_ = msg.Nak()
-			continue
-		}
-		u := newUnit(stream, msg, ix.cfg.Namespace)
-		select {
-		case units <- u:
-		case <-ctx.Done():
-			_ = msg.Nak()
-		}
+// consume turns a message of stream into a unit for the batcher. After
+// ctx is done (the consumer drains what the client still holds) it gives
+// the message back, so another indexer gets it at once.
+func (ix *Indexer) consume(ctx context.Context, stream string, msg jetstream.Msg, units chan<- *unit) {
+	if ctx.Err() != nil {
+		_ = msg.Nak()
+		return
+	}
+	u := newUnit(stream, msg, ix.cfg.Namespace)
+	select {
+	case units <- u:
+	case <-ctx.Done():
+		_ = msg.Nak()
 	}
 }
 

@@ -1,0 +1,164 @@
+package bus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Durable is a durable pull consumer that outlives its own deletion and
+// its stream's re-creation: when the consumer is gone (an operator's `nats
+// consumer rm`, a NATS server that came back without its store) Run
+// creates it again and goes on.
+//
+// A consumer re-created on the same stream starts after the last message
+// Run handed out, so nothing is delivered twice and nothing after it is
+// skipped; on a stream created anew (its sequence numbers start again) it
+// starts at the beginning of the new stream.
+type Durable struct {
+	JS     jetstream.JetStream
+	Stream string
+	// Config is the consumer's configuration; Config.Durable names it. An
+	// existing consumer keeps its delivery policy and start position and
+	// takes the rest of Config.
+	Config jetstream.ConsumerConfig
+	// Batch is how many messages a pull asks for.
+	Batch int
+	// Drain, when set, lets the messages already pulled reach the handler
+	// at shutdown (which must then give them back), instead of dropping
+	// them to redelivery after the ack wait.
+	Drain bool
+	Log   *slog.Logger
+	// Opened, when set, is called each time the consumer is opened:
+	// first with its info, later after each re-creation; newStream tells
+	// that the stream was created anew since the last opening.
+	Opened func(ctx context.Context, info *jetstream.ConsumerInfo, newStream bool)
+
+	created time.Time // the stream's creation time when last opened
+	lastSeq uint64    // stream sequence of the last message handed out
+	opened  bool
+}
+
+// Open looks the consumer up, creating it when missing or updating it to
+// Config when present, and calls Opened.
+func (d *Durable) Open(ctx context.Context) (jetstream.Consumer, error) {
+	s, err := d.JS.Stream(ctx, d.Stream)
+	if err != nil {
+		return nil, fmt.Errorf("stream %s: %w", d.Stream, err)
+	}
+	created := s.CachedInfo().Created
+	newStream := d.opened && !created.Equal(d.created)
+	if newStream {
+		d.lastSeq = 0
+	}
+	cfg := d.Config
+	cons, err := s.Consumer(ctx, cfg.Durable)
+	switch {
+	case err == nil:
+		old := cons.CachedInfo().Config
+		cfg.DeliverPolicy, cfg.OptStartSeq, cfg.OptStartTime = old.DeliverPolicy, old.OptStartSeq, old.OptStartTime
+		cons, err = s.UpdateConsumer(ctx, cfg)
+	case errors.Is(err, jetstream.ErrConsumerNotFound):
+		if d.lastSeq > 0 {
+			cfg.DeliverPolicy, cfg.OptStartSeq, cfg.OptStartTime = jetstream.DeliverByStartSequencePolicy, d.lastSeq+1, nil
+		}
+		if d.opened {
+			d.Log.Warn("consumer was missing; creating it again", "stream", d.Stream, "consumer", cfg.Durable, "new_stream", newStream, "from_seq", cfg.OptStartSeq)
+		}
+		cons, err = s.CreateConsumer(ctx, cfg)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("consumer %s on %s: %w", cfg.Durable, d.Stream, err)
+	}
+	d.created = created
+	d.opened = true
+	if d.Opened != nil {
+		d.Opened(ctx, cons.CachedInfo(), newStream)
+	}
+	return cons, nil
+}
+
+// Run hands every message to handle, one at a time, until ctx is done; then
+// it returns nil. It opens the consumer first unless cons is given (from
+// Open), and opens it again, with back-off, whenever it disappears.
+func (d *Durable) Run(ctx context.Context, cons jetstream.Consumer, handle func(jetstream.Msg)) error {
+	for backoff := 500 * time.Millisecond; ctx.Err() == nil; {
+		if cons == nil {
+			var err error
+			if cons, err = d.Open(ctx); err != nil {
+				if ctx.Err() != nil {
+					break
+				}
+				d.Log.Warn("opening consumer, will retry", "err", err, "retry_in", backoff)
+				select {
+				case <-ctx.Done():
+				case <-time.After(backoff):
+				}
+				backoff = min(2*backoff, 10*time.Second)
+				continue
+			}
+		}
+		backoff = 500 * time.Millisecond
+		if err := d.pull(ctx, cons, handle); err != nil {
+			d.Log.Warn("consumer is gone; opening it again", "stream", d.Stream, "consumer", d.Config.Durable, "err", err)
+		}
+		cons = nil
+	}
+	return nil
+}
+
+// pull runs one iterator over cons. It returns nil when ctx ends and the
+// reason when the consumer is gone.
+func (d *Durable) pull(ctx context.Context, cons jetstream.Consumer, handle func(jetstream.Msg)) error {
+	// Short heartbeats: a consumer lost with its server's store is
+	// noticed within seconds.
+	it, err := cons.Messages(jetstream.PullMaxMessages(d.Batch), jetstream.PullExpiry(10*time.Second), jetstream.PullHeartbeat(3*time.Second))
+	if err != nil {
+		return err
+	}
+	defer it.Stop()
+	stop := context.AfterFunc(ctx, func() {
+		if d.Drain {
+			it.Drain()
+		} else {
+			it.Stop()
+		}
+	})
+	defer stop()
+	for {
+		msg, err := it.Next()
+		if err != nil {
+			if errors.Is(err, jetstream.ErrMsgIteratorClosed) || ctx.Err() != nil {
+				return nil
+			}
+			if gone := d.gone(ctx, cons, err); gone != nil {
+				return gone
+			}
+			d.Log.Warn("reading messages", "stream", d.Stream, "consumer", d.Config.Durable, "err", err)
+			continue
+		}
+		if md, err := msg.Metadata(); err == nil {
+			d.lastSeq = max(d.lastSeq, md.Sequence.Stream)
+		}
+		handle(msg)
+	}
+}
+
+// gone tells whether the error err of an iterator means that the consumer
+// or its stream no longer exists; iterators report that only as missed
+// heartbeats, so it asks the server.
+func (d *Durable) gone(ctx context.Context, cons jetstream.Consumer, err error) error {
+	if errors.Is(err, jetstream.ErrConsumerDeleted) {
+		return err
+	}
+	ictx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if _, ierr := cons.Info(ictx); errors.Is(ierr, jetstream.ErrConsumerNotFound) || errors.Is(ierr, jetstream.ErrStreamNotFound) {
+		return ierr
+	}
+	return nil
+}
