@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"text/tabwriter"
@@ -25,10 +26,14 @@ import (
 func cmdReplay(ctx context.Context, args []string) error {
 	fs := newFlagSet("replay", `vigil replay [--json] [--config FILE] [--apply] FILE...
 
-Runs the rule engine over access log files (in the order given: oldest
-first; '-' is stdin; *.gz is decompressed) as fast as the machine allows and
-prints each detection. Windows are event-time, as live; unlike live mode,
-old events count. Nothing is written to Redis unless --apply is given.`)
+Runs the rule engine over access log files as fast as the machine allows
+and prints each detection. Files are read oldest first, by the time of their
+first line, whatever order they are given in (access.log* expands newest
+first); '-' is stdin; *.gz is decompressed. Files that overlap in time (two
+virtual hosts) are read one after the other, not interleaved: a key's
+events from the second count when within --lateness of its newest event.
+Windows are event-time, as live; unlike live mode, old events count.
+Nothing is written to Redis unless --apply is given.`)
 	jsonOut := fs.Bool("json", false, "print one JSON object per detection (rule, key, at, count, allowlisted, ...)")
 	apply := fs.Bool("apply", false, "apply the detections' actions (bans) to Redis, as the live responder would")
 	format := fs.String("format", "auto", "log format: auto, nginx-combined, nginx-main, apache-combined, nginx-json")
@@ -67,6 +72,7 @@ old events count. Nothing is written to Redis unless --apply is given.`)
 		defer closeFn()
 		inputs = append(inputs, replay.Input{Name: name, R: in})
 	}
+	inputs = orderInputs(inputs, f, !*quiet)
 
 	var responder *respond.Responder
 	if *apply {
@@ -128,6 +134,20 @@ old events count. Nothing is written to Redis unless --apply is given.`)
 		summary(os.Stderr, res)
 	}
 	return applyErr
+}
+
+// orderInputs returns inputs oldest first and, when that is not the order
+// given and notify is set, says so on stderr.
+func orderInputs(inputs []replay.Input, f accesslog.Format, notify bool) []replay.Input {
+	ordered := replay.OldestFirst(inputs, f)
+	var given, now []string
+	for i := range inputs {
+		given, now = append(given, inputs[i].Name), append(now, ordered[i].Name)
+	}
+	if notify && !slices.Equal(given, now) {
+		fmt.Fprintf(os.Stderr, "replay: reading oldest first: %s\n", strings.Join(now, " "))
+	}
+	return ordered
 }
 
 func openLog(name string) (io.Reader, func(), error) {
