@@ -283,7 +283,11 @@ func (p *api) resetBreaker(r *http.Request) (any, error) {
 	if err := p.decode(r, &in); err != nil {
 		return nil, err
 	}
-	return map[string]any{"reset": p.resp.ResetBreaker(in.Scope)}, nil
+	was, err := p.resp.ResetBreaker(r.Context(), in.Scope)
+	if err != nil {
+		return nil, err
+	}
+	return map[string]any{"reset": was}, nil
 }
 
 // recent returns the last messages of a stream as JSON values.

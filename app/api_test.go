@@ -252,6 +252,14 @@ func TestBreakerStopsAFlood(t *testing.T) {
 	}
 	waitFor(t, 10*time.Second, "the breaker trip in Sentry", func() bool { return fake.count("circuit breaker open") >= 1 })
 	waitFor(t, 10*time.Second, "scan alerts in Sentry", func() bool { return fake.count("http-404-scan") >= 3 })
+
+	// A restart keeps the breaker open: only an operator closes it.
+	h.stop()
+	h.start()
+	waitFor(t, 10*time.Second, "the breaker open after the restart", func() bool {
+		_, br = h.call(adminToken, "GET", "/api/v1/breakers", "")
+		return strings.Contains(toJSON(br), `"rule:http-404-scan":{"blocked":0,"count":3,"limit":3,"open":true`)
+	})
 	if code, _ := h.call(adminToken, "POST", "/api/v1/breakers/reset", `{"scope":""}`); code != 201 {
 		t.Fatalf("reset: %d", code)
 	}

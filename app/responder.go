@@ -44,11 +44,36 @@ func (s *responder) run(ctx context.Context) error {
 		Batch: 16,
 		Log:   s.log,
 	}
+	if err := s.restoreBreakers(ctx); err != nil {
+		return nil // shutting down
+	}
 	cons, err := dur.Open(ctx)
 	if err != nil {
 		return err
 	}
 	return dur.Run(ctx, cons, func(msg jetstream.Msg) { s.handle(ctx, msg) })
+}
+
+// restoreBreakers opens the circuit breakers recorded in Redis before any
+// alert is handled, waiting for Redis (no action can be applied without
+// it anyway). It fails only when ctx ends.
+func (s *responder) restoreBreakers(ctx context.Context) error {
+	for n := uint64(0); ; n++ {
+		opened, err := s.r.RestoreBreakers(ctx)
+		if err == nil {
+			if len(opened) > 0 {
+				s.log.Error("circuit breakers still open from before the restart: automatic bans of these scopes stay stopped until `vigil breaker reset`", "scopes", opened)
+			}
+			return nil
+		}
+		delay := retryDelay(n)
+		s.log.Warn("reading open circuit breakers from Redis, will retry", "err", err, "retry_in", delay)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(delay):
+		}
+	}
 }
 
 func (s *responder) handle(ctx context.Context, msg jetstream.Msg) {

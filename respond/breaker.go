@@ -28,8 +28,9 @@ const BreakerScopeOverall = "overall"
 // breaker of that scope opens: from then on the automatic bans of that rule
 // (or, for the overall breaker, of every rule) are not applied and are
 // audited as "breaker-open", until an operator closes it with
-// Responder.ResetBreaker. The state lives in memory: a restart closes every
-// breaker and forgets the counts. Manual bans ignore the breaker.
+// Responder.ResetBreaker. Counts live in memory; an open breaker is also
+// recorded in Redis, so a restart keeps it open (Responder.RestoreBreakers).
+// Manual bans ignore the breaker.
 type BreakerConfig struct {
 	// PerRule is how many automatic bans one rule may apply within Window.
 	// Default 50.
@@ -188,6 +189,25 @@ func (b *breaker) reset(scope string) []string {
 	}
 	slices.Sort(was)
 	return was
+}
+
+// restore opens the breakers of open (as RestoreBreakers read them) and
+// returns the scopes it opened, sorted.
+func (b *breaker) restore(open map[string]BreakerState) []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var opened []string
+	for name, st := range open {
+		s := b.scopeLocked(name)
+		if s.open {
+			continue
+		}
+		s.open, s.since, s.count = true, st.Since, st.Count
+		b.metrics.breakerOpened(name)
+		opened = append(opened, name)
+	}
+	slices.Sort(opened)
+	return opened
 }
 
 // states returns the state of the overall breaker and of every rule's

@@ -1,6 +1,7 @@
 package respond_test
 
 import (
+	"context"
 	"fmt"
 	"reflect"
 	"sync"
@@ -83,6 +84,16 @@ func (f *fixture) banned(t *testing.T) int64 {
 	return n
 }
 
+// reset resets the breakers of scope and returns those that were open.
+func reset(t *testing.T, r *respond.Responder, scope string) []string {
+	t.Helper()
+	was, err := r.ResetBreaker(testCtx(t), scope)
+	if err != nil {
+		t.Fatalf("ResetBreaker(%q): %v", scope, err)
+	}
+	return was
+}
+
 func TestBreakerPerRule(t *testing.T) {
 	f := newFixture(t)
 	var tr trips
@@ -133,7 +144,7 @@ func TestBreakerPerRule(t *testing.T) {
 	}
 
 	// Reset closes it and bans flow again.
-	if was := r.ResetBreaker(""); !reflect.DeepEqual(was, []string{"rule:scan-404"}) {
+	if was := reset(t, r, ""); !reflect.DeepEqual(was, []string{"rule:scan-404"}) {
 		t.Errorf("ResetBreaker = %v", was)
 	}
 	if g := breakerGauge(t, reg, "rule:scan-404"); g != 0 {
@@ -142,7 +153,7 @@ func TestBreakerPerRule(t *testing.T) {
 	if got := flood(t, r, "scan-404", 100, 5); got["applied"] != 5 {
 		t.Errorf("after reset = %v, want 5 applied", got)
 	}
-	if was := r.ResetBreaker("rule:scan-404"); len(was) != 0 {
+	if was := reset(t, r, "rule:scan-404"); len(was) != 0 {
 		t.Errorf("ResetBreaker of a closed breaker = %v", was)
 	}
 	if len(tr.get()) != 1 {
@@ -183,7 +194,7 @@ func TestBreakerOverall(t *testing.T) {
 	if au, err := r.Apply(testCtx(t), respond.ManualAction{Kind: "ban", Target: "203.0.113.9", Actor: "ann"}); err != nil || au.Result != "applied" {
 		t.Errorf("manual ban while open = %+v, %v", au, err)
 	}
-	if was := r.ResetBreaker("overall"); !reflect.DeepEqual(was, []string{"overall"}) {
+	if was := reset(t, r, "overall"); !reflect.DeepEqual(was, []string{"overall"}) {
 		t.Errorf("ResetBreaker(overall) = %v", was)
 	}
 	if got := flood(t, r, "r3", 0, 10); got["applied"] != 10 {
@@ -221,7 +232,7 @@ func TestBreakerWindowSlidesAndCountsOnlyApplied(t *testing.T) {
 	if got := flood(t, r, "r", 10, 1); got["breaker-open"] != 1 {
 		t.Fatalf("4th ban within the window = %v; want stopped", got)
 	}
-	r.ResetBreaker("")
+	reset(t, r, "")
 	if got := flood(t, r, "r", 20, 3); got["applied"] != 3 {
 		t.Fatalf("after reset = %v", got)
 	}
@@ -278,5 +289,65 @@ func TestBreakerConcurrentFlood(t *testing.T) {
 	}
 	if n := f.banned(t); n != 20 {
 		t.Errorf("bans = %d, want 20", n)
+	}
+}
+
+// TestBreakerOpenSurvivesARestart: a breaker that opened stays open in a
+// new Responder (a restarted Vigil) until an operator resets it; a reset
+// that cannot reach Redis changes nothing.
+func TestBreakerOpenSurvivesARestart(t *testing.T) {
+	f := newFixture(t)
+	cfg := respond.Config{Breaker: respond.BreakerConfig{PerRule: 5, Overall: 100}, Now: f.clock.Now}
+	r1, _ := f.responder(t, cfg)
+	if got := flood(t, r1, "scan-404", 0, 6); got["breaker-open"] != 1 {
+		t.Fatalf("flood = %v", got)
+	}
+
+	r2, reg := f.responder(t, cfg)
+	opened, err := r2.RestoreBreakers(testCtx(t))
+	if err != nil || !reflect.DeepEqual(opened, []string{"rule:scan-404"}) {
+		t.Fatalf("RestoreBreakers = %v, %v", opened, err)
+	}
+	if st := r2.Breakers()["rule:scan-404"]; !st.Open || st.Count != 5 || !st.Since.Equal(t0) {
+		t.Errorf("restored state = %+v", st)
+	}
+	if g := breakerGauge(t, reg, "rule:scan-404"); g != 1 {
+		t.Errorf("gauge after restore = %v, want 1", g)
+	}
+	if n := breakerTrips(t, reg, "rule:scan-404"); n != 0 {
+		t.Errorf("a restore counted as a trip: %v", n)
+	}
+	if got := flood(t, r2, "scan-404", 10, 2); got["breaker-open"] != 2 {
+		t.Errorf("bans after the restart = %v, want stopped", got)
+	}
+	if got := flood(t, r2, "other", 0, 2); got["applied"] != 2 {
+		t.Errorf("another rule after the restart = %v, want applied", got)
+	}
+
+	// Redis unreachable (here: a dead context): the reset refuses and
+	// the breaker stays open.
+	dead, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := r2.ResetBreaker(dead, ""); err == nil {
+		t.Error("ResetBreaker without Redis succeeded")
+	}
+	if !r2.Breakers()["rule:scan-404"].Open {
+		t.Error("a failed reset closed the breaker")
+	}
+
+	if was := reset(t, r2, "rule:scan-404"); !reflect.DeepEqual(was, []string{"rule:scan-404"}) {
+		t.Errorf("reset = %v", was)
+	}
+	r3, _ := f.responder(t, cfg)
+	if opened, err := r3.RestoreBreakers(testCtx(t)); err != nil || len(opened) != 0 {
+		t.Errorf("RestoreBreakers after the reset = %v, %v", opened, err)
+	}
+
+	// A record that is not JSON reads as open: the safe side.
+	if err := f.rdb.HSet(testCtx(t), f.store.BreakersKey(), "overall", "garbage").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if opened, err := r3.RestoreBreakers(testCtx(t)); err != nil || !reflect.DeepEqual(opened, []string{"overall"}) {
+		t.Errorf("RestoreBreakers of a garbled record = %v, %v", opened, err)
 	}
 }

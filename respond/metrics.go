@@ -94,6 +94,15 @@ func (m *Metrics) breakerTrip(scope string) {
 	m.breakerTrips.WithLabelValues(scope).Inc()
 }
 
+// breakerOpened records that the breaker of scope is open (restored from
+// Redis: not a new trip).
+func (m *Metrics) breakerOpened(scope string) {
+	if m == nil {
+		return
+	}
+	m.breakerOpen.WithLabelValues(scope).Set(1)
+}
+
 // breakerClosed records that the breaker of scope closed.
 func (m *Metrics) breakerClosed(scope string) {
 	if m == nil {

@@ -170,7 +170,19 @@ func NewResponder(store *Store, cfg Config, logger *slog.Logger, m *Metrics) *Re
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	br := newBreaker(cfg.Breaker, cfg.Now, cfg.OnTrip, m, logger)
+	onTrip := func(scope string, count int) {
+		// Kept in Redis so that a restart does not close it; a failure
+		// only loses that.
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := store.SaveOpenBreaker(ctx, scope, cfg.Now(), count); err != nil {
+			logger.Error("recording the open circuit breaker in Redis failed: a restart would close it", "scope", scope, "err", err)
+		}
+		if cfg.OnTrip != nil {
+			cfg.OnTrip(scope, count)
+		}
+	}
+	br := newBreaker(cfg.Breaker, cfg.Now, onTrip, m, logger)
 	return &Responder{
 		store: store,
 		cfg:   cfg,
@@ -275,14 +287,21 @@ func reason(a *event.Alert) string {
 // ResetBreaker closes the circuit breaker of scope ("overall" or
 // "rule:<id>"; "" for every scope), forgets its count so that bans flow
 // again, and returns the scopes that were open, sorted. The admin API and
-// the CLI call it once an operator has looked into the trip. Restarting
-// Vigil also closes every breaker, since their state lives in memory.
-func (r *Responder) ResetBreaker(scope string) []string {
+// the CLI call it once an operator has looked into the trip. The record in
+// Redis goes first: when Redis cannot be reached, nothing changes.
+func (r *Responder) ResetBreaker(ctx context.Context, scope string) ([]string, error) {
+	var scopes []string
+	if scope != "" {
+		scopes = []string{scope}
+	}
+	if err := r.store.ClearBreakers(ctx, scopes...); err != nil {
+		return nil, fmt.Errorf("clearing the breaker record in Redis: %w", err)
+	}
 	was := r.breaker.reset(scope)
 	if len(was) > 0 {
 		r.logger.Warn("circuit breaker reset: automatic bans resume", "scopes", was)
 	}
-	return was
+	return was, nil
 }
 
 // Breakers returns the state of the circuit breakers by scope: always
