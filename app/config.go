@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
+	"path/filepath"
 	"reflect"
 	"strconv"
 	"strings"
@@ -367,6 +368,11 @@ func (c *Config) Validate() error {
 	}
 	if c.DataDir == "" {
 		bad("data_dir", "must be set")
+	}
+	for _, g := range c.AccessLogs {
+		if _, err := filepath.Match(g, ""); err != nil {
+			bad("access_log", "%q: %v", g, err)
+		}
 	}
 	if _, err := accesslog.ParseFormat(orAuto(c.AccessLogFormat)); err != nil {
 		bad("access_log_format", "%v", err)

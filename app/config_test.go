@@ -45,8 +45,9 @@ func TestValidateNamesEveryBadKey(t *testing.T) {
 	cfg.TailFrom = "middle"
 	cfg.InsecureAdmin = true
 	cfg.Admin = "0.0.0.0:9464"
+	cfg.AccessLogs = []string{"/var/log/nginx/[access.log"}
 	err := cfg.Validate()
-	for _, key := range []string{"redis:", "partitions:", "tail_from:", "insecure_admin:"} {
+	for _, key := range []string{"redis:", "partitions:", "tail_from:", "insecure_admin:", `access_log: "/var/log/nginx/[access.log"`} {
 		if err == nil || !strings.Contains(err.Error(), key) {
 			t.Errorf("error %v lacks %s", err, key)
 		}
