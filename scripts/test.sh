@@ -36,7 +36,8 @@ fuzz() {
 	return 1
 }
 for target in "FuzzParse ./ingest/accesslog" "FuzzUnmarshal ./event" "FuzzClassify ./detect" "FuzzDecodeCheckpoint ./ingest/tail" \
-	"FuzzParse ./ingest/csp" "FuzzParse ./ingest/appevent" "FuzzParse ./ingest/syslog" "FuzzFrameReader ./ingest/syslog" "FuzzSplit ./index"; do
+	"FuzzParse ./ingest/csp" "FuzzParse ./ingest/appevent" "FuzzParse ./ingest/syslog" "FuzzFrameReader ./ingest/syslog" "FuzzSplit ./index" \
+	"FuzzChunking ./ingest/tail" "FuzzParseTarget ./respond"; do
 	set -- $target
 	fuzz "$1" "$2"
 done
