@@ -44,8 +44,8 @@ func (s *responder) run(ctx context.Context) error {
 		Batch: 16,
 		Log:   s.log,
 	}
-	if err := s.restoreBreakers(ctx); err != nil {
-		return nil // shutting down
+	if s.restoreBreakers(ctx) != nil {
+		return nil // ctx ended: Vigil is stopping
 	}
 	cons, err := dur.Open(ctx)
 	if err != nil {

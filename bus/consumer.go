@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -15,10 +16,17 @@ import (
 // consumer rm`, a NATS server that came back without its store) Run
 // creates it again and goes on.
 //
-// A consumer re-created on the same stream starts after the last message
-// Run handed out, so nothing is delivered twice and nothing after it is
-// skipped; on a stream created anew (its sequence numbers start again) it
-// starts at the beginning of the new stream.
+// Delivery stays at least once. A consumer re-created on the same stream
+// starts after its last known acknowledgement floor (read when it was
+// opened and every few seconds since), so nothing unacknowledged is
+// skipped; what was acknowledged after the last reading comes again, and
+// handlers must tolerate that (Vigil's do: the detector skips sequences it
+// has processed, bans and documents are idempotent per id). On a stream
+// created anew, whose sequence numbers start again, it starts at the
+// beginning.
+//
+// A Durable is used by one goroutine: Open, then Run; Opened and the
+// handler run on that goroutine.
 type Durable struct {
 	JS     jetstream.JetStream
 	Stream string
@@ -38,10 +46,13 @@ type Durable struct {
 	// that the stream was created anew since the last opening.
 	Opened func(ctx context.Context, info *jetstream.ConsumerInfo, newStream bool)
 
-	created time.Time // the stream's creation time when last opened
-	lastSeq uint64    // stream sequence of the last message handed out
+	created time.Time     // the stream's creation time when last opened
+	floor   atomic.Uint64 // the consumer's last known ack floor (stream sequence)
 	opened  bool
 }
+
+// floorRefresh is how often Run reads the consumer's ack floor.
+const floorRefresh = 5 * time.Second
 
 // Open looks the consumer up, creating it when missing or updating it to
 // Config when present, and calls Opened.
@@ -53,7 +64,7 @@ func (d *Durable) Open(ctx context.Context) (jetstream.Consumer, error) {
 	created := s.CachedInfo().Created
 	newStream := d.opened && !created.Equal(d.created)
 	if newStream {
-		d.lastSeq = 0
+		d.floor.Store(0)
 	}
 	cfg := d.Config
 	cons, err := s.Consumer(ctx, cfg.Durable)
@@ -63,23 +74,57 @@ func (d *Durable) Open(ctx context.Context) (jetstream.Consumer, error) {
 		cfg.DeliverPolicy, cfg.OptStartSeq, cfg.OptStartTime = old.DeliverPolicy, old.OptStartSeq, old.OptStartTime
 		cons, err = s.UpdateConsumer(ctx, cfg)
 	case errors.Is(err, jetstream.ErrConsumerNotFound):
-		if d.lastSeq > 0 {
-			cfg.DeliverPolicy, cfg.OptStartSeq, cfg.OptStartTime = jetstream.DeliverByStartSequencePolicy, d.lastSeq+1, nil
+		if floor := d.floor.Load(); floor > 0 {
+			cfg.DeliverPolicy, cfg.OptStartSeq, cfg.OptStartTime = jetstream.DeliverByStartSequencePolicy, floor+1, nil
 		}
 		if d.opened {
 			d.Log.Warn("consumer was missing; creating it again", "stream", d.Stream, "consumer", cfg.Durable, "new_stream", newStream, "from_seq", cfg.OptStartSeq)
 		}
-		cons, err = s.CreateConsumer(ctx, cfg)
+		cons, err = d.create(ctx, s, cfg)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("consumer %s on %s: %w", cfg.Durable, d.Stream, err)
 	}
 	d.created = created
 	d.opened = true
+	info := cons.CachedInfo()
+	d.raiseFloor(info.AckFloor.Stream)
 	if d.Opened != nil {
-		d.Opened(ctx, cons.CachedInfo(), newStream)
+		d.Opened(ctx, info, newStream)
 	}
 	return cons, nil
+}
+
+// create creates the consumer. A durable created again moments after it
+// was deleted can come back with the old one's delivery state, read from
+// files the server had not yet removed (seen with nats-server 2.15): such
+// a consumer is deleted and created again.
+func (d *Durable) create(ctx context.Context, s jetstream.Stream, cfg jetstream.ConsumerConfig) (jetstream.Consumer, error) {
+	for try := 1; ; try++ {
+		cons, err := s.CreateConsumer(ctx, cfg)
+		if err != nil || cons.CachedInfo().Delivered.Consumer == 0 || try == 5 {
+			return cons, err
+		}
+		d.Log.Warn("consumer created with a deleted one's state; creating it again", "stream", d.Stream, "consumer", cfg.Durable, "delivered", cons.CachedInfo().Delivered.Stream)
+		if err := s.DeleteConsumer(ctx, cfg.Durable); err != nil {
+			return nil, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(time.Duration(try) * 100 * time.Millisecond):
+		}
+	}
+}
+
+// raiseFloor records an ack floor read from the server; it never goes down.
+func (d *Durable) raiseFloor(seq uint64) {
+	for {
+		cur := d.floor.Load()
+		if seq <= cur || d.floor.CompareAndSwap(cur, seq) {
+			return
+		}
+	}
 }
 
 // Run hands every message to handle, one at a time, until ctx is done; then
@@ -129,6 +174,29 @@ func (d *Durable) pull(ctx context.Context, cons jetstream.Consumer, handle func
 		}
 	})
 	defer stop()
+
+	// Keep the ack floor current, for a re-creation.
+	rctx, cancel := context.WithCancel(ctx)
+	refreshed := make(chan struct{})
+	defer func() { cancel(); <-refreshed }()
+	go func() {
+		defer close(refreshed)
+		t := time.NewTicker(floorRefresh)
+		defer t.Stop()
+		for {
+			select {
+			case <-rctx.Done():
+				return
+			case <-t.C:
+			}
+			ictx, icancel := context.WithTimeout(rctx, floorRefresh)
+			if info, err := cons.Info(ictx); err == nil {
+				d.raiseFloor(info.AckFloor.Stream)
+			}
+			icancel()
+		}
+	}()
+
 	for {
 		msg, err := it.Next()
 		if err != nil {
@@ -140,9 +208,6 @@ func (d *Durable) pull(ctx context.Context, cons jetstream.Consumer, handle func
 			}
 			d.Log.Warn("reading messages", "stream", d.Stream, "consumer", d.Config.Durable, "err", err)
 			continue
-		}
-		if md, err := msg.Metadata(); err == nil {
-			d.lastSeq = max(d.lastSeq, md.Sequence.Stream)
 		}
 		handle(msg)
 	}

@@ -75,34 +75,62 @@ func publish(t *testing.T, js jetstream.JetStream, from, to int) {
 	}
 }
 
-// TestDurableOutlivesItsDeletion: a consumer deleted under a running Durable
-// is created again after the last message handed out (nothing twice,
-// nothing skipped); a stream deleted and created again is read from its
-// start.
+// runDurable runs d until the test ends.
+func runDurable(t *testing.T, d *Durable, handle func(jetstream.Msg)) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx, nil, handle) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+}
+
+// waitAckFloor waits until the server's ack floor of consumer reaches seq.
+func waitAckFloor(t *testing.T, js jetstream.JetStream, consumer string, seq uint64) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := js.Consumer(context.Background(), StreamAlerts, consumer)
+		if err == nil && c.CachedInfo().AckFloor.Stream >= seq {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("ack floor of %s did not reach %d", consumer, seq)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func testDurable(js jetstream.JetStream, opened func(bool)) *Durable {
+	return &Durable{
+		JS: js, Stream: StreamAlerts, Batch: 4,
+		Config: jetstream.ConsumerConfig{Durable: "test", AckPolicy: jetstream.AckExplicitPolicy},
+		Log:    slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Opened: func(_ context.Context, _ *jetstream.ConsumerInfo, newStream bool) {
+			if opened != nil {
+				opened(newStream)
+			}
+		},
+	}
+}
+
+// TestDurableOutlivesItsDeletion: a consumer deleted under a running
+// Durable is created again and every message still arrives (at least
+// once: only messages from before the deletion may come twice); a stream
+// deleted and created again is read from its start.
 func TestDurableOutlivesItsDeletion(t *testing.T) {
 	js := testJetStream(t)
 	var r received
 	var opens []bool
 	var mu sync.Mutex
-	d := &Durable{
-		JS: js, Stream: StreamAlerts, Batch: 4,
-		Config: jetstream.ConsumerConfig{Durable: "test", AckPolicy: jetstream.AckExplicitPolicy},
-		Log:    slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Opened: func(_ context.Context, _ *jetstream.ConsumerInfo, newStream bool) {
-			mu.Lock()
-			opens = append(opens, newStream)
-			mu.Unlock()
-		},
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- d.Run(ctx, nil, r.add) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	}()
+	runDurable(t, testDurable(js, func(newStream bool) {
+		mu.Lock()
+		opens = append(opens, newStream)
+		mu.Unlock()
+	}), r.add)
 
 	publish(t, js, 0, 10)
 	r.wait(t, 10)
@@ -110,15 +138,19 @@ func TestDurableOutlivesItsDeletion(t *testing.T) {
 		t.Fatal(err)
 	}
 	publish(t, js, 10, 20)
-	got := r.wait(t, 20)
-	time.Sleep(200 * time.Millisecond) // would a duplicate arrive?
-	got = r.wait(t, 20)
-	if len(got) != 20 {
-		t.Fatalf("after the consumer was deleted: %d messages, want 20: %v", len(got), got)
+	seen := map[string]int{}
+	deadline := time.Now().Add(20 * time.Second)
+	for len(seen) < 20 && time.Now().Before(deadline) {
+		clear(seen)
+		for _, s := range r.wait(t, 10) {
+			seen[s]++
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
-	for i, s := range got {
-		if s != strconv.Itoa(i) {
-			t.Fatalf("message %d is %q: %v", i, s, got)
+	for i := range 20 {
+		n := seen[strconv.Itoa(i)]
+		if n == 0 || (i >= 10 && n > 1) {
+			t.Errorf("message %d arrived %d times", i, n)
 		}
 	}
 
@@ -128,15 +160,46 @@ func TestDurableOutlivesItsDeletion(t *testing.T) {
 	if err := EnsureStreams(context.Background(), js, StreamsConfig{}); err != nil {
 		t.Fatal(err)
 	}
+	before := len(r.wait(t, 20))
 	publish(t, js, 100, 103)
-	got = r.wait(t, 23)
-	if want := []string{"100", "101", "102"}; len(got) != 23 || got[20] != want[0] || got[22] != want[2] {
-		t.Errorf("after the stream was created anew: %v", got[20:])
+	got := r.wait(t, before+3)
+	if fresh := got[before:]; len(fresh) != 3 || fresh[0] != "100" || fresh[1] != "101" || fresh[2] != "102" {
+		t.Errorf("after the stream was created anew: %v", fresh)
 	}
 	mu.Lock()
 	defer mu.Unlock()
 	if len(opens) != 3 || opens[0] || opens[1] || !opens[2] {
 		t.Errorf("Opened calls (newStream) = %v, want [false false true]", opens)
+	}
+}
+
+// TestDurableRecreatedAfterARestartStartsAtItsFloor: a Durable that opened
+// an existing consumer (a restarted Vigil) and sees it deleted before any
+// new message re-creates it after the acknowledged messages, not at the
+// start of the stream.
+func TestDurableRecreatedAfterARestartStartsAtItsFloor(t *testing.T) {
+	js := testJetStream(t)
+	publish(t, js, 0, 10)
+	var first received
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- testDurable(js, nil).Run(ctx, nil, first.add) }()
+	first.wait(t, 10)
+	waitAckFloor(t, js, "test", 10)
+	cancel()
+	<-done
+
+	var r received
+	opened := make(chan bool, 4)
+	runDurable(t, testDurable(js, func(bool) { opened <- true }), r.add)
+	<-opened
+	if err := js.DeleteConsumer(context.Background(), StreamAlerts, "test"); err != nil {
+		t.Fatal(err)
+	}
+	<-opened
+	publish(t, js, 10, 12)
+	if got := r.wait(t, 2); len(got) != 2 || got[0] != "10" || got[1] != "11" {
+		t.Errorf("after the re-creation: %v, want [10 11] (the stream replayed from its start?)", got)
 	}
 }
 

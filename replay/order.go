@@ -3,6 +3,8 @@ package replay
 import (
 	"bufio"
 	"bytes"
+	"fmt"
+	"io"
 	"slices"
 	"time"
 
@@ -20,24 +22,32 @@ const peekSize = 64 << 10
 // file first, as the engine's event-time windows need. Inputs with no
 // parsable line in their first 64 KiB go first, in the order given; ties
 // keep the order given. Each reader is wrapped to keep what was peeked.
-// forced is the format to parse with (FormatUnknown: detect it).
-func OldestFirst(inputs []Input, forced accesslog.Format) []Input {
+// Standard input ("-") is not peeked (it may be a live pipe) and goes
+// first. forced is the format to parse with (FormatUnknown: detect it).
+func OldestFirst(inputs []Input, forced accesslog.Format) ([]Input, error) {
 	type timed struct {
 		in    Input
 		first time.Time
 	}
 	ts := make([]timed, len(inputs))
 	for i, in := range inputs {
+		if in.Name == "-" {
+			ts[i] = timed{in: in}
+			continue
+		}
 		br := bufio.NewReaderSize(in.R, peekSize)
-		head, err := br.Peek(peekSize) // a short read still shows what there is
-		ts[i] = timed{in: Input{Name: in.Name, R: br}, first: firstTime(head, err != nil, forced)}
+		head, err := br.Peek(peekSize)
+		if err != nil && err != io.EOF {
+			return nil, fmt.Errorf("reading %s: %w", in.Name, err)
+		}
+		ts[i] = timed{in: Input{Name: in.Name, R: br}, first: firstTime(head, err == io.EOF, forced)}
 	}
 	slices.SortStableFunc(ts, func(a, b timed) int { return a.first.Compare(b.first) })
 	out := make([]Input, len(ts))
 	for i := range ts {
 		out[i] = ts[i].in
 	}
-	return out
+	return out, nil
 }
 
 // firstTime is the time of the first whole line of data that parses; all

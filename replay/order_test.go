@@ -2,6 +2,7 @@ package replay
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -32,7 +33,10 @@ func TestOldestFirst(t *testing.T) {
 		{Name: "junk.log", R: strings.NewReader("\x16\x03\x01 not a log line\n")},
 		{Name: "no-newline.log", R: strings.NewReader(strings.TrimSuffix(scan("198.51.100.9", t0.Add(-time.Hour), 0, 1), "\n"))},
 	}
-	ordered := OldestFirst(inputs, accesslog.FormatUnknown)
+	ordered, err := OldestFirst(inputs, accesslog.FormatUnknown)
+	if err != nil {
+		t.Fatal(err)
+	}
 	var names []string
 	for _, in := range ordered {
 		names = append(names, in.Name)
@@ -53,5 +57,18 @@ func TestOldestFirst(t *testing.T) {
 	}
 	if len(alerts) != 1 || alerts[0] != "http-404-scan 203.0.113.7" {
 		t.Errorf("alerts = %v, want the scan split by the rotation", alerts)
+	}
+}
+
+type failingReader struct{}
+
+func (failingReader) Read([]byte) (int, error) { return 0, errors.New("input/output error") }
+
+// TestOldestFirstReadError: a read error is reported with the input's name,
+// not taken for the end of the file.
+func TestOldestFirstReadError(t *testing.T) {
+	_, err := OldestFirst([]Input{{Name: "bad.log", R: failingReader{}}}, accesslog.FormatUnknown)
+	if err == nil || !strings.Contains(err.Error(), "bad.log") || !strings.Contains(err.Error(), "input/output error") {
+		t.Errorf("err = %v", err)
 	}
 }

@@ -64,7 +64,7 @@ func (b *banAction) Do(ctx context.Context, a *event.Alert, spec event.ActionSpe
 		return au, nil
 	}
 
-	if scope, ok := b.breaker.reserve(a.Rule); !ok {
+	if scope, ok := b.breaker.reserve(ctx, a.Rule); !ok {
 		au.Result = ResultBreakerOpen
 		au.Error = "circuit breaker " + scope + " is open"
 		b.logger.Warn("circuit breaker open: not banning", "scope", scope, "ip", au.Target, "rule", a.Rule, "alert", a.ID)

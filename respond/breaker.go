@@ -1,6 +1,7 @@
 package respond
 
 import (
+	"context"
 	"log/slog"
 	"slices"
 	"sync"
@@ -76,7 +77,7 @@ type BreakerState struct {
 type breaker struct {
 	cfg     BreakerConfig // with defaults applied
 	now     func() time.Time
-	onTrip  func(scope string, count int)
+	onTrip  func(ctx context.Context, scope string, since time.Time, count int)
 	metrics *Metrics
 	logger  *slog.Logger
 
@@ -94,7 +95,7 @@ type breakerScope struct {
 	blocked int
 }
 
-func newBreaker(cfg BreakerConfig, now func() time.Time, onTrip func(string, int), m *Metrics, logger *slog.Logger) *breaker {
+func newBreaker(cfg BreakerConfig, now func() time.Time, onTrip func(context.Context, string, time.Time, int), m *Metrics, logger *slog.Logger) *breaker {
 	return &breaker{cfg: cfg, now: now, onTrip: onTrip, metrics: m, logger: logger, scopes: map[string]*breakerScope{}}
 }
 
@@ -103,8 +104,8 @@ func ruleScope(rule string) string { return "rule:" + rule }
 
 // reserve asks to apply one automatic ban of rule. If ok, the caller must
 // call done once the ban is applied or not. If not, a breaker is open (or
-// has just opened) and open names its scope.
-func (b *breaker) reserve(rule string) (open string, ok bool) {
+// has just opened: then onTrip has run, with ctx) and open names its scope.
+func (b *breaker) reserve(ctx context.Context, rule string) (open string, ok bool) {
 	b.mu.Lock()
 	now := b.now()
 	rname, oname := ruleScope(rule), BreakerScopeOverall
@@ -143,9 +144,18 @@ func (b *breaker) reserve(rule string) (open string, ok bool) {
 	b.logger.Error("circuit breaker open: automatic bans stopped until reset",
 		"scope", name, "count", count, "window", b.cfg.Window, "rule", rule)
 	if b.onTrip != nil {
-		b.onTrip(name, count)
+		b.onTrip(ctx, name, now, count)
 	}
 	return name, false
+}
+
+// openSince tells whether the breaker of scope is open since since: still
+// open from that trip, not reset (and perhaps tripped again) meanwhile.
+func (b *breaker) openSince(scope string, since time.Time) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	s := b.scopes[scope]
+	return s != nil && s.open && s.since.Equal(since)
 }
 
 // done ends a reservation of rule; applied says whether the ban changed

@@ -351,3 +351,45 @@ func TestBreakerOpenSurvivesARestart(t *testing.T) {
 		t.Errorf("RestoreBreakers of a garbled record = %v, %v", opened, err)
 	}
 }
+
+// TestBreakerRecordAgreesWithMemory: trips racing with resets leave the
+// Redis record saying exactly what memory says.
+func TestBreakerRecordAgreesWithMemory(t *testing.T) {
+	f := newFixture(t)
+	r, _ := f.responder(t, respond.Config{Breaker: respond.BreakerConfig{PerRule: 2, Overall: 1000}})
+	ctx := testCtx(t)
+	var wg sync.WaitGroup
+	for w := range 3 {
+		wg.Go(func() {
+			for i := range 40 {
+				if _, _, err := r.Handle(ctx, ruleAlert(fmt.Sprintf("rule%d", w), i)); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Go(func() {
+		for range 40 {
+			if _, err := r.ResetBreaker(ctx, ""); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	})
+	wg.Wait()
+	stored, err := f.store.OpenBreakers(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for scope, st := range r.Breakers() {
+		if _, ok := stored[scope]; ok != st.Open {
+			t.Errorf("%s: open in memory %v, in Redis %v", scope, st.Open, ok)
+		}
+	}
+	for scope := range stored {
+		if !r.Breakers()[scope].Open {
+			t.Errorf("%s: open in Redis only", scope)
+		}
+	}
+}

@@ -59,6 +59,8 @@ func (s *Store) OpenBreakers(ctx context.Context) (map[string]BreakerState, erro
 // when they opened. `vigil run` calls it before handling alerts, so that a
 // restart does not close a breaker an operator has not reset.
 func (r *Responder) RestoreBreakers(ctx context.Context) ([]string, error) {
+	r.breakerRecord.Lock()
+	defer r.breakerRecord.Unlock()
 	open, err := r.store.OpenBreakers(ctx)
 	if err != nil {
 		return nil, err

@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"sync"
 	"time"
 
 	"github.com/vigil-soc/vigil/event"
@@ -157,6 +158,9 @@ type Responder struct {
 	breaker *breaker
 	logger  *slog.Logger
 	metrics *Metrics
+	// breakerRecord orders the writes of the breakers' Redis record
+	// (trip, reset, restore), so that it always agrees with memory.
+	breakerRecord sync.Mutex
 }
 
 // NewResponder returns a Responder that keeps its decisions in store. Zero
@@ -170,30 +174,33 @@ func NewResponder(store *Store, cfg Config, logger *slog.Logger, m *Metrics) *Re
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	onTrip := func(scope string, count int) {
-		// Kept in Redis so that a restart does not close it; a failure
-		// only loses that.
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := store.SaveOpenBreaker(ctx, scope, cfg.Now(), count); err != nil {
-			logger.Error("recording the open circuit breaker in Redis failed: a restart would close it", "scope", scope, "err", err)
-		}
-		if cfg.OnTrip != nil {
-			cfg.OnTrip(scope, count)
-		}
+	r := &Responder{store: store, cfg: cfg, logger: logger, metrics: m}
+	r.breaker = newBreaker(cfg.Breaker, cfg.Now, r.tripped, m, logger)
+	r.actions = map[string]Action{
+		event.ActionBan:        &banAction{store: store, cfg: cfg, breaker: r.breaker, logger: logger},
+		event.ActionRevokeUser: &revokeUserAction{store: store, cfg: cfg, logger: logger},
+		event.ActionLockdown:   &lockdownAction{store: store, cfg: cfg, logger: logger},
 	}
-	br := newBreaker(cfg.Breaker, cfg.Now, onTrip, m, logger)
-	return &Responder{
-		store: store,
-		cfg:   cfg,
-		actions: map[string]Action{
-			event.ActionBan:        &banAction{store: store, cfg: cfg, breaker: br, logger: logger},
-			event.ActionRevokeUser: &revokeUserAction{store: store, cfg: cfg, logger: logger},
-			event.ActionLockdown:   &lockdownAction{store: store, cfg: cfg, logger: logger},
-		},
-		breaker: br,
-		logger:  logger,
-		metrics: m,
+	return r
+}
+
+// tripped records in Redis that the breaker of scope opened at since, so
+// that a restart does not close it, and calls Config.OnTrip. A reset that
+// came first wins: the record is written only while that trip is still
+// open. The write outlives ctx's cancellation (by at most 5 s): a breaker
+// tripping as Vigil stops must still be recorded.
+func (r *Responder) tripped(ctx context.Context, scope string, since time.Time, count int) {
+	r.breakerRecord.Lock()
+	if r.breaker.openSince(scope, since) {
+		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		if err := r.store.SaveOpenBreaker(wctx, scope, since, count); err != nil {
+			r.logger.Error("recording the open circuit breaker in Redis failed: a restart would close it", "scope", scope, "err", err)
+		}
+		cancel()
+	}
+	r.breakerRecord.Unlock()
+	if r.cfg.OnTrip != nil {
+		r.cfg.OnTrip(scope, count)
 	}
 }
 
@@ -294,6 +301,8 @@ func (r *Responder) ResetBreaker(ctx context.Context, scope string) ([]string, e
 	if scope != "" {
 		scopes = []string{scope}
 	}
+	r.breakerRecord.Lock()
+	defer r.breakerRecord.Unlock()
 	if err := r.store.ClearBreakers(ctx, scopes...); err != nil {
 		return nil, fmt.Errorf("clearing the breaker record in Redis: %w", err)
 	}

@@ -29,7 +29,7 @@ func cmdReplay(ctx context.Context, args []string) error {
 Runs the rule engine over access log files as fast as the machine allows
 and prints each detection. Files are read oldest first, by the time of their
 first line, whatever order they are given in (access.log* expands newest
-first); '-' is stdin; *.gz is decompressed. Files that overlap in time (two
+first); '-' is stdin, read first; *.gz is decompressed. Files that overlap in time (two
 virtual hosts) are read one after the other, not interleaved: a key's
 events from the second count when within --lateness of its newest event.
 Windows are event-time, as live; unlike live mode, old events count.
@@ -72,7 +72,9 @@ Nothing is written to Redis unless --apply is given.`)
 		defer closeFn()
 		inputs = append(inputs, replay.Input{Name: name, R: in})
 	}
-	inputs = orderInputs(inputs, f, !*quiet)
+	if inputs, err = orderInputs(inputs, f, !*quiet); err != nil {
+		return err
+	}
 
 	var responder *respond.Responder
 	if *apply {
@@ -138,8 +140,11 @@ Nothing is written to Redis unless --apply is given.`)
 
 // orderInputs returns inputs oldest first and, when that is not the order
 // given and notify is set, says so on stderr.
-func orderInputs(inputs []replay.Input, f accesslog.Format, notify bool) []replay.Input {
-	ordered := replay.OldestFirst(inputs, f)
+func orderInputs(inputs []replay.Input, f accesslog.Format, notify bool) ([]replay.Input, error) {
+	ordered, err := replay.OldestFirst(inputs, f)
+	if err != nil {
+		return nil, err
+	}
 	var given, now []string
 	for i := range inputs {
 		given, now = append(given, inputs[i].Name), append(now, ordered[i].Name)
@@ -147,7 +152,7 @@ func orderInputs(inputs []replay.Input, f accesslog.Format, notify bool) []repla
 	if notify && !slices.Equal(given, now) {
 		fmt.Fprintf(os.Stderr, "replay: reading oldest first: %s\n", strings.Join(now, " "))
 	}
-	return ordered
+	return ordered, nil
 }
 
 func openLog(name string) (io.Reader, func(), error) {
