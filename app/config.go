@@ -96,9 +96,10 @@ type Config struct {
 	// the n-th duration (the last one repeats), e.g. [72h, 720h]. Default
 	// none (every ban lasts what its rule says).
 	BanLadder []string `yaml:"ban_ladder"`
-	// BreakerPerRule and BreakerOverall stop automatic bans when one rule,
-	// or all together, ban more keys than this within BreakerWindow (a broken
-	// rule must not ban the internet). Defaults 50, 200, 10m.
+	// BreakerPerRule and BreakerOverall stop automatic bans and token
+	// revocations when one rule, or all together, make more than this
+	// within BreakerWindow (a broken rule must not ban the internet).
+	// Defaults 50, 200, 10m.
 	BreakerPerRule int           `yaml:"breaker_per_rule"`
 	BreakerOverall int           `yaml:"breaker_overall"`
 	BreakerWindow  time.Duration `yaml:"breaker_window"`
@@ -579,8 +580,8 @@ var Help = map[string]string{
 	"insecure_admin":          "serve the admin API without a token (only on a loopback admin address)",
 	"ipv6_ban_prefix":         "widen IPv6 bans to this prefix length (e.g. 64)",
 	"ban_ladder":              "ban durations for repeat offenders, e.g. 72h,720h (the last repeats)",
-	"breaker_per_rule":        "automatic bans one rule may make within breaker_window before the breaker stops them",
-	"breaker_overall":         "automatic bans all rules together may make within breaker_window",
+	"breaker_per_rule":        "automatic bans and token revocations one rule may make within breaker_window before the breaker stops them",
+	"breaker_overall":         "automatic bans and token revocations all rules together may make within breaker_window",
 	"breaker_window":          "the circuit breakers' window",
 	"django_cache_key":        "Django cache key mirrored during a lockdown (KEY_PREFIX:VERSION:EMERGENCY_LOCKDOWN)",
 	"sentry_dsn":              "Sentry DSN: detections >= sentry_min_severity and breaker trips are sent; empty = off",

@@ -20,18 +20,19 @@ const (
 const BreakerScopeOverall = "overall"
 
 // BreakerConfig configures the circuit breaker that stops automatic bans
-// when a rule bans an abnormal number of IPs in a short time: a broken rule
-// must not ban the whole internet.
+// and token revocations when a rule makes an abnormal number of them in a
+// short time: a broken rule must not ban the whole internet, nor log every
+// user out.
 //
-// The breaker counts automatic bans that changed Redis (not repeats, dry
-// runs or allow-listed keys) in a sliding window of wall-clock time, per
-// rule and overall. When a ban would take a count past its limit the
-// breaker of that scope opens: from then on the automatic bans of that rule
-// (or, for the overall breaker, of every rule) are not applied and are
-// audited as "breaker-open", until an operator closes it with
-// Responder.ResetBreaker. Counts live in memory; an open breaker is also
-// recorded in Redis, so a restart keeps it open (Responder.RestoreBreakers).
-// Manual bans ignore the breaker.
+// The breaker counts automatic actions that changed Redis (not repeats,
+// dry runs or allow-listed keys) in a sliding window of wall-clock time,
+// per rule and overall. When an action would take a count past its limit
+// the breaker of that scope opens: from then on the automatic bans and
+// revocations of that rule (or, for the overall breaker, of every rule)
+// are not applied and are audited as "breaker-open", until an operator
+// closes it with Responder.ResetBreaker. Counts live in memory; an open
+// breaker is also recorded in Redis, so a restart keeps it open
+// (Responder.RestoreBreakers). Manual actions ignore the breaker.
 type BreakerConfig struct {
 	// PerRule is how many automatic bans one rule may apply within Window.
 	// Default 50.

@@ -393,3 +393,28 @@ func TestBreakerRecordAgreesWithMemory(t *testing.T) {
 		}
 	}
 }
+
+// TestBreakerStopsRevocations: a rule revoking the tokens of too many users
+// trips its breaker as a banning rule does.
+func TestBreakerStopsRevocations(t *testing.T) {
+	f := newFixture(t)
+	r, _ := f.responder(t, respond.Config{Breaker: respond.BreakerConfig{PerRule: 5, Overall: 100}})
+	ctx := testCtx(t)
+	got := map[string]int{}
+	for i := range 8 {
+		audits, _, err := r.Handle(ctx, revokeAlert(fmt.Sprintf("R%d", i), fmt.Sprint(100+i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got[audits[0].Result]++
+	}
+	if want := map[string]int{"applied": 5, "breaker-open": 3}; !reflect.DeepEqual(got, want) {
+		t.Errorf("results = %v, want %v", got, want)
+	}
+	if n, _ := f.rdb.Exists(ctx, f.store.RevokeUserKey("107")).Result(); n != 0 {
+		t.Error("a revocation was applied with the breaker open")
+	}
+	if !r.Breakers()["rule:token-abuse"].Open {
+		t.Errorf("breakers = %+v", r.Breakers())
+	}
+}

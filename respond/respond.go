@@ -178,7 +178,7 @@ func NewResponder(store *Store, cfg Config, logger *slog.Logger, m *Metrics) *Re
 	r.breaker = newBreaker(cfg.Breaker, cfg.Now, r.tripped, m, logger)
 	r.actions = map[string]Action{
 		event.ActionBan:        &banAction{store: store, cfg: cfg, breaker: r.breaker, logger: logger},
-		event.ActionRevokeUser: &revokeUserAction{store: store, cfg: cfg, logger: logger},
+		event.ActionRevokeUser: &revokeUserAction{store: store, cfg: cfg, breaker: r.breaker, logger: logger},
 		event.ActionLockdown:   &lockdownAction{store: store, cfg: cfg, logger: logger},
 	}
 	return r

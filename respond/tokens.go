@@ -252,16 +252,18 @@ var _ Action = (*revokeUserAction)(nil)
 
 // revokeUserAction revokes the tokens of the alert's key, a user id.
 type revokeUserAction struct {
-	store  *Store
-	cfg    Config // with defaults applied
-	logger *slog.Logger
+	store   *Store
+	cfg     Config // with defaults applied
+	breaker *breaker
+	logger  *slog.Logger
 }
 
 // Do revokes every token of the user (a.Key when the rule groups by user.id,
 // else the firing event's a.UserID) issued before a.At, for cfg.TokenTTL. Using the alert's time, not the wall clock, makes a retry
 // write the same value, which the Store reports as unchanged. The alert
 // must group by "user.id" or its event carry one: a user name is not what
-// tokens carry.
+// tokens carry. Automatic revocations count in the circuit breaker as bans
+// do, and stop with them ("breaker-open").
 func (v *revokeUserAction) Do(ctx context.Context, a *event.Alert, spec event.ActionSpec) (event.Audit, error) {
 	now := v.cfg.Now()
 	au := baseAudit(a, event.ActionRevokeUser, now)
@@ -285,7 +287,14 @@ func (v *revokeUserAction) Do(ctx context.Context, a *event.Alert, spec event.Ac
 		v.logger.Info("dry-run: would revoke tokens", "user", user, "before", a.At, "rule", a.Rule, "alert", a.ID)
 		return au, nil
 	}
+	if scope, ok := v.breaker.reserve(ctx, a.Rule); !ok {
+		au.Result = ResultBreakerOpen
+		au.Error = "circuit breaker " + scope + " is open"
+		v.logger.Warn("circuit breaker open: not revoking", "scope", scope, "user", user, "rule", a.Rule, "alert", a.ID)
+		return au, nil
+	}
 	applied, err := v.store.RevokeUser(ctx, user, a.At, v.cfg.TokenTTL, au.Reason, au.Actor)
+	v.breaker.done(a.Rule, err == nil && applied)
 	if err != nil {
 		return failed(au, err)
 	}
