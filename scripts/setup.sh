@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs what Vigil and its tests need on a Debian 12 machine, idempotently:
-# Go modules and redis-server (always), Chromium and Prometheus
-# (VIGIL_SETUP_TESTS=1, for the browser and dashboard tests) and fail2ban (VIGIL_SETUP_BENCH=1, benchmark comparison). Safe to run again; installs only what is missing.
+# Go modules and redis-server (always); Chromium, nginx, Prometheus, a JDK
+# and Maven (VIGIL_SETUP_TESTS=1, for the browser, nginx, dashboard and
+# Elasticsearch tests); fail2ban (VIGIL_SETUP_BENCH=1, benchmark
+# comparison). Safe to run again; installs only what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,6 +13,10 @@ if [ "${VIGIL_SETUP_TESTS:-0}" = 1 ]; then
 	# The browser end-to-end test drives Debian's Chromium; the Django
 	# integration package's tests need a venv.
 	command -v chromium >/dev/null || need+=(chromium)
+	# Debian's nginx sends its access log to Vigil over syslog in an
+	# end-to-end test (a private config on loopback; the package's own
+	# service is not used).
+	command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need+=(nginx)
 	# promtool and a real Prometheus for the dashboard and alert-rule tests.
 	command -v promtool >/dev/null || need+=(prometheus)
 	# Elasticsearch for the indexer tests runs on a JDK >= 17, fetched with Maven.
