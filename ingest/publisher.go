@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -25,14 +26,24 @@ var ErrStopped = errors.New("publisher stopped")
 // many small requests cost few JetStream messages, and tells each request
 // when its events are stored. The dedupe id of a batch is a hash of its
 // content.
+//
+// A group is whatever is queued when the publisher is free to start one:
+// an idle publisher sends a lone request at once, and a busy one gathers
+// the requests that arrive meanwhile. Up to groupsInFlight groups await
+// their acknowledgements together.
 type Publisher struct {
 	js         jetstream.JetStream
 	partitions int
 	in         chan *request
 	m          *Metrics
 	log        *slog.Logger
-	linger     time.Duration
 }
+
+// Group limits.
+const (
+	groupsInFlight = 4
+	maxGroupEvents = 4096
+)
 
 type request struct {
 	source string
@@ -50,7 +61,7 @@ type line struct {
 // subjects per source by source.ip. Run must be running for Submit to make
 // progress.
 func NewPublisher(js jetstream.JetStream, partitions int, m *Metrics, logger *slog.Logger) *Publisher {
-	return &Publisher{js: js, partitions: max(partitions, 1), in: make(chan *request, 1024), m: m, log: logger, linger: 5 * time.Millisecond}
+	return &Publisher{js: js, partitions: max(partitions, 1), in: make(chan *request, 1024), m: m, log: logger}
 }
 
 // Submit encodes events (the caller may reuse them when Submit returns) and
@@ -89,7 +100,8 @@ func (p *Publisher) Publish(ctx context.Context, source string, events []event.E
 }
 
 // Run publishes queued events until ctx is done; requests still queued then
-// are failed with ErrStopped.
+// are failed with ErrStopped. It returns once every group in flight is
+// done.
 func (p *Publisher) Run(ctx context.Context) error {
 	defer func() {
 		for {
@@ -101,6 +113,9 @@ func (p *Publisher) Run(ctx context.Context) error {
 			}
 		}
 	}()
+	slots := make(chan struct{}, groupsInFlight)
+	var inflight sync.WaitGroup
+	defer inflight.Wait()
 	for {
 		var group []*request
 		select {
@@ -109,33 +124,39 @@ func (p *Publisher) Run(ctx context.Context) error {
 		case r := <-p.in:
 			group = append(group, r)
 		}
-		// Gather what arrives within the linger time, bounded.
-		timer := time.NewTimer(p.linger)
+		// Wait for a free slot; what queues meanwhile joins the group.
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+			for _, r := range group {
+				r.done(ErrStopped)
+			}
+			return nil
+		}
 	gather:
-		for n := len(group[0].lines); n < 4096; {
+		for n := len(group[0].lines); n < maxGroupEvents; {
 			select {
 			case r := <-p.in:
 				group = append(group, r)
 				n += len(r.lines)
-			case <-timer.C:
-				break gather
-			case <-ctx.Done():
+			default:
 				break gather
 			}
 		}
-		timer.Stop()
-		err := p.publishGroup(ctx, group)
-		for _, r := range group {
-			r.done(err)
-		}
-		if err != nil {
-			return nil // only ctx ends a publish
-		}
+		inflight.Go(func() {
+			defer func() { <-slots }()
+			err := p.publishGroup(ctx, group)
+			for _, r := range group {
+				r.done(err)
+			}
+		})
 	}
 }
 
 // publishGroup publishes the events of a group of requests as batches per
-// subject (split past maxBatchBytes) and waits until every batch is stored.
+// subject (split past maxBatchBytes), all at once, and waits until every
+// batch is stored; a batch JetStream did not acknowledge is sent again
+// until it is, or until ctx ends (ErrStopped).
 func (p *Publisher) publishGroup(ctx context.Context, group []*request) error {
 	var batches []*bus.Batch
 	open := map[string]*bus.Batch{}
@@ -153,9 +174,25 @@ func (p *Publisher) publishGroup(ctx context.Context, group []*request) error {
 		}
 		counts[r.source] += len(r.lines)
 	}
-	for _, b := range batches {
+	msgs := make([]*nats.Msg, len(batches))
+	acks := make([]jetstream.PubAckFuture, len(batches))
+	for i, b := range batches {
 		sum := sha256.Sum256(b.Buf)
-		if err := p.store(ctx, b.Msg(hex.EncodeToString(sum[:16]))); err != nil {
+		msgs[i] = b.Msg(hex.EncodeToString(sum[:16]))
+		acks[i], _ = p.js.PublishMsgAsync(msgs[i]) // nil on error: sent again below
+	}
+	for i, f := range acks {
+		if f != nil {
+			select {
+			case <-f.Ok():
+				continue
+			case err := <-f.Err():
+				p.log.Debug("event batch not acknowledged, sending it again", "err", err, "subject", msgs[i].Subject)
+			case <-ctx.Done():
+				return ErrStopped
+			}
+		}
+		if err := p.store(ctx, msgs[i]); err != nil {
 			return err
 		}
 	}

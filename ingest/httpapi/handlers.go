@@ -102,12 +102,22 @@ func (s *Server) serve(name string, w http.ResponseWriter, r *http.Request, h fu
 		case code != 0:
 			return writeError(w, code, "", err.Error())
 		}
+		if r.Context().Err() != nil {
+			// The client went away while its events were being stored
+			// (they still are): nginx's "client closed request".
+			s.log.Debug("client closed the request before its events were stored", "endpoint", name)
+			return statusClientClosed
+		}
 		s.log.Warn("publishing events failed", "endpoint", name, "err", err)
 		return writeError(w, http.StatusServiceUnavailable, "", "events could not be stored, retry later")
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return http.StatusNoContent
 }
+
+// statusClientClosed is the status counted for a request whose client left
+// before the answer (nginx's 499); nothing is written.
+const statusClientClosed = 499
 
 // cspReport handles both report formats, dispatching on the content type.
 func (s *Server) cspReport(w http.ResponseWriter, r *http.Request, client netip.Addr, body []byte) (int, error) {

@@ -20,6 +20,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/goleak"
 
 	"github.com/vigil-soc/vigil/bus"
@@ -301,5 +302,39 @@ func TestSlowClientDoesNotBlockOthers(t *testing.T) {
 	}()
 	if code, body, _ := h.post("/csp-report", "application/csp-report", []byte(legacyReport)); code != 204 {
 		t.Fatalf("a normal report while 20 clients stall: %d %v", code, body)
+	}
+}
+
+// TestClientGoneWhileStoring: a client that leaves while its report waits
+// for JetStream is counted as 499, not as a failure, and its report is
+// still stored once the stream is back.
+func TestClientGoneWhileStoring(t *testing.T) {
+	h := start(t, nil)
+	ctx := context.Background()
+	if err := h.js.DeleteStream(ctx, bus.StreamEvents); err != nil {
+		t.Fatal(err)
+	}
+	client := &http.Client{Timeout: 300 * time.Millisecond}
+	resp, err := client.Post(h.url+"/csp-report", "application/csp-report", strings.NewReader(legacyReport))
+	if err == nil {
+		resp.Body.Close()
+		t.Fatalf("answered %d with no stream to store in", resp.StatusCode)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for testutil.ToFloat64(h.srv.m.Requests.WithLabelValues("csp-report", "499")) != 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no 499 counted; 503s: %v", testutil.ToFloat64(h.srv.m.Requests.WithLabelValues("csp-report", "503")))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := bus.EnsureStreams(ctx, h.js, bus.StreamsConfig{}); err != nil {
+		t.Fatal(err)
+	}
+	deadline = time.Now().Add(10 * time.Second)
+	for len(h.events()) != 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("the report of the client that left was not stored")
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
