@@ -174,18 +174,25 @@ func decodeTop(body []byte) (elems []json.RawMessage, isArray bool, err error) {
 	}
 	switch trimmed[0] {
 	case '[':
-		if err := json.Unmarshal(body, &elems); err != nil {
-			return nil, false, syntaxError(body, err)
+		var ok bool
+		if !json.Valid(body) {
+			return nil, false, syntaxError(body, json.Unmarshal(body, &elems))
+		}
+		if elems, ok = splitArray(trimmed); !ok {
+			if err := json.Unmarshal(body, &elems); err != nil {
+				return nil, false, syntaxError(body, err)
+			}
 		}
 		if len(elems) > MaxReports {
 			return nil, false, &Error{Status: 400, Msg: fmt.Sprintf("too many reports: %d, the limit is %d", len(elems), MaxReports)}
 		}
 		return elems, true, nil
 	default:
-		var raw json.RawMessage
-		if err := json.Unmarshal(body, &raw); err != nil {
-			return nil, false, syntaxError(body, err)
+		if !json.Valid(body) {
+			var raw json.RawMessage
+			return nil, false, syntaxError(body, json.Unmarshal(body, &raw))
 		}
+		raw := json.RawMessage(bytes.TrimRight(trimmed, " \t\r\n"))
 		if raw[0] != '{' {
 			return nil, false, &Error{Status: 400, Msg: fmt.Sprintf("want a JSON object or array, got %s", kind(raw))}
 		}

@@ -16,12 +16,17 @@ type object struct {
 	path string
 }
 
-// decodeObject decodes raw, which must be a JSON object. field names the key
+// decodeObject decodes raw, which must be a JSON object from a body that
+// decodeTop accepted (so valid JSON). field names the key
 // raw was found under ("" for an array element or the top level) and is
 // reported on error.
 func decodeObject(raw json.RawMessage, path, field string) (object, error) {
 	if len(raw) == 0 || raw[0] != '{' {
 		return object{}, &Error{Status: 400, Field: field, Msg: fmt.Sprintf("%s: want an object, got %s", orTop(path), kind(raw))}
+	}
+	// raw is part of a body decodeTop found valid: split it in one pass.
+	if m, ok := splitObject(raw); ok {
+		return object{m: m, path: path}, nil
 	}
 	var m map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &m); err != nil {
