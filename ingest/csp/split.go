@@ -45,17 +45,9 @@ func splitObject(raw []byte) (m map[string]json.RawMessage, ok bool) {
 			return nil, false
 		}
 		m[key] = raw[i:end:end]
-		i = skipSpace(raw, end)
-		if i >= len(raw) {
-			return nil, false
-		}
-		switch raw[i] {
-		case ',':
-			i = skipSpace(raw, i+1)
-		case '}':
-			return m, true
-		default:
-			return nil, false
+		var last bool
+		if i, last, ok = next(raw, end, '}'); !ok || last {
+			return m, ok
 		}
 	}
 	return nil, false
@@ -143,18 +135,25 @@ func splitArray(raw []byte) ([]json.RawMessage, bool) {
 			return nil, false
 		}
 		elems = append(elems, raw[i:end:end])
-		i = skipSpace(raw, end)
-		if i >= len(raw) {
-			return nil, false
-		}
-		switch raw[i] {
-		case ',':
-			i = skipSpace(raw, i+1)
-		case ']':
-			return elems, true
-		default:
-			return nil, false
+		var last bool
+		if i, last, ok = next(raw, end, ']'); !ok || last {
+			return elems, ok
 		}
 	}
 	return nil, false
+}
+
+// next reads what follows a member or element that ends at b[i]: a comma
+// (the next one starts at the returned index) or closer (last is true).
+func next(b []byte, i int, closer byte) (start int, last, ok bool) {
+	i = skipSpace(b, i)
+	switch {
+	case i >= len(b):
+		return 0, false, false
+	case b[i] == ',':
+		return skipSpace(b, i+1), false, true
+	case b[i] == closer:
+		return i + 1, true, true
+	}
+	return 0, false, false
 }
