@@ -83,16 +83,22 @@ func eventTargets(t *testing.T, url string) map[string]int {
 	return seen
 }
 
+// externalNATSHarness runs Vigil against a NATS server of its own, reached
+// through --nats.
+func externalNATSHarness(t *testing.T) (*harness, *natsServer) {
+	ns := startNATS(t)
+	h := newHarness(t, redistest.Start(t), t.TempDir())
+	h.cfg.NATS = ns.url()
+	h.start()
+	return h, ns
+}
+
 // TestExternalNATSOutage: with an external NATS server (--nats) stopped in
 // the middle of a stream and started again, every line reaches the stream
 // exactly once and every scanner is banned, including those whose lines
 // were written while NATS was down.
 func TestExternalNATSOutage(t *testing.T) {
-	rs := redistest.Start(t)
-	ns := startNATS(t)
-	h := newHarness(t, rs, t.TempDir())
-	h.cfg.NATS = ns.url()
-	h.start()
+	h, ns := externalNATSHarness(t)
 
 	now := time.Now().UTC()
 	before := []string{"203.0.113.31", "203.0.113.32"}
@@ -130,11 +136,7 @@ func TestExternalNATSOutage(t *testing.T) {
 // store (a pod without a volume) has no streams and no consumers; Vigil
 // creates them again and goes on banning.
 func TestExternalNATSLosesItsStore(t *testing.T) {
-	rs := redistest.Start(t)
-	ns := startNATS(t)
-	h := newHarness(t, rs, t.TempDir())
-	h.cfg.NATS = ns.url()
-	h.start()
+	h, ns := externalNATSHarness(t)
 
 	now := time.Now().UTC()
 	h.appendLines("access.log", scanLines("203.0.113.41", now, 50))

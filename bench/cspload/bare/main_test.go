@@ -1,4 +1,4 @@
-package cspload
+package main
 
 import (
 	"encoding/json"
@@ -27,27 +27,12 @@ func BenchmarkVigilParse(b *testing.B) {
 	}
 }
 
-// BenchmarkBareParse is what bare/main.go does with the body.
+// BenchmarkBareParse is what this handler does with the body.
 func BenchmarkBareParse(b *testing.B) {
 	b.SetBytes(int64(len(body)))
 	b.ReportAllocs()
 	for b.Loop() {
-		var rep struct {
-			CSPReport struct {
-				DocumentURI        string `json:"document-uri"`
-				Referrer           string `json:"referrer"`
-				ViolatedDirective  string `json:"violated-directive"`
-				EffectiveDirective string `json:"effective-directive"`
-				OriginalPolicy     string `json:"original-policy"`
-				Disposition        string `json:"disposition"`
-				BlockedURI         string `json:"blocked-uri"`
-				StatusCode         int    `json:"status-code"`
-				ScriptSample       string `json:"script-sample"`
-				SourceFile         string `json:"source-file"`
-				LineNumber         int    `json:"line-number"`
-				ColumnNumber       int    `json:"column-number"`
-			} `json:"csp-report"`
-		}
+		var rep report
 		if err := json.Unmarshal(body, &rep); err != nil || rep.CSPReport.BlockedURI == "" {
 			b.Fatal(err)
 		}
