@@ -12,7 +12,8 @@ import (
 // Batch format: a message on vigil.events.<source>.<partition> carries one
 // or more events as NDJSON (one ECS JSON document per line), with headers
 //
-//	Nats-Msg-Id:    <origin>:<start>-<end>:<partition>.<part>  (dedupe on re-send)
+//	Nats-Msg-Id:    dedupe on re-send: <file>:<start>-<end>:<partition>.<part>
+//	                for files, <random per process>-<sequence> for requests
 //	Content-Type:   application/x-ndjson
 //	Vigil-Events:   number of events in the body
 //
@@ -49,6 +50,18 @@ func (b *Batch) Msg(id string) *nats.Msg {
 	m.Header.Set(nats.MsgIdHdr, id)
 	m.Header.Set(HeaderContentType, ContentTypeNDJSON)
 	m.Header.Set(HeaderCount, strconv.Itoa(b.N))
+	return m
+}
+
+// Take is Msg without the copy: the message owns the batch's buffer and
+// the batch is left empty, with no buffer.
+func (b *Batch) Take(id string) *nats.Msg {
+	m := &nats.Msg{Subject: b.Subject, Data: b.Buf, Header: nats.Header{
+		nats.MsgIdHdr:     {id},
+		HeaderContentType: {ContentTypeNDJSON},
+		HeaderCount:       {strconv.Itoa(b.N)},
+	}}
+	b.Buf, b.N = nil, 0
 	return m
 }
 

@@ -175,6 +175,7 @@ func (c *FileCollector) confirm(ctx context.Context, acks <-chan *pending) error
 				c.m.Duplicates.WithLabelValues(event.SourceAccess).Inc()
 			} else {
 				c.m.Published.WithLabelValues(event.SourceAccess).Add(float64(pd.events[i]))
+				c.m.Batches.WithLabelValues(event.SourceAccess).Inc()
 			}
 		}
 		if err := c.tailer.Commit(pd.file, pd.end); err != nil {

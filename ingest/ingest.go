@@ -16,6 +16,9 @@ type Metrics struct {
 	Skipped *prometheus.CounterVec
 	// Published events acknowledged by JetStream, per source.
 	Published *prometheus.CounterVec
+	// Batches are the JetStream messages that carried the published
+	// events, per source: Published/Batches is the mean batch size.
+	Batches *prometheus.CounterVec
 	// Duplicates are batches JetStream already had (re-sent after a restart).
 	Duplicates *prometheus.CounterVec
 	// PublishRetries counts publishes retried after an error.
@@ -34,6 +37,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Published: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "vigil_ingest_events_published_total", Help: "Events acknowledged by JetStream, by source.",
 		}, []string{"source"}),
+		Batches: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "vigil_ingest_batches_published_total", Help: "JetStream messages (NDJSON batches) acknowledged, by source; events_published / batches_published is the mean batch size.",
+		}, []string{"source"}),
 		Duplicates: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "vigil_ingest_batches_duplicate_total", Help: "Batches JetStream already had (re-sent after a restart), by source.",
 		}, []string{"source"}),
@@ -41,6 +47,6 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "vigil_ingest_publish_retries_total", Help: "Publishes retried after an error, by source.",
 		}, []string{"source"}),
 	}
-	reg.MustRegister(m.Events, m.Skipped, m.Published, m.Duplicates, m.PublishRetries)
+	reg.MustRegister(m.Events, m.Skipped, m.Published, m.Batches, m.Duplicates, m.PublishRetries)
 	return m
 }

@@ -2,11 +2,13 @@ package ingest
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
+	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"log/slog"
+	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -24,8 +26,10 @@ var ErrStopped = errors.New("publisher stopped")
 // at a time (HTTP reports, application events, syslog): it groups the events
 // of concurrent requests into NDJSON batches per subject (group commit), so
 // many small requests cost few JetStream messages, and tells each request
-// when its events are stored. The dedupe id of a batch is a hash of its
-// content.
+// when its events are stored. The dedupe id of a batch is a random prefix
+// drawn when the publisher is made and a sequence number, so a batch sent
+// again after an error is stored once and no two batches share an id, even
+// across restarts.
 //
 // A group is whatever is queued when the publisher is free to start one:
 // an idle publisher sends a lone request at once, and a busy one gathers
@@ -37,6 +41,9 @@ type Publisher struct {
 	in         chan *request
 	m          *Metrics
 	log        *slog.Logger
+	subjects   map[string][]string // per source, the subject of each partition
+	idPrefix   string
+	seq        atomic.Uint64
 }
 
 // Group limits.
@@ -47,21 +54,43 @@ const (
 
 type request struct {
 	source string
+	buf    []byte // the encoded events, a line each
 	lines  []line
 	done   func(error)
 }
 
-// line is one encoded event and its subject.
+// line is one encoded event, buf[start:end] of its request, and its
+// subject.
 type line struct {
-	subject string
-	data    []byte
+	subject    string
+	start, end int
 }
 
 // NewPublisher returns a publisher spreading events over partitions
 // subjects per source by source.ip. Run must be running for Submit to make
 // progress.
 func NewPublisher(js jetstream.JetStream, partitions int, m *Metrics, logger *slog.Logger) *Publisher {
-	return &Publisher{js: js, partitions: max(partitions, 1), in: make(chan *request, 1024), m: m, log: logger}
+	partitions = max(partitions, 1)
+	subjects := map[string][]string{}
+	for _, source := range []string{event.SourceAccess, event.SourceCSP, event.SourceApp} {
+		for n := range partitions {
+			subjects[source] = append(subjects[source], bus.EventSubject(source, n))
+		}
+	}
+	var nonce [12]byte
+	_, _ = rand.Read(nonce[:]) // never fails (crypto/rand)
+	return &Publisher{
+		js: js, partitions: partitions, in: make(chan *request, 1024), m: m, log: logger,
+		subjects: subjects, idPrefix: base64.RawURLEncoding.EncodeToString(nonce[:]) + "-",
+	}
+}
+
+// subject returns the subject of events of source in partition n.
+func (p *Publisher) subject(source string, n int) string {
+	if s := p.subjects[source]; s != nil {
+		return s[n]
+	}
+	return bus.EventSubject(source, n)
 }
 
 // Submit encodes events (the caller may reuse them when Submit returns) and
@@ -70,12 +99,12 @@ func NewPublisher(js jetstream.JetStream, partitions int, m *Metrics, logger *sl
 // blocks while the queue is full (backpressure) and returns ctx's error if
 // ctx ends first, without calling done.
 func (p *Publisher) Submit(ctx context.Context, source string, events []event.Event, done func(error)) error {
-	r := &request{source: source, done: done}
-	var ip []byte
+	r := &request{source: source, done: done, buf: make([]byte, 0, 1024*len(events)), lines: make([]line, len(events))}
+	var ipBuf [64]byte
 	for i := range events {
-		ip = events[i].SourceIP.AppendTo(ip[:0])
-		data := events[i].AppendJSON(nil)
-		r.lines = append(r.lines, line{subject: bus.EventSubject(source, bus.Partition(ip, p.partitions)), data: append(data, '\n')})
+		start := len(r.buf)
+		r.buf = append(events[i].AppendJSON(r.buf), '\n')
+		r.lines[i] = line{subject: p.subject(source, bus.Partition(events[i].SourceIP.AppendTo(ipBuf[:0]), p.partitions)), start: start, end: len(r.buf)}
 	}
 	select {
 	case p.in <- r:
@@ -169,7 +198,7 @@ func (p *Publisher) publishGroup(ctx context.Context, group []*request) error {
 				open[l.subject] = b
 				batches = append(batches, b)
 			}
-			b.Buf = append(b.Buf, l.data...)
+			b.Buf = append(b.Buf, r.buf[l.start:l.end]...)
 			b.N++
 		}
 		counts[r.source] += len(r.lines)
@@ -177,8 +206,7 @@ func (p *Publisher) publishGroup(ctx context.Context, group []*request) error {
 	msgs := make([]*nats.Msg, len(batches))
 	acks := make([]jetstream.PubAckFuture, len(batches))
 	for i, b := range batches {
-		sum := sha256.Sum256(b.Buf)
-		msgs[i] = b.Msg(hex.EncodeToString(sum[:16]))
+		msgs[i] = b.Take(p.idPrefix + strconv.FormatUint(p.seq.Add(1), 36))
 		acks[i], _ = p.js.PublishMsgAsync(msgs[i]) // nil on error: sent again below
 	}
 	for i, f := range acks {
@@ -198,6 +226,9 @@ func (p *Publisher) publishGroup(ctx context.Context, group []*request) error {
 	}
 	for source, n := range counts {
 		p.m.Published.WithLabelValues(source).Add(float64(n))
+	}
+	for _, b := range batches {
+		p.m.Batches.WithLabelValues(sourceOf(b.Subject)).Inc()
 	}
 	return nil
 }

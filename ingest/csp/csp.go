@@ -146,58 +146,62 @@ func Parse(contentType string, body []byte, meta Meta, f *Filter) (Result, error
 
 // looksLikeReport reports whether the first element of a body is a
 // Reporting API report rather than a legacy one.
-func looksLikeReport(elems []json.RawMessage) bool {
-	if len(elems) == 0 || elems[0][0] != '{' {
+func looksLikeReport(elems []element) bool {
+	if len(elems) == 0 || elems[0].text[0] != '{' {
 		return false
 	}
-	var m map[string]json.RawMessage
-	if json.Unmarshal(elems[0], &m) != nil {
+	var o object
+	if o.decode(elems[0].text, "", "") != nil {
 		return false
 	}
-	_, typ := m["type"]
-	_, legacy := m["csp-report"]
-	return typ && !legacy
+	return o.has(mType) && !o.has(mCSPReport)
+}
+
+// element is one top-level value of a body (a report, normally): its text,
+// a sub-string of the one string copy of the body that every decoded
+// string shares, and the same bytes of the body, for the report's ID.
+type element struct {
+	text string
+	raw  []byte
 }
 
 // decodeTop checks and splits a body: an array gives its elements, an
 // object gives itself. A leading UTF-8 byte order mark is skipped. It
 // enforces the empty-body, depth and count limits and turns JSON syntax
 // errors into a 400 that says where.
-func decodeTop(body []byte) (elems []json.RawMessage, isArray bool, err error) {
+func decodeTop(body []byte) (elems []element, isArray bool, err error) {
 	body = bytes.TrimPrefix(body, []byte("\xef\xbb\xbf")) // a UTF-8 byte order mark
 	trimmed := bytes.TrimLeft(body, " \t\r\n")
 	if len(bytes.TrimRight(trimmed, " \t\r\n")) == 0 {
 		return nil, false, &Error{Status: 400, Msg: "empty body"}
 	}
-	if off, ok := checkDepth(body, MaxDepth); !ok {
-		return nil, false, &Error{Status: 400, Msg: fmt.Sprintf("JSON nested deeper than %d at %s", MaxDepth, position(body, off))}
+	if !valid(body) { // explain why
+		if off, ok := checkDepth(body, MaxDepth); !ok {
+			return nil, false, &Error{Status: 400, Msg: fmt.Sprintf("JSON nested deeper than %d at %s", MaxDepth, position(body, off))}
+		}
+		var raw json.RawMessage
+		return nil, false, syntaxError(body, json.Unmarshal(body, &raw))
 	}
-	switch trimmed[0] {
-	case '[':
-		var ok bool
-		if !json.Valid(body) {
-			return nil, false, syntaxError(body, json.Unmarshal(body, &elems))
+	trimmed = bytes.TrimRight(trimmed, " \t\r\n")
+	text := string(trimmed) // the one copy: decoded strings are parts of it
+	if trimmed[0] != '[' {
+		if trimmed[0] != '{' {
+			return nil, false, &Error{Status: 400, Msg: fmt.Sprintf("want a JSON object or array, got %s", kind(text))}
 		}
-		if elems, ok = splitArray(trimmed); !ok {
-			if err := json.Unmarshal(body, &elems); err != nil {
-				return nil, false, syntaxError(body, err)
-			}
-		}
-		if len(elems) > MaxReports {
-			return nil, false, &Error{Status: 400, Msg: fmt.Sprintf("too many reports: %d, the limit is %d", len(elems), MaxReports)}
-		}
-		return elems, true, nil
-	default:
-		if !json.Valid(body) {
-			var raw json.RawMessage
-			return nil, false, syntaxError(body, json.Unmarshal(body, &raw))
-		}
-		raw := json.RawMessage(bytes.TrimRight(trimmed, " \t\r\n"))
-		if raw[0] != '{' {
-			return nil, false, &Error{Status: 400, Msg: fmt.Sprintf("want a JSON object or array, got %s", kind(raw))}
-		}
-		return []json.RawMessage{raw}, false, nil
+		return []element{{text, trimmed}}, false, nil
 	}
+	spans, ok := splitArray(text)
+	if !ok { // cannot happen on valid JSON
+		return nil, false, &Error{Status: 400, Msg: "malformed JSON array"}
+	}
+	if len(spans) > MaxReports {
+		return nil, false, &Error{Status: 400, Msg: fmt.Sprintf("too many reports: %d, the limit is %d", len(spans), MaxReports)}
+	}
+	elems = make([]element, len(spans))
+	for i, sp := range spans {
+		elems[i] = element{text[sp.start:sp.end], trimmed[sp.start:sp.end:sp.end]}
+	}
+	return elems, true, nil
 }
 
 // syntaxError turns an encoding/json error into a 400 naming the position
@@ -257,7 +261,7 @@ func checkDepth(b []byte, limit int) (int, bool) {
 }
 
 // kind names the JSON type of a raw value for messages.
-func kind(raw json.RawMessage) string {
+func kind(raw string) string {
 	if len(raw) == 0 {
 		return "nothing"
 	}

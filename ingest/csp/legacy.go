@@ -1,8 +1,8 @@
 package csp
 
 import (
-	"encoding/json"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/vigil-soc/vigil/event"
@@ -24,44 +24,33 @@ func ParseLegacy(body []byte, meta Meta, f *Filter) (Result, error) {
 	return parseLegacy(elems, isArray, meta, f)
 }
 
-func parseLegacy(elems []json.RawMessage, isArray bool, meta Meta, f *Filter) (Result, error) {
+func parseLegacy(elems []element, isArray bool, meta Meta, f *Filter) (Result, error) {
 	f = orDefault(f)
 	meta = fillMeta(meta)
 	var res Result
-	for i, raw := range elems {
+	var o object
+	for i, el := range elems {
 		path := ""
 		if isArray {
-			path = fmt.Sprintf("[%d]", i)
+			path = "[" + strconv.Itoa(i) + "]"
 		}
-		o, err := decodeObject(raw, path, "")
-		if err != nil {
+		if err := o.decode(el.text, path, ""); err != nil {
 			return Result{}, err
 		}
-		if rep, ok := o.m["csp-report"]; ok {
-			o, err = decodeObject(rep, join(path, "csp-report"), "csp-report")
-			if err != nil {
+		if rep := o.v[mCSPReport]; rep != "" {
+			if err := o.decode(rep, join(path, "csp-report"), "csp-report"); err != nil {
 				return Result{}, err
 			}
-		} else if !hasAny(o, bareMarkers) {
+		} else if !o.has(bareMarkers...) {
 			return Result{}, &Error{Status: 400, Field: "csp-report", Msg: fmt.Sprintf("%s: \"csp-report\" missing", orTop(path))}
 		}
-		ev, err := violation(o, envelope{}, FormatReportURI, raw, &meta)
+		ev, err := violation(&o, envelope{}, FormatReportURI, el.raw, &meta)
 		if err != nil {
 			return Result{}, err
 		}
 		res.add(ev, f)
 	}
 	return res, nil
-}
-
-// hasAny reports whether o has one of keys.
-func hasAny(o object, keys []string) bool {
-	for _, k := range keys {
-		if _, ok := o.m[k]; ok {
-			return true
-		}
-	}
-	return false
 }
 
 // orDefault returns f, or the default filter for nil.

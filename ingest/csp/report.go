@@ -13,24 +13,89 @@ import (
 	"github.com/vigil-soc/vigil/event"
 )
 
+// member is a report key Vigil reads. A body's other keys are skipped.
+type member uint8
+
+// The members: the legacy wrapper, the Reporting API envelope, and the
+// violation fields in each spelling.
+const (
+	mCSPReport member = iota
+	mType
+	mBody
+	mAge
+	mURL
+	mUserAgent
+	mDocumentURIHyphen
+	mDocumentURL
+	mDocumentURI
+	mReferrer
+	mBlockedURIHyphen
+	mBlockedURL
+	mBlockedURI
+	mViolatedHyphen
+	mViolated
+	mEffectiveHyphen
+	mEffective
+	mPolicyHyphen
+	mPolicy
+	mDisposition
+	mScriptSample
+	mSample
+	mSourceFileHyphen
+	mSourceFile
+	mLineHyphen
+	mLine
+	mColumnHyphen
+	mColumn
+	mStatusHyphen
+	mStatus
+	numMembers
+)
+
+// memberNames are the JSON keys of the members.
+var memberNames = [numMembers]string{
+	mCSPReport: "csp-report", mType: "type", mBody: "body", mAge: "age", mURL: "url", mUserAgent: "user_agent",
+	mDocumentURIHyphen: "document-uri", mDocumentURL: "documentURL", mDocumentURI: "documentURI",
+	mReferrer:         "referrer",
+	mBlockedURIHyphen: "blocked-uri", mBlockedURL: "blockedURL", mBlockedURI: "blockedURI",
+	mViolatedHyphen: "violated-directive", mViolated: "violatedDirective",
+	mEffectiveHyphen: "effective-directive", mEffective: "effectiveDirective",
+	mPolicyHyphen: "original-policy", mPolicy: "originalPolicy",
+	mDisposition:  "disposition",
+	mScriptSample: "script-sample", mSample: "sample",
+	mSourceFileHyphen: "source-file", mSourceFile: "sourceFile",
+	mLineHyphen: "line-number", mLine: "lineNumber",
+	mColumnHyphen: "column-number", mColumn: "columnNumber",
+	mStatusHyphen: "status-code", mStatus: "statusCode",
+}
+
+// members maps a JSON key to its member.
+var members = func() map[string]member {
+	m := make(map[string]member, numMembers)
+	for i, name := range memberNames {
+		m[name] = member(i)
+	}
+	return m
+}()
+
 // Keys of a violation, legacy spelling first. Both formats are read with
 // the same lists: the Reporting API's camelCase names, the legacy
 // hyphenated ones, and the SecurityPolicyViolationEvent names (documentURI,
 // blockedURI, violatedDirective) that page scripts posting their own
 // reports use.
 var (
-	keysDocument   = []string{"document-uri", "documentURL", "documentURI"}
-	keysReferrer   = []string{"referrer"}
-	keysBlocked    = []string{"blocked-uri", "blockedURL", "blockedURI"}
-	keysViolated   = []string{"violated-directive", "violatedDirective"}
-	keysEffective  = []string{"effective-directive", "effectiveDirective"}
-	keysPolicy     = []string{"original-policy", "originalPolicy"}
-	keysDisp       = []string{"disposition"}
-	keysSample     = []string{"script-sample", "sample"}
-	keysSourceFile = []string{"source-file", "sourceFile"}
-	keysLine       = []string{"line-number", "lineNumber"}
-	keysColumn     = []string{"column-number", "columnNumber"}
-	keysStatus     = []string{"status-code", "statusCode"}
+	keysDocument   = []member{mDocumentURIHyphen, mDocumentURL, mDocumentURI}
+	keysReferrer   = []member{mReferrer}
+	keysBlocked    = []member{mBlockedURIHyphen, mBlockedURL, mBlockedURI}
+	keysViolated   = []member{mViolatedHyphen, mViolated}
+	keysEffective  = []member{mEffectiveHyphen, mEffective}
+	keysPolicy     = []member{mPolicyHyphen, mPolicy}
+	keysDisp       = []member{mDisposition}
+	keysSample     = []member{mScriptSample, mSample}
+	keysSourceFile = []member{mSourceFileHyphen, mSourceFile}
+	keysLine       = []member{mLineHyphen, mLine}
+	keysColumn     = []member{mColumnHyphen, mColumn}
+	keysStatus     = []member{mStatusHyphen, mStatus}
 )
 
 // bareMarkers are keys whose presence makes an unwrapped object a report
@@ -49,15 +114,15 @@ type envelope struct {
 // violation reads the violation fields of o (a csp-report object or a
 // Reporting API body) into an event. raw is the report as received, for
 // the ID.
-func violation(o object, env envelope, format string, raw []byte, meta *Meta) (event.Event, error) {
+func violation(o *object, env envelope, format string, raw []byte, meta *Meta) (event.Event, error) {
 	var c event.CSP
 	var err error
-	str := func(dst *string, limit int, keys []string) {
+	str := func(dst *string, limit int, keys []member) {
 		if err == nil {
 			*dst, err = o.str(limit, keys...)
 		}
 	}
-	num := func(dst *int, keys []string) {
+	num := func(dst *int, keys []member) {
 		if err == nil {
 			var n int64
 			n, err = o.num(math.MaxInt32, keys...)

@@ -1,8 +1,8 @@
 package csp
 
 import (
-	"encoding/json"
 	"fmt"
+	"strconv"
 )
 
 // Reporting API report types.
@@ -47,20 +47,20 @@ func ParseReports(body []byte, meta Meta, f *Filter) (Result, error) {
 	return parseReports(elems, isArray, meta, f)
 }
 
-func parseReports(elems []json.RawMessage, isArray bool, meta Meta, f *Filter) (Result, error) {
+func parseReports(elems []element, isArray bool, meta Meta, f *Filter) (Result, error) {
 	f = orDefault(f)
 	meta = fillMeta(meta)
 	var res Result
-	for i, raw := range elems {
+	var o, bo object
+	for i, el := range elems {
 		path := ""
 		if isArray {
-			path = fmt.Sprintf("[%d]", i)
+			path = "[" + strconv.Itoa(i) + "]"
 		}
-		o, err := decodeObject(raw, path, "")
-		if err != nil {
+		if err := o.decode(el.text, path, ""); err != nil {
 			return Result{}, err
 		}
-		typ, err := o.str(maxDirective, "type")
+		typ, err := o.str(maxDirective, mType)
 		if err != nil {
 			return Result{}, err
 		}
@@ -79,26 +79,25 @@ func parseReports(elems []json.RawMessage, isArray bool, meta Meta, f *Filter) (
 			continue
 		}
 		var env envelope
-		age, err := o.num(MaxAge.Milliseconds(), "age")
+		age, err := o.num(MaxAge.Milliseconds(), mAge)
 		if err != nil {
 			return Result{}, err
 		}
 		env.age = age
-		if env.url, err = o.str(maxURI, "url"); err != nil {
+		if env.url, err = o.str(maxURI, mURL); err != nil {
 			return Result{}, err
 		}
-		if env.userAgent, err = o.str(maxUserAgent, "user_agent"); err != nil {
+		if env.userAgent, err = o.str(maxUserAgent, mUserAgent); err != nil {
 			return Result{}, err
 		}
-		b, ok := o.m["body"]
-		if !ok || isNull(b) {
+		b := o.v[mBody]
+		if b == "" || isNull(b) {
 			return Result{}, &Error{Status: 400, Field: "body", Msg: fmt.Sprintf("%s: \"body\" missing", orTop(path))}
 		}
-		bo, err := decodeObject(b, join(path, "body"), "body")
-		if err != nil {
+		if err := bo.decode(b, join(path, "body"), "body"); err != nil {
 			return Result{}, err
 		}
-		ev, err := violation(bo, env, FormatReportingAPI, raw, &meta)
+		ev, err := violation(&bo, env, FormatReportingAPI, el.raw, &meta)
 		if err != nil {
 			return Result{}, err
 		}

@@ -1,67 +1,92 @@
 package csp
 
-import "encoding/json"
+// The splitters below walk JSON text that decodeTop already found valid,
+// in one pass and without copies: reports are small flat objects, and this
+// is the public listener's hot path. On text that is not valid JSON they
+// report failure rather than guess.
 
-// splitObject splits a JSON object that is already known to be valid into
-// its members, without copying: the values are sub-slices of raw, exactly
-// as json.Unmarshal into a map[string]json.RawMessage would give them (a
-// repeated key keeps its last value). It declines (ok false) a key that
-// holds an escape or a non-ASCII byte, which json.Unmarshal would rewrite;
-// the caller then uses json.Unmarshal. Reports are small flat objects: this
-// is the public listener's hot path.
-func splitObject(raw []byte) (m map[string]json.RawMessage, ok bool) {
+// eachMember calls fn with the key and the raw value (a sub-string of raw)
+// of every member of the JSON object raw, in order. A key with escapes is
+// decoded first, as encoding/json would.
+func eachMember(raw string, fn func(key, value string)) bool {
 	i := skipSpace(raw, 0)
 	if i >= len(raw) || raw[i] != '{' {
-		return nil, false
+		return false
 	}
-	m = make(map[string]json.RawMessage, 12)
 	i = skipSpace(raw, i+1)
 	if i < len(raw) && raw[i] == '}' {
-		return m, true
+		return true
 	}
 	for i < len(raw) {
 		if raw[i] != '"' {
-			return nil, false
+			return false
 		}
-		start := i + 1
-		j := start
-		for j < len(raw) && raw[j] != '"' {
-			if c := raw[j]; c == '\\' || c >= 0x80 {
-				return nil, false
+		end, ok := skipString(raw, i)
+		if !ok {
+			return false
+		}
+		key := raw[i+1 : end-1]
+		if !plain(key) {
+			if key, ok = decodeString(raw[i:end]); !ok {
+				return false
 			}
-			j++
 		}
-		if j >= len(raw) {
-			return nil, false
-		}
-		key := string(raw[start:j])
-		i = skipSpace(raw, j+1)
+		i = skipSpace(raw, end)
 		if i >= len(raw) || raw[i] != ':' {
-			return nil, false
+			return false
 		}
 		i = skipSpace(raw, i+1)
+		if end, ok = skipValue(raw, i); !ok {
+			return false
+		}
+		fn(key, raw[i:end])
+		var last bool
+		if i, last, ok = next(raw, end, '}'); !ok || last {
+			return ok
+		}
+	}
+	return false
+}
+
+// span is the place of one array element in the text split: [start, end).
+type span struct{ start, end int }
+
+// splitArray returns where the elements of the JSON array raw are, without
+// the space around them, as json.Unmarshal into a []json.RawMessage would
+// give them.
+func splitArray(raw string) ([]span, bool) {
+	i := skipSpace(raw, 0)
+	if i >= len(raw) || raw[i] != '[' {
+		return nil, false
+	}
+	elems := []span{}
+	i = skipSpace(raw, i+1)
+	if i < len(raw) && raw[i] == ']' {
+		return elems, true
+	}
+	for i < len(raw) {
 		end, ok := skipValue(raw, i)
 		if !ok {
 			return nil, false
 		}
-		m[key] = raw[i:end:end]
+		elems = append(elems, span{i, end})
 		var last bool
-		if i, last, ok = next(raw, end, '}'); !ok || last {
-			return m, ok
+		if i, last, ok = next(raw, end, ']'); !ok || last {
+			return elems, ok
 		}
 	}
 	return nil, false
 }
 
-func skipSpace(b []byte, i int) int {
+func skipSpace(b string, i int) int {
 	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\r' || b[i] == '\n') {
 		i++
 	}
 	return i
 }
 
-// skipValue returns the end of the valid JSON value starting at b[i].
-func skipValue(b []byte, i int) (int, bool) {
+// skipValue returns the end of the JSON value starting at b[i].
+func skipValue(b string, i int) (int, bool) {
 	if i >= len(b) {
 		return 0, false
 	}
@@ -104,7 +129,7 @@ func skipValue(b []byte, i int) (int, bool) {
 }
 
 // skipString returns the end of the string starting at b[i] (a quote).
-func skipString(b []byte, i int) (int, bool) {
+func skipString(b string, i int) (int, bool) {
 	for j := i + 1; j < len(b); j++ {
 		switch b[j] {
 		case '\\':
@@ -116,36 +141,9 @@ func skipString(b []byte, i int) (int, bool) {
 	return 0, false
 }
 
-// splitArray splits a JSON array that is already known to be valid into
-// its elements, sub-slices of raw without surrounding space, as
-// json.Unmarshal into a []json.RawMessage would give them.
-func splitArray(raw []byte) ([]json.RawMessage, bool) {
-	i := skipSpace(raw, 0)
-	if i >= len(raw) || raw[i] != '[' {
-		return nil, false
-	}
-	elems := []json.RawMessage{}
-	i = skipSpace(raw, i+1)
-	if i < len(raw) && raw[i] == ']' {
-		return elems, true
-	}
-	for i < len(raw) {
-		end, ok := skipValue(raw, i)
-		if !ok {
-			return nil, false
-		}
-		elems = append(elems, raw[i:end:end])
-		var last bool
-		if i, last, ok = next(raw, end, ']'); !ok || last {
-			return elems, ok
-		}
-	}
-	return nil, false
-}
-
 // next reads what follows a member or element that ends at b[i]: a comma
 // (the next one starts at the returned index) or closer (last is true).
-func next(b []byte, i int, closer byte) (start int, last, ok bool) {
+func next(b string, i int, closer byte) (start int, last, ok bool) {
 	i = skipSpace(b, i)
 	switch {
 	case i >= len(b):

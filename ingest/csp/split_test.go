@@ -6,13 +6,15 @@ import (
 	"testing"
 )
 
-// FuzzSplitObject: on any valid JSON object splitObject either declines or
-// gives exactly what json.Unmarshal into a map of raw values gives.
-func FuzzSplitObject(f *testing.F) {
+// FuzzEachMember: on any valid JSON object eachMember gives the members
+// json.Unmarshal into a map of raw values gives (the last of a repeated
+// key wins in both).
+func FuzzEachMember(f *testing.F) {
 	for _, s := range []string{
 		`{}`, ` { } `, `{"a":1}`, `{"a" : "x" , "b":[1,{"c":"]}"}],"a":null}`,
 		`{"csp-report":{"document-uri":"https://a.example/","blocked-uri":"inline","line-number":5,"status-code":200.0,"x":true,"y":false}}`,
 		`{"k\u00e9":1}`, `{"é":1}`, `{"a":"\"}{"}`, `{"a":-1.5e+3,"b":[]}`, "{\n\t\"a\"\r:\n{}\n}",
+		`{"document\u002duri":"x","\ud800":1,"\"":2}`, "{\"\xff\":1}",
 	} {
 		f.Add([]byte(s))
 	}
@@ -21,9 +23,9 @@ func FuzzSplitObject(f *testing.F) {
 		if !json.Valid(data) || len(data) == 0 || data[0] != '{' {
 			return
 		}
-		got, ok := splitObject(data)
-		if !ok {
-			return
+		got := map[string]string{}
+		if !eachMember(string(data), func(k, v string) { got[k] = v }) {
+			t.Fatalf("eachMember refused the valid %q", data)
 		}
 		var want map[string]json.RawMessage
 		if err := json.Unmarshal(data, &want); err != nil {
@@ -33,7 +35,7 @@ func FuzzSplitObject(f *testing.F) {
 			t.Fatalf("%q: %d members, json.Unmarshal %d", data, len(got), len(want))
 		}
 		for k, v := range want {
-			if !bytes.Equal(got[k], v) {
+			if got[k] != string(v) {
 				t.Fatalf("%q: member %q = %q, json.Unmarshal %q", data, k, got[k], v)
 			}
 		}
@@ -51,7 +53,7 @@ func FuzzSplitArray(f *testing.F) {
 		if !json.Valid(data) || len(data) == 0 || data[0] != '[' {
 			return
 		}
-		got, ok := splitArray(data)
+		got, ok := splitArray(string(data))
 		if !ok {
 			t.Fatalf("splitArray declined the valid %q", data)
 		}
@@ -63,22 +65,45 @@ func FuzzSplitArray(f *testing.F) {
 			t.Fatalf("%q: %d elements, json.Unmarshal %d", data, len(got), len(want))
 		}
 		for i := range want {
-			if !bytes.Equal(got[i], want[i]) {
-				t.Fatalf("%q: element %d = %q, json.Unmarshal %q", data, i, got[i], want[i])
+			if el := data[got[i].start:got[i].end]; !bytes.Equal(el, want[i]) {
+				t.Fatalf("%q: element %d = %q, json.Unmarshal %q", data, i, el, want[i])
 			}
 		}
 	})
 }
 
-// TestSplitObjectDeclines: keys json.Unmarshal would rewrite are left to it.
-func TestSplitObjectDeclines(t *testing.T) {
-	for _, s := range []string{`{"k\u00e9":1}`, `{"é":1}`, `[1]`} {
-		if _, ok := splitObject([]byte(s)); ok {
-			t.Errorf("splitObject(%s) accepted", s)
+// TestObjectDecode: the members Vigil reads are found under escaped keys
+// too, the last of a repeated key wins, and other keys are skipped.
+func TestObjectDecode(t *testing.T) {
+	var o object
+	if err := o.decode(`{"document\u002duri":"a","blocked-uri":"x","blocked-uri":"y","other":{"type":1}}`, "", ""); err != nil {
+		t.Fatal(err)
+	}
+	if o.v[mDocumentURIHyphen] != `"a"` || o.v[mBlockedURIHyphen] != `"y"` || o.v[mType] != "" {
+		t.Errorf("members: %q", o.v)
+	}
+	if !o.has(mBlockedURL, mBlockedURIHyphen) || o.has(mBlockedURL) {
+		t.Error("has")
+	}
+	for _, s := range []string{`[1]`, `"x"`, `{"a":}`} {
+		if err := o.decode(s, "[3]", "body"); err == nil {
+			t.Errorf("decode(%s) accepted", s)
 		}
 	}
-	m, ok := splitObject([]byte(`{"a":1,"a":2}`))
-	if !ok || string(m["a"]) != "2" {
-		t.Errorf("a repeated key: %v %v", m, ok)
+}
+
+// TestDecodeStringShares: a string without escapes is a part of the body's
+// text, not a copy; one with escapes or invalid UTF-8 is decoded as
+// encoding/json does.
+func TestDecodeStringShares(t *testing.T) {
+	for raw, want := range map[string]string{
+		`"plain"`: "plain", `"é"`: "é", `"a\"b"`: `a"b`, `"\u00e9"`: "é", "\"\xff\"": "\uFFFD", `""`: "",
+	} {
+		if got, ok := decodeString(raw); !ok || got != want {
+			t.Errorf("decodeString(%s) = %q, %v; want %q", raw, got, ok, want)
+		}
+	}
+	if _, ok := decodeString(`1`); ok {
+		t.Error("decodeString(1) accepted a number")
 	}
 }

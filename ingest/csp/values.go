@@ -9,30 +9,33 @@ import (
 	"unicode/utf8"
 )
 
-// object is one decoded JSON object with the path it sits at, for error
-// messages ("[1].csp-report").
+// object is one report object split into the members Vigil reads, with
+// the path it sits at for error messages ("[1].csp-report"). Values are
+// raw JSON, sub-strings of the body; "" is an absent member.
 type object struct {
-	m    map[string]json.RawMessage
+	v    [numMembers]string
 	path string
 }
 
-// decodeObject decodes raw, which must be a JSON object from a body that
-// decodeTop accepted (so valid JSON). field names the key
-// raw was found under ("" for an array element or the top level) and is
-// reported on error.
-func decodeObject(raw json.RawMessage, path, field string) (object, error) {
+// decodeObject splits raw, which must be a JSON object from a body that
+// decodeTop found valid, into o. field names the key raw was found under
+// ("" for an array element or the top level) and is reported on error.
+// Members Vigil does not read are skipped; a repeated member keeps its
+// last value, as encoding/json does.
+func (o *object) decode(raw, path, field string) error {
+	*o = object{path: path}
 	if len(raw) == 0 || raw[0] != '{' {
-		return object{}, &Error{Status: 400, Field: field, Msg: fmt.Sprintf("%s: want an object, got %s", orTop(path), kind(raw))}
+		return &Error{Status: 400, Field: field, Msg: fmt.Sprintf("%s: want an object, got %s", orTop(path), kind(raw))}
 	}
-	// raw is part of a body decodeTop found valid: split it in one pass.
-	if m, ok := splitObject(raw); ok {
-		return object{m: m, path: path}, nil
+	ok := eachMember(raw, func(key, value string) {
+		if m, known := members[key]; known {
+			o.v[m] = value
+		}
+	})
+	if !ok { // not valid JSON: decodeTop should have refused it
+		return &Error{Status: 400, Field: field, Msg: fmt.Sprintf("%s: malformed object", orTop(path))}
 	}
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &m); err != nil {
-		return object{}, &Error{Status: 400, Field: field, Msg: fmt.Sprintf("%s: %v", orTop(path), err)}
-	}
-	return object{m: m, path: path}, nil
+	return nil
 }
 
 // orTop names the top level in messages.
@@ -51,22 +54,32 @@ func join(path, key string) string {
 	return path + "." + key
 }
 
-// lookup returns the value of the first of keys present and not null.
-func (o object) lookup(keys ...string) (key string, raw json.RawMessage, ok bool) {
+// has reports whether o has one of keys, even null.
+func (o *object) has(keys ...member) bool {
 	for _, k := range keys {
-		if v, found := o.m[k]; found && !isNull(v) {
+		if o.v[k] != "" {
+			return true
+		}
+	}
+	return false
+}
+
+// lookup returns the value of the first of keys present and not null.
+func (o *object) lookup(keys ...member) (key member, raw string, ok bool) {
+	for _, k := range keys {
+		if v := o.v[k]; v != "" && v != "null" {
 			return k, v, true
 		}
 	}
-	return "", nil, false
+	return 0, "", false
 }
 
-func isNull(raw json.RawMessage) bool { return len(raw) == 4 && string(raw) == "null" }
+func isNull(raw string) bool { return raw == "null" }
 
 // str returns the string value of the first of keys present, cut to limit
 // bytes; "" when none is present or it is null. Any other JSON type is a
 // 400 naming the key.
-func (o object) str(limit int, keys ...string) (string, error) {
+func (o *object) str(limit int, keys ...member) (string, error) {
 	k, raw, ok := o.lookup(keys...)
 	if !ok {
 		return "", nil
@@ -78,35 +91,44 @@ func (o object) str(limit int, keys ...string) (string, error) {
 	return truncate(s, limit), nil
 }
 
-// decodeString decodes a JSON string without the reflection of
-// json.Unmarshal when it holds no escapes.
-func decodeString(raw json.RawMessage) (string, bool) {
+// decodeString decodes a JSON string. One without escapes and in valid
+// UTF-8 is returned as a sub-string of raw, without a copy; others go
+// through json.Unmarshal (which also replaces invalid UTF-8).
+func decodeString(raw string) (string, bool) {
 	if len(raw) < 2 || raw[0] != '"' {
 		return "", false
 	}
 	inner := raw[1 : len(raw)-1]
-	plain := utf8.Valid(inner)
-	for _, c := range inner {
-		if c == '\\' || c < 0x20 {
-			plain = false
-			break
-		}
-	}
-	if plain {
-		return string(inner), true
+	if plain(inner) {
+		return inner, true
 	}
 	var s string
-	if json.Unmarshal(raw, &s) != nil {
+	if json.Unmarshal([]byte(raw), &s) != nil {
 		return "", false
 	}
 	return s, true
+}
+
+// plain reports whether the inside of a JSON string is its own value: no
+// escapes, no control bytes, valid UTF-8.
+func plain(s string) bool {
+	ascii := true
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '\\' || c < 0x20:
+			return false
+		case c >= 0x80:
+			ascii = false
+		}
+	}
+	return ascii || utf8.ValidString(s)
 }
 
 // num returns the integer value of the first of keys present, which must
 // lie in [0, limit]. JSON numbers and numeric strings are accepted (Safari
 // and old browsers send strings), and so are integral floats ("5.0", 1e3);
 // an empty string counts as absent. Anything else is a 400 naming the key.
-func (o object) num(limit int64, keys ...string) (int64, error) {
+func (o *object) num(limit int64, keys ...member) (int64, error) {
 	k, raw, ok := o.lookup(keys...)
 	if !ok {
 		return 0, nil
@@ -123,7 +145,7 @@ func (o object) num(limit int64, keys ...string) (int64, error) {
 			return 0, nil
 		}
 	case '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9':
-		text = string(raw)
+		text = raw
 	default:
 		return 0, o.bad(k, fmt.Sprintf("want an integer, got %s", kind(raw)))
 	}
@@ -142,8 +164,9 @@ func (o object) num(limit int64, keys ...string) (int64, error) {
 }
 
 // bad is a 400 for key k of o.
-func (o object) bad(k, msg string) *Error {
-	return &Error{Status: 400, Field: k, Msg: fmt.Sprintf("%s: %s", join(o.path, k), msg)}
+func (o *object) bad(k member, msg string) *Error {
+	name := memberNames[k]
+	return &Error{Status: 400, Field: name, Msg: fmt.Sprintf("%s: %s", join(o.path, name), msg)}
 }
 
 // truncate cuts s to at most n bytes at a UTF-8 boundary. A cut string is

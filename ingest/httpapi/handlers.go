@@ -47,7 +47,7 @@ func (s *Server) Handler() http.Handler {
 func (s *Server) endpoint(name string, h func(w http.ResponseWriter, r *http.Request, client netip.Addr, body []byte) (int, error)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		code := s.serve(name, w, r, h)
-		s.m.Requests.WithLabelValues(name, strconv.Itoa(code)).Inc()
+		s.m.requests(name, code).Inc()
 	}
 }
 
@@ -82,7 +82,7 @@ func (s *Server) serve(name string, w http.ResponseWriter, r *http.Request, h fu
 	if r.ContentLength > s.cfg.BodyLimit {
 		return writeError(w, http.StatusRequestEntityTooLarge, "", "body larger than "+strconv.FormatInt(s.cfg.BodyLimit, 10)+" bytes")
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.BodyLimit))
+	body, err := readBody(w, r, s.cfg.BodyLimit)
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
@@ -115,6 +115,21 @@ func (s *Server) serve(name string, w http.ResponseWriter, r *http.Request, h fu
 	return http.StatusNoContent
 }
 
+// readBody reads a request body of at most limit bytes; a longer one is a
+// *http.MaxBytesError. A body of announced length (checked against limit
+// already) is read into a buffer of that size.
+func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
+	if n := r.ContentLength; n >= 0 && n <= limit {
+		// net/http ends the body after Content-Length bytes.
+		body := make([]byte, n)
+		if _, err := io.ReadFull(r.Body, body); err != nil {
+			return nil, err
+		}
+		return body, nil
+	}
+	return io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+}
+
 // statusClientClosed is the status counted for a request whose client left
 // before the answer (nginx's 499); nothing is written.
 const statusClientClosed = 499
@@ -141,7 +156,7 @@ func (s *Server) cspReport(w http.ResponseWriter, r *http.Request, client netip.
 		return 0, nil
 	}
 	for i := range res.Events {
-		s.m.Events.WithLabelValues(event.SourceCSP, res.Events[i].CSP.Format).Inc()
+		s.m.events(event.SourceCSP, res.Events[i].CSP.Format).Inc()
 	}
 	return 0, s.publish(r.Context(), event.SourceCSP, res.Events)
 }
@@ -167,7 +182,7 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request, client netip.Add
 		s.m.UnknownKinds.Add(float64(st.Unknown))
 	}
 	for i := range evs {
-		s.m.Events.WithLabelValues(event.SourceApp, evs[i].Action).Inc()
+		s.m.events(event.SourceApp, evs[i].Action).Inc()
 	}
 	return 0, s.publish(r.Context(), event.SourceApp, evs)
 }

@@ -1,6 +1,9 @@
 package httpapi
 
 import (
+	"strconv"
+	"sync"
+
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/vigil-soc/vigil/ingest"
@@ -16,6 +19,48 @@ type Metrics struct {
 	OtherReports *prometheus.CounterVec
 	UnknownKinds prometheus.Counter
 	Preflights   *prometheus.CounterVec
+
+	// The children of Requests and Events in use, so that a request does
+	// not hash its labels.
+	mu       sync.RWMutex
+	children map[childKey]prometheus.Counter
+}
+
+type childKey struct {
+	vec  *prometheus.CounterVec
+	a, b string
+	code int
+}
+
+// requests is Requests.WithLabelValues(endpoint, code).
+func (m *Metrics) requests(endpoint string, code int) prometheus.Counter {
+	return m.child(childKey{vec: m.Requests, a: endpoint, code: code})
+}
+
+// events is Events.WithLabelValues(source, format).
+func (m *Metrics) events(source, format string) prometheus.Counter {
+	return m.child(childKey{vec: m.Events, a: source, b: format})
+}
+
+func (m *Metrics) child(k childKey) prometheus.Counter {
+	m.mu.RLock()
+	c, ok := m.children[k]
+	m.mu.RUnlock()
+	if ok {
+		return c
+	}
+	if k.vec == m.Requests {
+		c = m.Requests.WithLabelValues(k.a, strconv.Itoa(k.code))
+	} else {
+		c = k.vec.WithLabelValues(k.a, k.b)
+	}
+	m.mu.Lock()
+	if m.children == nil {
+		m.children = map[childKey]prometheus.Counter{}
+	}
+	m.children[k] = c
+	m.mu.Unlock()
+	return c
 }
 
 // NewMetrics registers the listener metrics on reg.
