@@ -22,6 +22,11 @@ import (
 // before JetStream acknowledged them.
 var ErrStopped = errors.New("publisher stopped")
 
+// ErrSlow is returned for events JetStream has not stored
+// Publisher.StoreTimeout after their group was sent. The publisher goes on
+// sending them, so they may still be stored.
+var ErrSlow = errors.New("events not stored in time")
+
 // Publisher publishes events from collectors that receive them one request
 // at a time (HTTP reports, application events, syslog): it groups the events
 // of concurrent requests into NDJSON batches per subject (group commit), so
@@ -33,9 +38,14 @@ var ErrStopped = errors.New("publisher stopped")
 //
 // A group is whatever is queued when the publisher is free to start one:
 // an idle publisher sends a lone request at once, and a busy one gathers
-// the requests that arrive meanwhile. Up to groupsInFlight groups await
-// their acknowledgements together.
+// the requests that arrive while the group before is being stored. The
+// busier it is, the larger the groups, and the fewer JetStream messages
+// per event.
 type Publisher struct {
+	// StoreTimeout is how long a request waits for JetStream to store its
+	// events before it gets ErrSlow (default 10s). Set it before Run.
+	StoreTimeout time.Duration
+
 	js         jetstream.JetStream
 	partitions int
 	in         chan *request
@@ -48,7 +58,7 @@ type Publisher struct {
 
 // Group limits.
 const (
-	groupsInFlight = 4
+	groupsInFlight = 1
 	maxGroupEvents = 4096
 )
 
@@ -80,7 +90,8 @@ func NewPublisher(js jetstream.JetStream, partitions int, m *Metrics, logger *sl
 	var nonce [12]byte
 	_, _ = rand.Read(nonce[:]) // never fails (crypto/rand)
 	return &Publisher{
-		js: js, partitions: partitions, in: make(chan *request, 1024), m: m, log: logger,
+		StoreTimeout: 10 * time.Second,
+		js:           js, partitions: partitions, in: make(chan *request, 1024), m: m, log: logger,
 		subjects: subjects, idPrefix: base64.RawURLEncoding.EncodeToString(nonce[:]) + "-",
 	}
 }
@@ -174,10 +185,18 @@ func (p *Publisher) Run(ctx context.Context) error {
 		}
 		inflight.Go(func() {
 			defer func() { <-slots }()
-			err := p.publishGroup(ctx, group)
-			for _, r := range group {
-				r.done(err)
+			var once sync.Once
+			finish := func(err error) {
+				once.Do(func() {
+					for _, r := range group {
+						r.done(err)
+					}
+				})
 			}
+			slow := time.AfterFunc(p.StoreTimeout, func() { finish(ErrSlow) })
+			err := p.publishGroup(ctx, group)
+			slow.Stop()
+			finish(err)
 		})
 	}
 }

@@ -188,10 +188,9 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request, client netip.Add
 }
 
 // publish stores events, answering only once JetStream has them, so a 204
-// means nothing accepted can be lost.
+// means nothing accepted can be lost. It gives up when the client leaves
+// or after the publisher's StoreTimeout.
 func (s *Server) publish(ctx context.Context, source string, evs []event.Event) error {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
 	return s.pub.Publish(ctx, source, evs)
 }
 

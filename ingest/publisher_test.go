@@ -1,0 +1,201 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/netip"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/vigil-soc/vigil/bus"
+	"github.com/vigil-soc/vigil/event"
+)
+
+// startJetStream starts an embedded NATS server; with streams, the Vigil
+// streams are created.
+func startJetStream(t *testing.T, streams bool) jetstream.JetStream {
+	t.Helper()
+	emb, err := bus.StartEmbedded(bus.EmbeddedConfig{StoreDir: t.TempDir()}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(emb.Shutdown)
+	nc, err := emb.Connect("test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if streams {
+		ensureStreams(t, js)
+	}
+	return js
+}
+
+func ensureStreams(t *testing.T, js jetstream.JetStream) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := bus.EnsureStreams(ctx, js, bus.StreamsConfig{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// runPublisher runs p until the test ends.
+func runPublisher(t *testing.T, p *Publisher) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = p.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+}
+
+func cspEvent(i int) event.Event {
+	return event.Event{
+		ID: "ev-" + strconv.Itoa(i), Time: time.Unix(1700000000, 0).UTC(), Source: event.SourceCSP,
+		Dataset: "csp.violation", Action: "csp-violation", BodyBytes: -1,
+		SourceIP: netip.AddrFrom4([4]byte{192, 0, 2, byte(i % 7)}),
+		CSP:      &event.CSP{BlockedURI: "https://evil.example/" + strconv.Itoa(i), EffectiveDirective: "script-src-elem"},
+	}
+}
+
+// storedIDs reads every event of the events stream: id → times stored,
+// and the number of messages that carried them.
+func storedIDs(t *testing.T, js jetstream.JetStream) (map[string]int, int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := js.OrderedConsumer(ctx, bus.StreamEvents, jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := c.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids, msgs := map[string]int{}, 0
+	for pending := info.NumPending; pending > 0; pending-- {
+		m, err := c.Next(jetstream.FetchMaxWait(5 * time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		msgs++
+		if n, _ := strconv.Atoi(m.Headers().Get(bus.HeaderCount)); n < 1 {
+			t.Errorf("message %s: %s header %q", m.Subject(), bus.HeaderCount, m.Headers().Get(bus.HeaderCount))
+		}
+		if bad := bus.DecodeBatch(m.Data(), func(ev *event.Event) { ids[ev.ID]++ }); bad != nil {
+			t.Fatalf("undecodable events: %v", bad)
+		}
+	}
+	return ids, msgs
+}
+
+// TestPublisherGroupsRequests: concurrent requests are all stored, each
+// event once, on its partition's subject, and acknowledged only then.
+func TestPublisherGroupsRequests(t *testing.T) {
+	js := startJetStream(t, true)
+	m := NewMetrics(prometheus.NewRegistry())
+	p := NewPublisher(js, 4, m, slog.New(slog.DiscardHandler))
+	runPublisher(t, p)
+
+	const requests = 300
+	var wg sync.WaitGroup
+	errs := make(chan error, requests)
+	for i := range requests {
+		wg.Go(func() {
+			evs := []event.Event{cspEvent(2 * i), cspEvent(2*i + 1)}
+			errs <- p.Publish(context.Background(), event.SourceCSP, evs)
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	ids, msgs := storedIDs(t, js)
+	if len(ids) != 2*requests {
+		t.Fatalf("%d distinct events stored, want %d", len(ids), 2*requests)
+	}
+	for id, n := range ids {
+		if n != 1 {
+			t.Errorf("event %s stored %d times", id, n)
+		}
+	}
+	if got := testutil.ToFloat64(m.Published.WithLabelValues(event.SourceCSP)); got != 2*requests {
+		t.Errorf("published counter %v, want %d", got, 2*requests)
+	}
+	if got := testutil.ToFloat64(m.Batches.WithLabelValues(event.SourceCSP)); int(got) != msgs {
+		t.Errorf("batches counter %v, stream holds %d messages", got, msgs)
+	}
+	t.Logf("%d events in %d messages", 2*requests, msgs)
+}
+
+// TestPublisherSlowStore: while JetStream cannot store (no stream), a
+// request gets ErrSlow after StoreTimeout; the publisher keeps sending, and
+// once the stream exists the events are stored exactly once.
+func TestPublisherSlowStore(t *testing.T) {
+	js := startJetStream(t, false)
+	m := NewMetrics(prometheus.NewRegistry())
+	p := NewPublisher(js, 1, m, slog.New(slog.DiscardHandler))
+	p.StoreTimeout = 300 * time.Millisecond
+	runPublisher(t, p)
+
+	start := time.Now()
+	err := p.Publish(context.Background(), event.SourceCSP, []event.Event{cspEvent(1)})
+	if !errors.Is(err, ErrSlow) {
+		t.Fatalf("Publish without a stream: %v, want ErrSlow", err)
+	}
+	if d := time.Since(start); d < p.StoreTimeout {
+		t.Fatalf("ErrSlow after %v, before the %v timeout", d, p.StoreTimeout)
+	}
+	ensureStreams(t, js)
+	deadline := time.Now().Add(20 * time.Second)
+	for testutil.ToFloat64(m.Published.WithLabelValues(event.SourceCSP)) < 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("the event was not stored after the stream was created")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// A request after the outage is stored at once, and nothing twice.
+	if err := p.Publish(context.Background(), event.SourceCSP, []event.Event{cspEvent(2)}); err != nil {
+		t.Fatal(err)
+	}
+	ids, _ := storedIDs(t, js)
+	if len(ids) != 2 || ids["ev-1"] != 1 || ids["ev-2"] != 1 {
+		t.Fatalf("stored %v, want ev-1 and ev-2 once each", ids)
+	}
+}
+
+// TestPublisherClientGone: a request whose context ends returns its error
+// without waiting, and its events are still stored.
+func TestPublisherClientGone(t *testing.T) {
+	js := startJetStream(t, false)
+	m := NewMetrics(prometheus.NewRegistry())
+	p := NewPublisher(js, 1, m, slog.New(slog.DiscardHandler))
+	runPublisher(t, p)
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	if err := p.Publish(ctx, event.SourceCSP, []event.Event{cspEvent(3)}); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Publish with an ended context: %v", err)
+	}
+	ensureStreams(t, js)
+	deadline := time.Now().Add(20 * time.Second)
+	for testutil.ToFloat64(m.Published.WithLabelValues(event.SourceCSP)) < 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("the event of the gone client was not stored")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
