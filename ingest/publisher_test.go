@@ -198,4 +198,3 @@ func TestPublisherClientGone(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
-
