@@ -16,7 +16,10 @@ import (
 // and value is skipped, and malformed JSON is an error naming the offset.
 func (e *Event) UnmarshalJSON(data []byte) error {
 	*e = Event{BodyBytes: -1}
-	d := decoder{data: data}
+	// One copy of the document: the strings of the event are parts of it
+	// (but those with escapes), which costs one allocation, not one per
+	// field.
+	d := decoder{data: data, text: string(data)}
 	d.ws()
 	if err := d.object(e, objTop); err != nil {
 		return err
@@ -31,6 +34,7 @@ func (e *Event) UnmarshalJSON(data []byte) error {
 // decoder scans one JSON document.
 type decoder struct {
 	data  []byte
+	text  string // data as a string
 	i     int
 	buf   []byte
 	depth int
@@ -416,8 +420,15 @@ func (d *decoder) str() (string, error) {
 	if d.literal("null") {
 		return "", nil
 	}
+	start := d.i + 1
 	b, err := d.rawString()
-	return string(b), err
+	if err != nil {
+		return "", err
+	}
+	if len(b) == d.i-1-start { // no escapes (they always shrink): a part of text
+		return d.text[start : d.i-1], nil
+	}
+	return string(b), nil
 }
 
 func (d *decoder) strTo(dst *string) (err error) {

@@ -209,11 +209,15 @@ func (p *Publisher) publishGroup(ctx context.Context, group []*request) error {
 	var batches []*bus.Batch
 	open := map[string]*bus.Batch{}
 	counts := map[string]int{}
+	size := 0
+	for _, r := range group {
+		size += len(r.buf)
+	}
 	for _, r := range group {
 		for _, l := range r.lines {
 			b := open[l.subject]
 			if b == nil || len(b.Buf) >= maxBatchBytes {
-				b = &bus.Batch{Subject: l.subject}
+				b = &bus.Batch{Subject: l.subject, Buf: make([]byte, 0, min(size, maxBatchBytes+64<<10))}
 				open[l.subject] = b
 				batches = append(batches, b)
 			}

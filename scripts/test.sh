@@ -37,7 +37,8 @@ fuzz() {
 }
 for target in "FuzzParse ./ingest/accesslog" "FuzzUnmarshal ./event" "FuzzClassify ./detect" "FuzzDecodeCheckpoint ./ingest/tail" \
 	"FuzzParse ./ingest/csp" "FuzzParse ./ingest/appevent" "FuzzParse ./ingest/syslog" "FuzzFrameReader ./ingest/syslog" "FuzzSplit ./index" \
-	"FuzzChunking ./ingest/tail" "FuzzParseTarget ./respond" "FuzzEachMember ./ingest/csp" "FuzzSplitArray ./ingest/csp"; do
+	"FuzzChunking ./ingest/tail" "FuzzParseTarget ./respond" "FuzzEachMember ./ingest/csp" "FuzzSplitArray ./ingest/csp" \
+	"FuzzValid ./ingest/csp" "FuzzSplitURL ./ingest/csp"; do
 	set -- $target
 	fuzz "$1" "$2"
 done

@@ -42,6 +42,15 @@ func BlockedOrigin(blocked, document string) string {
 	if kw, ok := keyword(s); ok {
 		return kw
 	}
+	if p, ok := splitURL(s); ok {
+		return fastOrigin(p)
+	}
+	return blockedOriginParsed(s, document)
+}
+
+// blockedOriginParsed is BlockedOrigin for a blocked-uri that is not a
+// keyword, with url.Parse.
+func blockedOriginParsed(s, document string) string {
 	u, err := url.Parse(s)
 	if err != nil {
 		return OriginInvalid

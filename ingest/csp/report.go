@@ -190,12 +190,22 @@ func violation(o *object, env envelope, format string, raw []byte, meta *Meta) (
 	if ev.UserAgent == "" {
 		ev.UserAgent = truncate(meta.UserAgent, maxUserAgent)
 	}
-	if u, perr := url.Parse(c.DocumentURI); perr == nil {
-		ev.Path = u.EscapedPath()
-		ev.Query = u.RawQuery
-	}
+	ev.Path, ev.Query = pathQuery(c.DocumentURI)
 	ev.CSP = &c
 	return ev, nil
+}
+
+// pathQuery returns the escaped path and the raw query of a document URI,
+// or "" and "" when it does not parse.
+func pathQuery(uri string) (path, query string) {
+	if p, ok := splitURL(uri); ok && plainPath(p.path) {
+		return p.path, p.query
+	}
+	u, err := url.Parse(uri)
+	if err != nil {
+		return "", ""
+	}
+	return u.EscapedPath(), u.RawQuery
 }
 
 // reportID is the content hash that makes a replayed report the same

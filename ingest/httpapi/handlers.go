@@ -287,11 +287,15 @@ func (s *Server) trusted(ip netip.Addr) bool {
 	return false
 }
 
+// anyOrigin is the header value allowing every origin; net/http does not
+// modify header values, so responses share it.
+var anyOrigin = []string{"*"}
+
 func (s *Server) corsHeaders(w http.ResponseWriter, r *http.Request) {
 	origin := r.Header.Get("Origin")
 	for _, o := range s.cfg.CORSOrigins {
 		if o == "*" {
-			w.Header().Set("Access-Control-Allow-Origin", "*")
+			w.Header()["Access-Control-Allow-Origin"] = anyOrigin
 			return
 		}
 		if origin != "" && strings.EqualFold(o, origin) {
