@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"net/http/pprof"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -18,6 +19,9 @@ func (a *App) adminHandler() http.Handler {
 		_, _ = w.Write([]byte("ok\n"))
 	})
 	mux.HandleFunc("GET /readyz", a.readyz)
+	if a.cfg.Pprof {
+		a.profiles(mux)
+	}
 	if a.api != nil {
 		a.api.routes(mux)
 	} else {
@@ -60,4 +64,24 @@ func (a *App) readyz(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusServiceUnavailable)
 	}
 	_ = json.NewEncoder(w).Encode(map[string]any{"ready": ok, "checks": checks})
+}
+
+// profiles serves net/http/pprof under /debug/pprof/, behind the admin
+// token when the admin API has one.
+func (a *App) profiles(mux *http.ServeMux) {
+	guard := func(h http.HandlerFunc) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			if a.api != nil && !a.api.authorized(r) {
+				w.Header().Set("WWW-Authenticate", `Bearer realm="vigil-admin"`)
+				writeJSONError(w, &apiError{status: http.StatusUnauthorized, msg: "missing or wrong admin token (Authorization: Bearer ...)"})
+				return
+			}
+			h(w, r)
+		}
+	}
+	mux.HandleFunc("GET /debug/pprof/", guard(pprof.Index))
+	mux.HandleFunc("GET /debug/pprof/cmdline", guard(pprof.Cmdline))
+	mux.HandleFunc("GET /debug/pprof/profile", guard(pprof.Profile))
+	mux.HandleFunc("GET /debug/pprof/symbol", guard(pprof.Symbol))
+	mux.HandleFunc("GET /debug/pprof/trace", guard(pprof.Trace))
 }

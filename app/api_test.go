@@ -76,6 +76,38 @@ func TestAdminAPIAuth(t *testing.T) {
 	resp.Body.Close()
 }
 
+// TestPprof: the profiles are served only when enabled, and behind the
+// admin token.
+func TestPprof(t *testing.T) {
+	get := func(h *harness, token string) int {
+		req, _ := http.NewRequest("GET", h.adminURL()+"/debug/pprof/heap?debug=1", nil)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode == 200 && !strings.Contains(string(body), "heap profile") {
+			t.Errorf("/debug/pprof/heap: %.100s", body)
+		}
+		return resp.StatusCode
+	}
+	off := apiHarness(t, nil)
+	if code := get(off, adminToken); code != 404 {
+		t.Errorf("pprof off: %d, want 404", code)
+	}
+	on := apiHarness(t, func(c *Config) { c.Pprof = true })
+	if code := get(on, ""); code != 401 {
+		t.Errorf("pprof without the token: %d, want 401", code)
+	}
+	if code := get(on, adminToken); code != 200 {
+		t.Errorf("pprof with the token: %d, want 200", code)
+	}
+}
+
 func TestAdminAPIBadRequests(t *testing.T) {
 	h := apiHarness(t, nil)
 	cases := []struct {

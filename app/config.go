@@ -89,6 +89,10 @@ type Config struct {
 	// InsecureAdmin serves the admin API without a token; allowed only when
 	// the admin listener is on a loopback address.
 	InsecureAdmin bool `yaml:"insecure_admin"`
+	// Pprof serves Go's runtime profiles (/debug/pprof/) on the admin
+	// listener, behind the admin token when one is set; without a token
+	// only on a loopback admin address.
+	Pprof bool `yaml:"pprof"`
 	// IPv6BanPrefix widens IPv6 bans to the network of this length (one
 	// client often holds a whole /64). Default 128 (the address alone).
 	IPv6BanPrefix int `yaml:"ipv6_ban_prefix"`
@@ -322,6 +326,17 @@ func IsList(key string) bool {
 	return false
 }
 
+// IsBool reports whether the setting key is a switch: its flag may be
+// given without a value (--dry-run means --dry-run=true).
+func IsBool(key string) bool {
+	for _, f := range Fields() {
+		if f.Key == key {
+			return reflect.TypeOf(Config{}).Field(f.Index).Type.Kind() == reflect.Bool
+		}
+	}
+	return false
+}
+
 // Reset sets the setting key to its zero value.
 func (c *Config) Reset(key string) {
 	for _, f := range Fields() {
@@ -403,11 +418,11 @@ func (c *Config) Validate() error {
 	if c.AdminToken != "" && c.AdminTokenFile != "" {
 		bad("admin_token_file", "give admin_token or admin_token_file, not both")
 	}
-	if c.InsecureAdmin {
-		host, _, _ := net.SplitHostPort(c.Admin)
-		if ip, err := netip.ParseAddr(host); (err != nil && host != "localhost") || (err == nil && !ip.IsLoopback()) {
-			bad("insecure_admin", "refused: the admin listener %s is not a loopback address; set admin_token_file instead", c.Admin)
-		}
+	if c.InsecureAdmin && !loopback(c.Admin) {
+		bad("insecure_admin", "refused: the admin listener %s is not a loopback address; set admin_token_file instead", c.Admin)
+	}
+	if c.Pprof && c.AdminToken == "" && c.AdminTokenFile == "" && !loopback(c.Admin) {
+		bad("pprof", "refused: the admin listener %s is not a loopback address and no admin token protects the profiles; set admin_token_file", c.Admin)
 	}
 	if c.IPv6BanPrefix < 16 || c.IPv6BanPrefix > 128 {
 		bad("ipv6_ban_prefix", "must be 16..128, got %d", c.IPv6BanPrefix)
@@ -578,6 +593,7 @@ var Help = map[string]string{
 	"admin_token":             "bearer token of the admin API (prefer admin_token_file)",
 	"admin_token_file":        "file holding the admin API token",
 	"insecure_admin":          "serve the admin API without a token (only on a loopback admin address)",
+	"pprof":                   "serve Go's runtime profiles at /debug/pprof/ on the admin listener (behind the admin token if set)",
 	"ipv6_ban_prefix":         "widen IPv6 bans to this prefix length (e.g. 64)",
 	"ban_ladder":              "ban durations for repeat offenders, e.g. 72h,720h (the last repeats)",
 	"breaker_per_rule":        "automatic bans and token revocations one rule may make within breaker_window before the breaker stops them",
@@ -612,4 +628,14 @@ var Help = map[string]string{
 	"syslog_tcp":              "receive access log lines over syslog TCP on this address",
 	"log_level":               "debug, info, warn or error",
 	"log_format":              "text or json",
+}
+
+// loopback reports whether a listen address is on a loopback interface.
+func loopback(addr string) bool {
+	host, _, _ := net.SplitHostPort(addr)
+	if host == "localhost" {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
 }

@@ -44,10 +44,11 @@ func TestValidateNamesEveryBadKey(t *testing.T) {
 	cfg.Partitions = 0
 	cfg.TailFrom = "middle"
 	cfg.InsecureAdmin = true
+	cfg.Pprof = true
 	cfg.Admin = "0.0.0.0:9464"
 	cfg.AccessLogs = []string{"/var/log/nginx/[access.log"}
 	err := cfg.Validate()
-	for _, key := range []string{"redis:", "partitions:", "tail_from:", "insecure_admin:", `access_log: "/var/log/nginx/[access.log"`} {
+	for _, key := range []string{"redis:", "partitions:", "tail_from:", "insecure_admin:", "pprof:", `access_log: "/var/log/nginx/[access.log"`} {
 		if err == nil || !strings.Contains(err.Error(), key) {
 			t.Errorf("error %v lacks %s", err, key)
 		}

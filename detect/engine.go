@@ -61,6 +61,9 @@ type Engine struct {
 	opts      Options
 	lateness  int64
 	notBefore int64
+	// future is Now()+MaxFuture as last read: an observation before it is
+	// not too far ahead, so the clock is read only for those after it.
+	future int64
 
 	table  map[tableKey]int32 // (rule, key) -> index in states
 	states []keyState
@@ -187,9 +190,12 @@ func (e *Engine) Observe(o *Observation, out []event.Alert) []event.Alert {
 		e.stats.Stale.Add(1)
 		return out
 	}
-	if e.opts.Now != nil && o.Time > e.opts.Now().Add(e.opts.MaxFuture).UnixNano() {
-		e.stats.Future.Add(1)
-		return out
+	if e.opts.Now != nil && o.Time > e.future {
+		e.future = e.opts.Now().Add(e.opts.MaxFuture).UnixNano()
+		if o.Time > e.future {
+			e.stats.Future.Add(1)
+			return out
+		}
 	}
 	if o.Time > e.watermark {
 		e.watermark = o.Time

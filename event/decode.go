@@ -309,6 +309,16 @@ func (d *decoder) object(e *Event, obj int) error {
 	}
 }
 
+// stringStop marks the bytes that end the plain run of a string: the quote,
+// the backslash and control characters.
+var stringStop = func() (t [256]bool) {
+	for c := range 0x20 {
+		t[c] = true
+	}
+	t['"'], t['\\'] = true, true
+	return t
+}()
+
 // rawString scans a string and returns its decoded bytes, which are only
 // valid until the next scan.
 func (d *decoder) rawString() ([]byte, error) {
@@ -319,6 +329,10 @@ func (d *decoder) rawString() ([]byte, error) {
 	start := d.i
 	for d.i < len(d.data) {
 		c := d.data[d.i]
+		if !stringStop[c] {
+			d.i++
+			continue
+		}
 		switch {
 		case c == '"':
 			s := d.data[start:d.i]
@@ -326,10 +340,9 @@ func (d *decoder) rawString() ([]byte, error) {
 			return s, nil
 		case c == '\\':
 			return d.escaped(start)
-		case c < 0x20:
+		default:
 			return nil, d.errorf("control character in a string")
 		}
-		d.i++
 	}
 	return nil, d.errorf("unterminated string")
 }

@@ -110,7 +110,7 @@ func (p *Publisher) subject(source string, n int) string {
 // blocks while the queue is full (backpressure) and returns ctx's error if
 // ctx ends first, without calling done.
 func (p *Publisher) Submit(ctx context.Context, source string, events []event.Event, done func(error)) error {
-	r := &request{source: source, done: done, buf: make([]byte, 0, 1024*len(events)), lines: make([]line, len(events))}
+	r := &request{source: source, done: done, buf: getBuf(), lines: make([]line, len(events))}
 	var ipBuf [64]byte
 	for i := range events {
 		start := len(r.buf)
@@ -225,6 +225,8 @@ func (p *Publisher) publishGroup(ctx context.Context, group []*request) error {
 			b.N++
 		}
 		counts[r.source] += len(r.lines)
+		putBuf(r.buf)
+		r.buf = nil
 	}
 	msgs := make([]*nats.Msg, len(batches))
 	acks := make([]jetstream.PubAckFuture, len(batches))
@@ -275,6 +277,19 @@ func (p *Publisher) store(ctx context.Context, m *nats.Msg) error {
 			return ErrStopped
 		case <-time.After(backoff):
 		}
+	}
+}
+
+// bufs recycles the buffers requests encode their events into; they are
+// free once their group has copied them into its batches.
+var bufs = sync.Pool{New: func() any { return new([]byte) }}
+
+func getBuf() []byte { return (*bufs.Get().(*[]byte))[:0] }
+
+// putBuf recycles b unless it grew past what a usual request needs.
+func putBuf(b []byte) {
+	if cap(b) > 0 && cap(b) <= 64<<10 {
+		bufs.Put(&b)
 	}
 }
 

@@ -40,13 +40,18 @@ func configFlags(fs *flag.FlagSet) (load func() (app.Config, error)) {
 		if f.Key == "allowlist" {
 			help += " (default loopback, RFC 1918, link-local, fc00::/7)"
 		}
-		fs.Func(f.Flag, help, func(v string) error {
+		add := func(v string) error {
 			if _, ok := set[f.Key]; !ok {
 				order = append(order, f.Key)
 			}
 			set[f.Key] = append(set[f.Key], v)
 			return nil
-		})
+		}
+		if app.IsBool(f.Key) {
+			fs.BoolFunc(f.Flag, help, add)
+		} else {
+			fs.Func(f.Flag, help, add)
+		}
 	}
 	return func() (app.Config, error) {
 		cfg := app.Default()
