@@ -53,11 +53,11 @@ func isKeywordish(s string) bool { _, ok := keyword(s); return ok }
 func TestPathQuery(t *testing.T) {
 	for uri, want := range map[string][2]string{
 		"https://shop.example/checkout?step=1": {"/checkout", "step=1"},
-		"https://shop.example":                  {"", ""},
-		"https://shop.example/a b?x":            {"/a%20b", "x"},
-		"https://shop.example/caf%C3%A9":        {"/caf%C3%A9", ""},
-		"about:blank":                           {"", ""},
-		"https://shop.example/%zz":              {"", ""},
+		"https://shop.example":                 {"", ""},
+		"https://shop.example/a b?x":           {"/a%20b", "x"},
+		"https://shop.example/caf%C3%A9":       {"/caf%C3%A9", ""},
+		"about:blank":                          {"", ""},
+		"https://shop.example/%zz":             {"", ""},
 	} {
 		if p, q := pathQuery(uri); p != want[0] || q != want[1] {
 			t.Errorf("pathQuery(%q) = %q, %q; want %q, %q", uri, p, q, want[0], want[1])
