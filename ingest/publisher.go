@@ -64,9 +64,20 @@ const (
 
 type request struct {
 	source string
-	buf    []byte // the encoded events, a line each
+	buf    *[]byte // the encoded events, a line each (from bufs)
 	lines  []line
-	done   func(error)
+	one    [1]line     // lines of a request of one event
+	done   func(error) // Submit's callback, or nil for Publish's
+	res    chan error  // Publish's answer
+}
+
+// finish tells the request's submitter how it ended.
+func (r *request) finish(err error) {
+	if r.done != nil {
+		r.done(err)
+	} else {
+		r.res <- err
+	}
 }
 
 // line is one encoded event, buf[start:end] of its request, and its
@@ -110,30 +121,45 @@ func (p *Publisher) subject(source string, n int) string {
 // blocks while the queue is full (backpressure) and returns ctx's error if
 // ctx ends first, without calling done.
 func (p *Publisher) Submit(ctx context.Context, source string, events []event.Event, done func(error)) error {
-	r := &request{source: source, done: done, buf: getBuf(), lines: make([]line, len(events))}
-	var ipBuf [64]byte
-	for i := range events {
-		start := len(r.buf)
-		r.buf = append(events[i].AppendJSON(r.buf), '\n')
-		r.lines[i] = line{subject: p.subject(source, bus.Partition(events[i].SourceIP.AppendTo(ipBuf[:0]), p.partitions)), start: start, end: len(r.buf)}
+	return p.submit(ctx, p.encode(source, events, done, nil))
+}
+
+// Publish submits events and waits until they are stored.
+func (p *Publisher) Publish(ctx context.Context, source string, events []event.Event) error {
+	r := p.encode(source, events, nil, make(chan error, 1))
+	if err := p.submit(ctx, r); err != nil {
+		return err
 	}
 	select {
-	case p.in <- r:
-		return nil
+	case err := <-r.res:
+		return err
 	case <-ctx.Done():
 		return ctx.Err()
 	}
 }
 
-// Publish submits events and waits until they are stored.
-func (p *Publisher) Publish(ctx context.Context, source string, events []event.Event) error {
-	res := make(chan error, 1)
-	if err := p.Submit(ctx, source, events, func(err error) { res <- err }); err != nil {
-		return err
+// encode makes the request of events.
+func (p *Publisher) encode(source string, events []event.Event, done func(error), res chan error) *request {
+	r := &request{source: source, done: done, res: res, buf: bufs.Get().(*[]byte)}
+	r.lines = r.one[:]
+	if len(events) != 1 {
+		r.lines = make([]line, len(events))
 	}
+	buf := (*r.buf)[:0]
+	var ipBuf [64]byte
+	for i := range events {
+		start := len(buf)
+		buf = append(events[i].AppendJSON(buf), '\n')
+		r.lines[i] = line{subject: p.subject(source, bus.Partition(events[i].SourceIP.AppendTo(ipBuf[:0]), p.partitions)), start: start, end: len(buf)}
+	}
+	*r.buf = buf
+	return r
+}
+
+func (p *Publisher) submit(ctx context.Context, r *request) error {
 	select {
-	case err := <-res:
-		return err
+	case p.in <- r:
+		return nil
 	case <-ctx.Done():
 		return ctx.Err()
 	}
@@ -147,7 +173,7 @@ func (p *Publisher) Run(ctx context.Context) error {
 		for {
 			select {
 			case r := <-p.in:
-				r.done(ErrStopped)
+				r.finish(ErrStopped)
 			default:
 				return
 			}
@@ -169,7 +195,7 @@ func (p *Publisher) Run(ctx context.Context) error {
 		case slots <- struct{}{}:
 		case <-ctx.Done():
 			for _, r := range group {
-				r.done(ErrStopped)
+				r.finish(ErrStopped)
 			}
 			return nil
 		}
@@ -189,7 +215,7 @@ func (p *Publisher) Run(ctx context.Context) error {
 			finish := func(err error) {
 				once.Do(func() {
 					for _, r := range group {
-						r.done(err)
+						r.finish(err)
 					}
 				})
 			}
@@ -211,7 +237,7 @@ func (p *Publisher) publishGroup(ctx context.Context, group []*request) error {
 	counts := map[string]int{}
 	size := 0
 	for _, r := range group {
-		size += len(r.buf)
+		size += len(*r.buf)
 	}
 	for _, r := range group {
 		for _, l := range r.lines {
@@ -221,7 +247,7 @@ func (p *Publisher) publishGroup(ctx context.Context, group []*request) error {
 				open[l.subject] = b
 				batches = append(batches, b)
 			}
-			b.Buf = append(b.Buf, r.buf[l.start:l.end]...)
+			b.Buf = append(b.Buf, (*r.buf)[l.start:l.end]...)
 			b.N++
 		}
 		counts[r.source] += len(r.lines)
@@ -284,12 +310,10 @@ func (p *Publisher) store(ctx context.Context, m *nats.Msg) error {
 // free once their group has copied them into its batches.
 var bufs = sync.Pool{New: func() any { return new([]byte) }}
 
-func getBuf() []byte { return (*bufs.Get().(*[]byte))[:0] }
-
 // putBuf recycles b unless it grew past what a usual request needs.
-func putBuf(b []byte) {
-	if cap(b) > 0 && cap(b) <= 64<<10 {
-		bufs.Put(&b)
+func putBuf(b *[]byte) {
+	if cap(*b) <= 64<<10 {
+		bufs.Put(b)
 	}
 }
 

@@ -9,7 +9,9 @@
 # target, alternating vigil, bare, vigil, bare, ...; the summary takes each
 # target's best run by req/s and shows its latencies), WARMUP=3s (one
 # untimed wrk run per target first), KEEP=1 (keep the temporary directory
-# with the wrk outputs and Vigil's log).
+# with the wrk outputs and Vigil's log), PROFILE=FILE (after the timed runs,
+# one more wrk run while a 20 s CPU profile of Vigil is written to FILE;
+# Vigil then runs with --pprof: bench/pgo.sh uses it).
 #
 # It installs wrk with apt-get if missing, builds both programs into a
 # temporary directory, starts a private Redis, `vigil run` (temporary
@@ -74,7 +76,7 @@ for _ in $(seq 50); do redis-cli -p "$redis_port" ping 2>/dev/null | grep -q PON
 vport=$(free_port) aport=$(free_port) bport=$(free_port)
 "$tmp/vigil" run --data-dir "$tmp/data" --listen "127.0.0.1:$vport" --admin "127.0.0.1:$aport" \
 	--redis "redis://127.0.0.1:$redis_port/0" --rate-limit 100000000 --log-level warn \
-	>"$tmp/vigil.log" 2>&1 &
+	${PROFILE:+--pprof} >"$tmp/vigil.log" 2>&1 &
 vpid=$!
 pids+=("$vpid")
 "$tmp/bare" -listen "127.0.0.1:$bport" >"$tmp/bare.log" 2>&1 &
@@ -116,6 +118,13 @@ for i in $(seq "$RUNS"); do
 	done
 done
 echo "load after:  $(uptime)"
+if [ -n "${PROFILE:-}" ]; then
+	wrkrun vigil "$vurl" 24s "$tmp/profile-run.txt" &
+	sleep 2
+	curl -sf -o "$PROFILE" "$admin/debug/pprof/profile?seconds=20" || { echo "profiling failed" >&2; exit 1; }
+	wait $!
+	echo "CPU profile of Vigil under load: $PROFILE"
+fi
 sleep 1 # let the last group commit land
 curl -s "$admin/metrics" >"$tmp/metrics-after.txt"
 

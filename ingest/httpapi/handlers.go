@@ -291,8 +291,13 @@ func (s *Server) trusted(ip netip.Addr) bool {
 // modify header values, so responses share it.
 var anyOrigin = []string{"*"}
 
+// corsHeaders allows a cross-origin request from an allowed origin. A
+// request without Origin is not a CORS request and gets none.
 func (s *Server) corsHeaders(w http.ResponseWriter, r *http.Request) {
 	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return
+	}
 	for _, o := range s.cfg.CORSOrigins {
 		if o == "*" {
 			w.Header()["Access-Control-Allow-Origin"] = anyOrigin
