@@ -10,8 +10,8 @@
 # target's best run by req/s and shows its latencies), WARMUP=3s (one
 # untimed wrk run per target first), KEEP=1 (keep the temporary directory
 # with the wrk outputs and Vigil's log), PROFILE=FILE (after the timed runs,
-# one more wrk run while a 20 s CPU profile of Vigil is written to FILE;
-# Vigil then runs with --pprof: bench/pgo.sh uses it).
+# one more wrk run while a 20 s CPU profile of Vigil is written to FILE,
+# for `go tool pprof`; Vigil then runs with --pprof).
 #
 # It installs wrk with apt-get if missing, builds both programs into a
 # temporary directory, starts a private Redis, `vigil run` (temporary
