@@ -85,7 +85,14 @@ func jsonKey(k string) int {
 	return -1
 }
 
-func (f *jsonFields) get(k int) (string, bool) { return f.vals[k], f.has&(1<<k) != 0 }
+// get returns the value of key k and whether the line had it; "" when it
+// did not (vals[k] may still hold an earlier line's value).
+func (f *jsonFields) get(k int) (string, bool) {
+	if f.has&(1<<k) == 0 {
+		return "", false
+	}
+	return f.vals[k], true
+}
 
 // maxJSONDepth bounds the nesting of skipped values.
 const maxJSONDepth = 32
