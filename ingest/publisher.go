@@ -22,9 +22,11 @@ import (
 // before JetStream acknowledged them.
 var ErrStopped = errors.New("publisher stopped")
 
-// ErrSlow is returned for events JetStream has not stored
-// Publisher.StoreTimeout after their group was sent. The publisher goes on
-// sending them, so they may still be stored.
+// ErrSlow is returned by Publish while JetStream is stalled: a group of
+// events has waited Publisher.StoreTimeout for it. Every request waiting
+// then, queued or sent, and every new one until the group is stored, gets
+// it at once (an HTTP 503). The publisher goes on sending, so the events
+// of a request that got ErrSlow may still be stored.
 var ErrSlow = errors.New("events not stored in time")
 
 // Publisher publishes events from collectors that receive them one request
@@ -42,8 +44,8 @@ var ErrSlow = errors.New("events not stored in time")
 // busier it is, the larger the groups, and the fewer JetStream messages
 // per event.
 type Publisher struct {
-	// StoreTimeout is how long a request waits for JetStream to store its
-	// events before it gets ErrSlow (default 10s). Set it before Run.
+	// StoreTimeout is how long a group may wait for JetStream before
+	// Publish answers ErrSlow (default 10s). Set it before Run.
 	StoreTimeout time.Duration
 
 	js         jetstream.JetStream
@@ -54,6 +56,9 @@ type Publisher struct {
 	subjects   map[string][]string // per source, the subject of each partition
 	idPrefix   string
 	seq        atomic.Uint64
+
+	mu      sync.Mutex
+	stalled chan struct{} // closed while a group waits past StoreTimeout
 }
 
 // Group limits.
@@ -104,6 +109,7 @@ func NewPublisher(js jetstream.JetStream, partitions int, m *Metrics, logger *sl
 		StoreTimeout: 10 * time.Second,
 		js:           js, partitions: partitions, in: make(chan *request, 1024), m: m, log: logger,
 		subjects: subjects, idPrefix: base64.RawURLEncoding.EncodeToString(nonce[:]) + "-",
+		stalled: make(chan struct{}),
 	}
 }
 
@@ -124,17 +130,48 @@ func (p *Publisher) Submit(ctx context.Context, source string, events []event.Ev
 	return p.submit(ctx, p.encode(source, events, done, nil))
 }
 
-// Publish submits events and waits until they are stored.
+// Publish submits events and waits until they are stored. It returns
+// ctx's error if ctx ends first, and ErrSlow while JetStream is stalled.
 func (p *Publisher) Publish(ctx context.Context, source string, events []event.Event) error {
+	p.mu.Lock()
+	stalled := p.stalled
+	p.mu.Unlock()
 	r := p.encode(source, events, nil, make(chan error, 1))
-	if err := p.submit(ctx, r); err != nil {
-		return err
+	select {
+	case p.in <- r: // queued even while stalled, to be stored when it ends
+	default:
+		select {
+		case p.in <- r:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-stalled:
+			return ErrSlow
+		}
 	}
 	select {
 	case err := <-r.res:
 		return err
 	case <-ctx.Done():
 		return ctx.Err()
+	case <-stalled:
+		return ErrSlow
+	}
+}
+
+// stall marks JetStream stalled (Publish answers ErrSlow) or, with false,
+// flowing again.
+func (p *Publisher) stall(on bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	select {
+	case <-p.stalled: // stalled now
+		if !on {
+			p.stalled = make(chan struct{})
+		}
+	default:
+		if on {
+			close(p.stalled)
+		}
 	}
 }
 
@@ -179,6 +216,10 @@ func (p *Publisher) Run(ctx context.Context) error {
 			}
 		}
 	}()
+	timeout := p.StoreTimeout
+	if timeout <= 0 {
+		timeout = 10 * time.Second
+	}
 	slots := make(chan struct{}, groupsInFlight)
 	var inflight sync.WaitGroup
 	defer inflight.Wait()
@@ -211,18 +252,29 @@ func (p *Publisher) Run(ctx context.Context) error {
 		}
 		inflight.Go(func() {
 			defer func() { <-slots }()
-			var once sync.Once
-			finish := func(err error) {
-				once.Do(func() {
-					for _, r := range group {
-						r.finish(err)
-					}
-				})
-			}
-			slow := time.AfterFunc(p.StoreTimeout, func() { finish(ErrSlow) })
+			var mu sync.Mutex
+			stored, stalled := false, false
+			slow := time.AfterFunc(timeout, func() {
+				mu.Lock()
+				defer mu.Unlock()
+				if !stored {
+					stalled = true
+					p.log.Warn("JetStream has not stored a group of events in time; answering 503 until it does", "waited", timeout)
+					p.stall(true)
+				}
+			})
 			err := p.publishGroup(ctx, group)
 			slow.Stop()
-			finish(err)
+			mu.Lock()
+			stored = true
+			if stalled {
+				p.log.Info("JetStream stores events again")
+				p.stall(false)
+			}
+			mu.Unlock()
+			for _, r := range group {
+				r.finish(err)
+			}
 		})
 	}
 }
@@ -235,15 +287,17 @@ func (p *Publisher) publishGroup(ctx context.Context, group []*request) error {
 	var batches []*bus.Batch
 	open := map[string]*bus.Batch{}
 	counts := map[string]int{}
-	size := 0
+	sizes := map[string]int{}
 	for _, r := range group {
-		size += len(*r.buf)
+		for _, l := range r.lines {
+			sizes[l.subject] += l.end - l.start
+		}
 	}
 	for _, r := range group {
 		for _, l := range r.lines {
 			b := open[l.subject]
 			if b == nil || len(b.Buf) >= maxBatchBytes {
-				b = &bus.Batch{Subject: l.subject, Buf: make([]byte, 0, min(size, maxBatchBytes+64<<10))}
+				b = &bus.Batch{Subject: l.subject, Buf: make([]byte, 0, min(sizes[l.subject], maxBatchBytes+64<<10))}
 				open[l.subject] = b
 				batches = append(batches, b)
 			}

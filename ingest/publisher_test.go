@@ -141,9 +141,11 @@ func TestPublisherGroupsRequests(t *testing.T) {
 	t.Logf("%d events in %d messages", 2*requests, msgs)
 }
 
-// TestPublisherSlowStore: while JetStream cannot store (no stream), a
-// request gets ErrSlow after StoreTimeout; the publisher keeps sending, and
-// once the stream exists the events are stored exactly once.
+// TestPublisherSlowStore: while JetStream cannot store (no stream), the
+// request in flight gets ErrSlow after StoreTimeout, and so does at once
+// every request made while it is stalled; the publisher keeps sending,
+// and once the stream exists every event is stored exactly once and
+// requests are answered normally again.
 func TestPublisherSlowStore(t *testing.T) {
 	js := startJetStream(t, false)
 	m := NewMetrics(prometheus.NewRegistry())
@@ -152,28 +154,42 @@ func TestPublisherSlowStore(t *testing.T) {
 	runPublisher(t, p)
 
 	start := time.Now()
-	err := p.Publish(context.Background(), event.SourceCSP, []event.Event{cspEvent(1)})
-	if !errors.Is(err, ErrSlow) {
+	first := make(chan error, 1)
+	go func() { first <- p.Publish(context.Background(), event.SourceCSP, []event.Event{cspEvent(1)}) }()
+	time.Sleep(100 * time.Millisecond)
+	// Queued behind the stuck group: it must not wait for its own context.
+	if err := p.Publish(context.Background(), event.SourceCSP, []event.Event{cspEvent(2)}); !errors.Is(err, ErrSlow) {
+		t.Fatalf("a request queued during the stall: %v, want ErrSlow", err)
+	}
+	if err := <-first; !errors.Is(err, ErrSlow) {
 		t.Fatalf("Publish without a stream: %v, want ErrSlow", err)
 	}
 	if d := time.Since(start); d < p.StoreTimeout {
 		t.Fatalf("ErrSlow after %v, before the %v timeout", d, p.StoreTimeout)
 	}
+	// A request made while stalled is answered at once.
+	t0 := time.Now()
+	if err := p.Publish(context.Background(), event.SourceCSP, []event.Event{cspEvent(3)}); !errors.Is(err, ErrSlow) {
+		t.Fatalf("a request made during the stall: %v, want ErrSlow", err)
+	}
+	if d := time.Since(t0); d > p.StoreTimeout/2 {
+		t.Errorf("a request made during the stall waited %v", d)
+	}
 	ensureStreams(t, js)
 	deadline := time.Now().Add(20 * time.Second)
-	for testutil.ToFloat64(m.Published.WithLabelValues(event.SourceCSP)) < 1 {
+	for testutil.ToFloat64(m.Published.WithLabelValues(event.SourceCSP)) < 3 {
 		if time.Now().After(deadline) {
-			t.Fatal("the event was not stored after the stream was created")
+			t.Fatalf("%v events stored after the stream was created, want 3", testutil.ToFloat64(m.Published.WithLabelValues(event.SourceCSP)))
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	// A request after the outage is stored at once, and nothing twice.
-	if err := p.Publish(context.Background(), event.SourceCSP, []event.Event{cspEvent(2)}); err != nil {
-		t.Fatal(err)
+	// Flowing again: answered normally, and nothing stored twice.
+	if err := p.Publish(context.Background(), event.SourceCSP, []event.Event{cspEvent(4)}); err != nil {
+		t.Fatalf("after the stall: %v", err)
 	}
 	ids, _ := storedIDs(t, js)
-	if len(ids) != 2 || ids["ev-1"] != 1 || ids["ev-2"] != 1 {
-		t.Fatalf("stored %v, want ev-1 and ev-2 once each", ids)
+	if len(ids) != 4 || ids["ev-1"] != 1 || ids["ev-2"] != 1 || ids["ev-3"] != 1 || ids["ev-4"] != 1 {
+		t.Fatalf("stored %v, want ev-1..ev-4 once each", ids)
 	}
 }
 

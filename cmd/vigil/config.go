@@ -115,12 +115,29 @@ func cmdConfig(args []string) error {
 	if err := parse(fs, args); err != nil {
 		return ignoreHelp(err)
 	}
+	if err := noArgs(fs); err != nil {
+		return err
+	}
 	cfg, err := load()
 	if err != nil {
 		return err
 	}
 	fmt.Print(cfg.Redacted())
 	return nil
+}
+
+// noArgs refuses positional arguments after the flags of a command that
+// takes none: mostly a switch given its value apart (--dry-run false),
+// which would otherwise end the flags and drop the rest silently.
+func noArgs(fs *flag.FlagSet) error {
+	if fs.NArg() == 0 {
+		return nil
+	}
+	a := fs.Arg(0)
+	if a == "true" || a == "false" {
+		return fmt.Errorf("unexpected argument %q: give a switch its value with '=' (--dry-run=%s) or none (--dry-run)", a, a)
+	}
+	return fmt.Errorf("unexpected argument %q (see --help)", a)
 }
 
 func ignoreHelp(err error) error {

@@ -23,6 +23,9 @@ defaults < --config file < environment < flags.`)
 	if err := parse(fs, args); err != nil {
 		return ignoreHelp(err)
 	}
+	if err := noArgs(fs); err != nil {
+		return err
+	}
 	cfg, err := load()
 	if err != nil {
 		return err

@@ -116,10 +116,12 @@ func (s *Server) serve(name string, w http.ResponseWriter, r *http.Request, h fu
 }
 
 // readBody reads a request body of at most limit bytes; a longer one is a
-// *http.MaxBytesError. A body of announced length (checked against limit
-// already) is read into a buffer of that size.
+// *http.MaxBytesError. A small body of announced length (checked against
+// limit already) is read into a buffer of that size; a larger one grows
+// with what arrives, so a client announcing much and sending little does
+// not hold memory.
 func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
-	if n := r.ContentLength; n >= 0 && n <= limit {
+	if n := r.ContentLength; n >= 0 && n <= min(limit, 8<<10) {
 		// net/http ends the body after Content-Length bytes.
 		body := make([]byte, n)
 		if _, err := io.ReadFull(r.Body, body); err != nil {
@@ -188,8 +190,8 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request, client netip.Add
 }
 
 // publish stores events, answering only once JetStream has them, so a 204
-// means nothing accepted can be lost. It gives up when the client leaves
-// or after the publisher's StoreTimeout.
+// means nothing accepted can be lost. It gives up when the client leaves,
+// and answers ingest.ErrSlow (503) while JetStream is stalled.
 func (s *Server) publish(ctx context.Context, source string, evs []event.Event) error {
 	return s.pub.Publish(ctx, source, evs)
 }
