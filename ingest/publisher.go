@@ -57,8 +57,8 @@ type Publisher struct {
 	idPrefix   string
 	seq        atomic.Uint64
 
-	mu      sync.Mutex
-	stalled chan struct{} // closed while a group waits past StoreTimeout
+	stallMu sync.Mutex                    // serialises stall
+	stalled atomic.Pointer[chan struct{}] // closed while a group waits past StoreTimeout
 }
 
 // Group limits.
@@ -105,12 +105,14 @@ func NewPublisher(js jetstream.JetStream, partitions int, m *Metrics, logger *sl
 	}
 	var nonce [12]byte
 	_, _ = rand.Read(nonce[:]) // never fails (crypto/rand)
-	return &Publisher{
+	p := &Publisher{
 		StoreTimeout: 10 * time.Second,
 		js:           js, partitions: partitions, in: make(chan *request, 1024), m: m, log: logger,
 		subjects: subjects, idPrefix: base64.RawURLEncoding.EncodeToString(nonce[:]) + "-",
-		stalled: make(chan struct{}),
 	}
+	flowing := make(chan struct{})
+	p.stalled.Store(&flowing)
+	return p
 }
 
 // subject returns the subject of events of source in partition n.
@@ -133,9 +135,7 @@ func (p *Publisher) Submit(ctx context.Context, source string, events []event.Ev
 // Publish submits events and waits until they are stored. It returns
 // ctx's error if ctx ends first, and ErrSlow while JetStream is stalled.
 func (p *Publisher) Publish(ctx context.Context, source string, events []event.Event) error {
-	p.mu.Lock()
-	stalled := p.stalled
-	p.mu.Unlock()
+	stalled := *p.stalled.Load()
 	r := p.encode(source, events, nil, make(chan error, 1))
 	select {
 	case p.in <- r: // queued even while stalled, to be stored when it ends
@@ -161,16 +161,17 @@ func (p *Publisher) Publish(ctx context.Context, source string, events []event.E
 // stall marks JetStream stalled (Publish answers ErrSlow) or, with false,
 // flowing again.
 func (p *Publisher) stall(on bool) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
+	p.stallMu.Lock()
+	defer p.stallMu.Unlock()
 	select {
-	case <-p.stalled: // stalled now
+	case <-*p.stalled.Load(): // stalled now
 		if !on {
-			p.stalled = make(chan struct{})
+			ch := make(chan struct{})
+			p.stalled.Store(&ch)
 		}
 	default:
 		if on {
-			close(p.stalled)
+			close(*p.stalled.Load())
 		}
 	}
 }
