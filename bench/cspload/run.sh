@@ -7,7 +7,8 @@
 #
 # Settings (environment): THREADS=2 CONNS=64 DURATION=20s RUNS=2 (runs per
 # target, alternating vigil, bare, vigil, bare, ...; the summary takes each
-# target's best run by req/s and shows its latencies), WARMUP=3s (one
+# target's best run by req/s and shows its latencies, then each Vigil run
+# against the bare run right after it and their median), WARMUP=3s (one
 # untimed wrk run per target first), KEEP=1 (keep the temporary directory
 # with the wrk outputs and Vigil's log), PROFILE=FILE (after the timed runs,
 # one more wrk run while a 20 s CPU profile of Vigil is written to FILE,
@@ -156,6 +157,13 @@ printf '%-6s %12s %10s %10s %12s %9s %9s\n' target req/s p50_ms p99_ms requests 
 printf '%-6s %12.0f %10.2f %10.2f %12d %9d %9d\n' vigil "$vr" "$v50" "$v99" "$vn" "$vbad" "$vse"
 printf '%-6s %12.0f %10.2f %10.2f %12d %9d %9d\n' bare "$br" "$b50" "$b99" "$bn" "$bbad" "$bse"
 awk -v v="$vr" -v b="$br" 'BEGIN { r = v/b; printf "ratio vigil/bare req/s: %.2f (target >= 0.70: %s)\n", r, (r >= 0.7 ? "met" : "NOT met") }'
+# Each Vigil run against the bare run right after it: the machine's speed
+# drifts between runs, and neighbours are the fairest comparison.
+pairs=$(for i in $(seq "$RUNS"); do
+	awk '/Requests\/sec/ { print $2 }' "$tmp/vigil-$i.txt" "$tmp/bare-$i.txt" | paste -sd' ' | awk '{ printf "%.2f\n", $1 / $2 }'
+done)
+echo "run by run: $(echo "$pairs" | paste -sd' ' | sed 's/ /, /g') (median $(echo "$pairs" | sort -g |
+	awk '{ r[NR] = $1 } END { printf "%.2f", (NR % 2 ? r[(NR + 1) / 2] : (r[NR / 2] + r[NR / 2 + 1]) / 2) }'))"
 
 echo
 echo "Vigil /metrics over the timed runs (after - before):"
