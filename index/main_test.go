@@ -20,6 +20,7 @@ import (
 	"github.com/vigil-soc/vigil/bus"
 	"github.com/vigil-soc/vigil/event"
 	"github.com/vigil-soc/vigil/internal/estest"
+	"github.com/vigil-soc/vigil/internal/natstest"
 )
 
 // TestMain shares one Elasticsearch node between the package's tests and
@@ -54,23 +55,7 @@ type env struct {
 func newEnv(t *testing.T) *env {
 	t.Helper()
 	es := estest.Start(t)
-	emb, err := bus.StartEmbedded(bus.EmbeddedConfig{StoreDir: t.TempDir()}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(emb.Shutdown)
-	nc, err := emb.Connect("index-test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := bus.EnsureStreams(context.Background(), js, bus.StreamsConfig{}); err != nil {
-		t.Fatal(err)
-	}
+	js := natstest.Start(t, "index-test", true)
 	level := slog.LevelWarn
 	if testing.Verbose() {
 		level = slog.LevelInfo

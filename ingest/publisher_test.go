@@ -16,40 +16,8 @@ import (
 
 	"github.com/vigil-soc/vigil/bus"
 	"github.com/vigil-soc/vigil/event"
+	"github.com/vigil-soc/vigil/internal/natstest"
 )
-
-// startJetStream starts an embedded NATS server; with streams, the Vigil
-// streams are created.
-func startJetStream(t *testing.T, streams bool) jetstream.JetStream {
-	t.Helper()
-	emb, err := bus.StartEmbedded(bus.EmbeddedConfig{StoreDir: t.TempDir()}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(emb.Shutdown)
-	nc, err := emb.Connect("test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if streams {
-		ensureStreams(t, js)
-	}
-	return js
-}
-
-func ensureStreams(t *testing.T, js jetstream.JetStream) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := bus.EnsureStreams(ctx, js, bus.StreamsConfig{}); err != nil {
-		t.Fatal(err)
-	}
-}
 
 // runPublisher runs p until the test ends.
 func runPublisher(t *testing.T, p *Publisher) {
@@ -102,7 +70,7 @@ func storedIDs(t *testing.T, js jetstream.JetStream) (map[string]int, int) {
 // TestPublisherGroupsRequests: concurrent requests are all stored, each
 // event once, on its partition's subject, and acknowledged only then.
 func TestPublisherGroupsRequests(t *testing.T) {
-	js := startJetStream(t, true)
+	js := natstest.Start(t, "test", true)
 	m := NewMetrics(prometheus.NewRegistry())
 	p := NewPublisher(js, 4, m, slog.New(slog.DiscardHandler))
 	runPublisher(t, p)
@@ -147,7 +115,7 @@ func TestPublisherGroupsRequests(t *testing.T) {
 // and once the stream exists every event is stored exactly once and
 // requests are answered normally again.
 func TestPublisherSlowStore(t *testing.T) {
-	js := startJetStream(t, false)
+	js := natstest.Start(t, "test", false)
 	m := NewMetrics(prometheus.NewRegistry())
 	p := NewPublisher(js, 1, m, slog.New(slog.DiscardHandler))
 	p.StoreTimeout = 300 * time.Millisecond
@@ -175,7 +143,7 @@ func TestPublisherSlowStore(t *testing.T) {
 	if d := time.Since(t0); d > p.StoreTimeout/2 {
 		t.Errorf("a request made during the stall waited %v", d)
 	}
-	ensureStreams(t, js)
+	natstest.EnsureStreams(t, js)
 	deadline := time.Now().Add(20 * time.Second)
 	for testutil.ToFloat64(m.Published.WithLabelValues(event.SourceCSP)) < 3 {
 		if time.Now().After(deadline) {
@@ -196,7 +164,7 @@ func TestPublisherSlowStore(t *testing.T) {
 // TestPublisherClientGone: a request whose context ends returns its error
 // without waiting, and its events are still stored.
 func TestPublisherClientGone(t *testing.T) {
-	js := startJetStream(t, false)
+	js := natstest.Start(t, "test", false)
 	m := NewMetrics(prometheus.NewRegistry())
 	p := NewPublisher(js, 1, m, slog.New(slog.DiscardHandler))
 	runPublisher(t, p)
@@ -205,7 +173,7 @@ func TestPublisherClientGone(t *testing.T) {
 	if err := p.Publish(ctx, event.SourceCSP, []event.Event{cspEvent(3)}); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Publish with an ended context: %v", err)
 	}
-	ensureStreams(t, js)
+	natstest.EnsureStreams(t, js)
 	deadline := time.Now().Add(20 * time.Second)
 	for testutil.ToFloat64(m.Published.WithLabelValues(event.SourceCSP)) < 1 {
 		if time.Now().After(deadline) {

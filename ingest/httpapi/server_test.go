@@ -27,6 +27,7 @@ import (
 	"github.com/vigil-soc/vigil/event"
 	"github.com/vigil-soc/vigil/ingest"
 	"github.com/vigil-soc/vigil/ingest/csp"
+	"github.com/vigil-soc/vigil/internal/natstest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -45,21 +46,8 @@ var secret = []byte("hmac-secret")
 
 func start(t *testing.T, mutate func(*Config)) *harness {
 	t.Helper()
-	emb, err := bus.StartEmbedded(bus.EmbeddedConfig{StoreDir: t.TempDir()}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(emb.Shutdown)
-	nc, err := emb.Connect("test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, _ := jetstream.New(nc)
+	js := natstest.Start(t, "test", true)
 	ctx, cancel := context.WithCancel(context.Background())
-	if err := bus.EnsureStreams(ctx, js, bus.StreamsConfig{}); err != nil {
-		t.Fatal(err)
-	}
 	reg := prometheus.NewRegistry()
 	shared := ingest.NewMetrics(reg)
 	pub := ingest.NewPublisher(js, 4, shared, slog.New(slog.DiscardHandler))
