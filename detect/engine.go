@@ -62,7 +62,9 @@ type Engine struct {
 	lateness  int64
 	notBefore int64
 	// future is Now()+MaxFuture as last read: an observation before it is
-	// not too far ahead, so the clock is read only for those after it.
+	// not too far ahead, so the clock is read only for those after it, and
+	// at each sweep (at most once per second of event time), so a clock
+	// stepped back is noticed within a second of events.
 	future int64
 
 	table  map[tableKey]int32 // (rule, key) -> index in states
@@ -623,6 +625,9 @@ func (e *Engine) release(idx int32) {
 // cooldowns that are over.
 func (e *Engine) sweep() {
 	e.swept = e.watermark
+	if e.opts.Now != nil {
+		e.future = e.opts.Now().Add(e.opts.MaxFuture).UnixNano()
+	}
 	for r := range e.lists {
 		c := e.rs.rules[r]
 		for tail := e.lists[r].tail; tail >= 0; tail = e.lists[r].tail {
