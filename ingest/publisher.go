@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"log/slog"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/vigil-soc/vigil/bus"
 	"github.com/vigil-soc/vigil/event"
@@ -53,7 +55,8 @@ type Publisher struct {
 	in         chan *request
 	m          *Metrics
 	log        *slog.Logger
-	subjects   map[string][]string // per source, the subject of each partition
+	subjects   map[string][]string        // per source, the subject of each partition
+	metrics    map[string]*sourceCounters // per source; used by Run only
 	idPrefix   string
 	seq        atomic.Uint64
 
@@ -61,11 +64,8 @@ type Publisher struct {
 	stalled atomic.Pointer[chan struct{}] // closed while a group waits past StoreTimeout
 }
 
-// Group limits.
-const (
-	groupsInFlight = 1
-	maxGroupEvents = 4096
-)
+// maxGroupEvents caps a group.
+const maxGroupEvents = 4096
 
 type request struct {
 	source string
@@ -109,6 +109,7 @@ func NewPublisher(js jetstream.JetStream, partitions int, m *Metrics, logger *sl
 		StoreTimeout: 10 * time.Second,
 		js:           js, partitions: partitions, in: make(chan *request, 1024), m: m, log: logger,
 		subjects: subjects, idPrefix: base64.RawURLEncoding.EncodeToString(nonce[:]) + "-",
+		metrics: map[string]*sourceCounters{},
 	}
 	flowing := make(chan struct{})
 	p.stalled.Store(&flowing)
@@ -204,8 +205,8 @@ func (p *Publisher) submit(ctx context.Context, r *request) error {
 }
 
 // Run publishes queued events until ctx is done; requests still queued then
-// are failed with ErrStopped. It returns once every group in flight is
-// done.
+// are failed with ErrStopped. One group is in flight at a time: what is
+// queued while it is being stored makes the next group.
 func (p *Publisher) Run(ctx context.Context) error {
 	defer func() {
 		for {
@@ -221,25 +222,37 @@ func (p *Publisher) Run(ctx context.Context) error {
 	if timeout <= 0 {
 		timeout = 10 * time.Second
 	}
-	slots := make(chan struct{}, groupsInFlight)
-	var inflight sync.WaitGroup
-	defer inflight.Wait()
+	// While a group waits for JetStream, the stall timer is set to its
+	// deadline. A call that comes late, after its group was stored and the
+	// next one set the timer again, finds the new deadline ahead and does
+	// nothing.
+	var (
+		mu       sync.Mutex
+		waiting  bool // a group is waiting to be stored
+		stalled  bool // the timer marked the publisher stalled
+		deadline time.Time
+	)
+	slow := time.AfterFunc(time.Hour, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if waiting && !stalled && !time.Now().Before(deadline) {
+			stalled = true
+			p.log.Warn("JetStream has not stored a group of events in time; answering 503 until it does", "waited", timeout)
+			p.stall(true)
+		}
+	})
+	slow.Stop()
+	defer slow.Stop()
+	var group []*request
+	var st groupState
 	for {
-		var group []*request
+		clear(group) // no request outlives its group here
+		group = group[:0]
 		select {
 		case <-ctx.Done():
 			return nil
 		case r := <-p.in:
 			group = append(group, r)
-		}
-		// Wait for a free slot; what queues meanwhile joins the group.
-		select {
-		case slots <- struct{}{}:
-		case <-ctx.Done():
-			for _, r := range group {
-				r.finish(ErrStopped)
-			}
-			return nil
 		}
 	gather:
 		for n := len(group[0].lines); n < maxGroupEvents; {
@@ -251,67 +264,79 @@ func (p *Publisher) Run(ctx context.Context) error {
 				break gather
 			}
 		}
-		inflight.Go(func() {
-			defer func() { <-slots }()
-			var mu sync.Mutex
-			stored, stalled := false, false
-			slow := time.AfterFunc(timeout, func() {
-				mu.Lock()
-				defer mu.Unlock()
-				if !stored {
-					stalled = true
-					p.log.Warn("JetStream has not stored a group of events in time; answering 503 until it does", "waited", timeout)
-					p.stall(true)
-				}
-			})
-			err := p.publishGroup(ctx, group)
-			slow.Stop()
-			mu.Lock()
-			stored = true
-			if stalled {
-				p.log.Info("JetStream stores events again")
-				p.stall(false)
-			}
-			mu.Unlock()
-			for _, r := range group {
-				r.finish(err)
-			}
-		})
+		mu.Lock()
+		waiting, deadline = true, time.Now().Add(timeout)
+		mu.Unlock()
+		slow.Reset(timeout)
+		err := p.publishGroup(ctx, group, &st)
+		slow.Stop()
+		mu.Lock()
+		waiting = false
+		if stalled {
+			stalled = false
+			p.log.Info("JetStream stores events again")
+			p.stall(false)
+		}
+		mu.Unlock()
+		for _, r := range group {
+			r.finish(err)
+		}
 	}
+}
+
+// groupState is publishGroup's scratch space, reused from group to group.
+type groupState struct {
+	batches []*bus.Batch // in order of first appearance; the open one last per subject
+	counts  []sourceCount
+	msgs    []*nats.Msg
+	acks    []jetstream.PubAckFuture
+}
+
+// sourceCount is the number of events of one source in a group.
+type sourceCount struct {
+	source string
+	n      int
+}
+
+// openBatch returns the batch of subject still taking events, nil if none.
+func (st *groupState) openBatch(subject string) *bus.Batch {
+	for i := len(st.batches) - 1; i >= 0; i-- {
+		if st.batches[i].Subject == subject {
+			if len(st.batches[i].Buf) >= maxBatchBytes {
+				return nil
+			}
+			return st.batches[i]
+		}
+	}
+	return nil
 }
 
 // publishGroup publishes the events of a group of requests as batches per
 // subject (split past maxBatchBytes), all at once, and waits until every
 // batch is stored; a batch JetStream did not acknowledge is sent again
 // until it is, or until ctx ends (ErrStopped).
-func (p *Publisher) publishGroup(ctx context.Context, group []*request) error {
-	var batches []*bus.Batch
-	open := map[string]*bus.Batch{}
-	counts := map[string]int{}
-	sizes := map[string]int{}
+func (p *Publisher) publishGroup(ctx context.Context, group []*request, st *groupState) error {
+	clear(st.batches)
+	st.batches, st.counts = st.batches[:0], st.counts[:0]
 	for _, r := range group {
 		for _, l := range r.lines {
-			sizes[l.subject] += l.end - l.start
-		}
-	}
-	for _, r := range group {
-		for _, l := range r.lines {
-			b := open[l.subject]
-			if b == nil || len(b.Buf) >= maxBatchBytes {
-				b = &bus.Batch{Subject: l.subject, Buf: make([]byte, 0, min(sizes[l.subject], maxBatchBytes+64<<10))}
-				open[l.subject] = b
-				batches = append(batches, b)
+			b := st.openBatch(l.subject)
+			if b == nil {
+				b = &bus.Batch{Subject: l.subject, Buf: make([]byte, 0, min(p.subjectBytes(group, l.subject), maxBatchBytes+64<<10))}
+				st.batches = append(st.batches, b)
 			}
 			b.Buf = append(b.Buf, (*r.buf)[l.start:l.end]...)
 			b.N++
 		}
-		counts[r.source] += len(r.lines)
+		st.count(r.source, len(r.lines))
 		putBuf(r.buf)
 		r.buf = nil
 	}
-	msgs := make([]*nats.Msg, len(batches))
-	acks := make([]jetstream.PubAckFuture, len(batches))
-	for i, b := range batches {
+	st.msgs = slices.Grow(st.msgs[:0], len(st.batches))[:len(st.batches)]
+	st.acks = slices.Grow(st.acks[:0], len(st.batches))[:len(st.batches)]
+	msgs, acks := st.msgs, st.acks
+	defer func() { clear(msgs); clear(acks) }()
+	for i, b := range st.batches {
 		msgs[i] = b.Take(p.idPrefix + strconv.FormatUint(p.seq.Add(1), 36))
 		acks[i], _ = p.js.PublishMsgAsync(msgs[i]) // nil on error: sent again below
 	}
@@ -330,13 +355,53 @@ func (p *Publisher) publishGroup(ctx context.Context, group []*request) error {
 			return err
 		}
 	}
-	for source, n := range counts {
-		p.m.Published.WithLabelValues(source).Add(float64(n))
+	for _, c := range st.counts {
+		p.counters(c.source).published.Add(float64(c.n))
 	}
-	for _, b := range batches {
-		p.m.Batches.WithLabelValues(sourceOf(b.Subject)).Inc()
+	for _, b := range st.batches {
+		p.counters(sourceOf(b.Subject)).batches.Inc()
 	}
 	return nil
+}
+
+// count adds n events of source.
+func (st *groupState) count(source string, n int) {
+	for i := range st.counts {
+		if st.counts[i].source == source {
+			st.counts[i].n += n
+			return
+		}
+	}
+	st.counts = append(st.counts, sourceCount{source, n})
+}
+
+// subjectBytes is the size of the events of group bound for subject: what a
+// new batch for it is sized to.
+func (p *Publisher) subjectBytes(group []*request, subject string) int {
+	n := 0
+	for _, r := range group {
+		for _, l := range r.lines {
+			if l.subject == subject {
+				n += l.end - l.start
+			}
+		}
+	}
+	return n
+}
+
+// sourceCounters are the metric children of one source.
+type sourceCounters struct {
+	published, batches prometheus.Counter
+}
+
+// counters returns the metric children of source, made once.
+func (p *Publisher) counters(source string) *sourceCounters {
+	if c := p.metrics[source]; c != nil {
+		return c
+	}
+	c := &sourceCounters{published: p.m.Published.WithLabelValues(source), batches: p.m.Batches.WithLabelValues(source)}
+	p.metrics[source] = c
+	return c
 }
 
 // store publishes one batch until JetStream has it.

@@ -16,6 +16,7 @@ import (
 
 	"github.com/vigil-soc/vigil/bus"
 	"github.com/vigil-soc/vigil/event"
+	"github.com/vigil-soc/vigil/ingest/csp"
 	"github.com/vigil-soc/vigil/internal/natstest"
 )
 
@@ -180,5 +181,53 @@ func TestPublisherClientGone(t *testing.T) {
 			t.Fatal("the event of the gone client was not stored")
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// BenchmarkPublish is the durable path of a report without HTTP: 64
+// concurrent callers each Publish one CSP event of the size a browser's
+// report makes (~900 bytes encoded) and wait until JetStream (embedded, file
+// store) has it. ns/op is per event; events/msg is the mean group size.
+//
+//	go test -run '^$' -bench Publish -benchmem ./ingest
+func BenchmarkPublish(b *testing.B) {
+	js := natstest.Start(b, "bench", true)
+	m := NewMetrics(prometheus.NewRegistry())
+	p := NewPublisher(js, 8, m, slog.New(slog.DiscardHandler))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = p.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+
+	// The report wrk sends in bench/cspload, normalised as the endpoint does.
+	body := []byte(`{"csp-report":{"document-uri":"https://shop.example/checkout?step=1","referrer":"",` +
+		`"violated-directive":"script-src-elem","effective-directive":"script-src-elem",` +
+		`"original-policy":"default-src 'self'; script-src 'self'; report-uri https://vigil.example/csp-report",` +
+		`"disposition":"enforce","blocked-uri":"https://evil.example/x1-2.js","status-code":200,"script-sample":""}}`)
+	res, err := csp.ParseLegacy(body, csp.Meta{
+		ClientIP: netip.MustParseAddr("127.0.0.1"), Received: time.Unix(1700000000, 0),
+		UserAgent: "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36",
+	}, nil)
+	if err != nil || len(res.Events) != 1 {
+		b.Fatal(err, len(res.Events))
+	}
+	ev := res.Events[0]
+	batches := m.Batches.WithLabelValues(event.SourceCSP)
+	before := testutil.ToFloat64(batches)
+	b.SetParallelism(32) // 64 callers on 2 cores, as wrk -c64
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		evs := []event.Event{ev}
+		for pb.Next() {
+			if err := p.Publish(context.Background(), event.SourceCSP, evs); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.StopTimer()
+	if n := testutil.ToFloat64(batches) - before; n > 0 {
+		b.ReportMetric(float64(b.N)/n, "events/msg")
 	}
 }
