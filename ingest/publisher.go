@@ -322,7 +322,7 @@ func (p *Publisher) publishGroup(ctx context.Context, group []*request, st *grou
 		for _, l := range r.lines {
 			b := st.openBatch(l.subject)
 			if b == nil {
-				b = &bus.Batch{Subject: l.subject, Buf: make([]byte, 0, min(p.subjectBytes(group, l.subject), maxBatchBytes+64<<10))}
+				b = &bus.Batch{Subject: l.subject, Buf: batchBuf(min(p.subjectBytes(group, l.subject), maxBatchBytes+64<<10))}
 				st.batches = append(st.batches, b)
 			}
 			b.Buf = append(b.Buf, (*r.buf)[l.start:l.end]...)
@@ -354,6 +354,9 @@ func (p *Publisher) publishGroup(ctx context.Context, group []*request, st *grou
 		if err := p.store(ctx, msgs[i]); err != nil {
 			return err
 		}
+	}
+	for _, m := range msgs {
+		putBatchBuf(m.Data) // NATS copied it when sending; stored now
 	}
 	for _, c := range st.counts {
 		p.counters(c.source).published.Add(float64(c.n))
@@ -423,6 +426,24 @@ func (p *Publisher) store(ctx context.Context, m *nats.Msg) error {
 			return ErrStopped
 		case <-time.After(backoff):
 		}
+	}
+}
+
+// batchBufs recycles the bodies of batches once they are stored.
+var batchBufs sync.Pool
+
+// batchBuf returns an empty buffer for a batch of about size bytes.
+func batchBuf(size int) []byte {
+	if b, ok := batchBufs.Get().(*[]byte); ok && cap(*b) >= size {
+		return (*b)[:0]
+	}
+	return make([]byte, 0, max(size, 16<<10))
+}
+
+// putBatchBuf recycles the body of a stored batch.
+func putBatchBuf(b []byte) {
+	if cap(b) <= maxBatchBytes+64<<10 {
+		batchBufs.Put(&b)
 	}
 }
 
