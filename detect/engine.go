@@ -63,8 +63,9 @@ type Engine struct {
 	notBefore int64
 	// future is Now()+MaxFuture as last read: an observation before it is
 	// not too far ahead, so the clock is read only for those after it, and
-	// at each sweep (at most once per second of event time), so a clock
-	// stepped back is noticed within a second of events.
+	// for one that is due to start a sweep (at most once per second of
+	// event time), so a clock stepped back is noticed before an event can
+	// move the watermark more than a second.
 	future int64
 
 	table  map[tableKey]int32 // (rule, key) -> index in states
@@ -192,7 +193,7 @@ func (e *Engine) Observe(o *Observation, out []event.Alert) []event.Alert {
 		e.stats.Stale.Add(1)
 		return out
 	}
-	if e.opts.Now != nil && o.Time > e.future {
+	if e.opts.Now != nil && (o.Time > e.future || o.Time-e.swept >= int64(time.Second)) {
 		e.future = e.opts.Now().Add(e.opts.MaxFuture).UnixNano()
 		if o.Time > e.future {
 			e.stats.Future.Add(1)
@@ -625,9 +626,6 @@ func (e *Engine) release(idx int32) {
 // cooldowns that are over.
 func (e *Engine) sweep() {
 	e.swept = e.watermark
-	if e.opts.Now != nil {
-		e.future = e.opts.Now().Add(e.opts.MaxFuture).UnixNano()
-	}
 	for r := range e.lists {
 		c := e.rs.rules[r]
 		for tail := e.lists[r].tail; tail >= 0; tail = e.lists[r].tail {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/netip"
+	"runtime"
 	"strconv"
 	"sync"
 	"testing"
@@ -214,7 +215,7 @@ func BenchmarkPublish(b *testing.B) {
 	ev := res.Events[0]
 	batches := m.Batches.WithLabelValues(event.SourceCSP)
 	before := testutil.ToFloat64(batches)
-	b.SetParallelism(32) // 64 callers on 2 cores, as wrk -c64
+	b.SetParallelism(max(1, 64/runtime.GOMAXPROCS(0))) // about 64 callers, as wrk -c64
 	b.ReportAllocs()
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {

@@ -18,12 +18,22 @@
 # A binary can be a wrapper script that execs vigil with other flags or
 # environment, to compare settings.
 #
+# A run with non-2xx answers or socket errors stops the comparison: a build
+# that refuses requests would look cheap.
+#
 # Settings (environment): ROUNDS=5 SECS=6 (seconds per wrk run) THREADS=2
 # CONNS=64.
 set -euo pipefail
+bins=()
+for b in "$@"; do # absolute, before the cd
+	case $b in /*) ;; *) b="$PWD/$b" ;; esac
+	[ -x "$b" ] || { echo "not an executable: $b" >&2; exit 2; }
+	bins+=("$b")
+done
 cd "$(dirname "$0")/../.."
 here=bench/cspload
 ROUNDS=${ROUNDS:-5} SECS=${SECS:-6} THREADS=${THREADS:-2} CONNS=${CONNS:-64}
+[ "$ROUNDS" -ge 1 ] 2>/dev/null || { echo "ROUNDS must be a whole number >= 1" >&2; exit 2; }
 while read -r v; do unset "$v"; done < <(compgen -e | grep '^VIGIL_' || true)
 for c in wrk redis-server redis-cli curl ss go python3; do
 	command -v "$c" >/dev/null || { echo "missing: $c (bench/cspload/run.sh installs wrk)" >&2; exit 1; }
@@ -32,9 +42,14 @@ done
 tmp=$(mktemp -d /tmp/cspab.XXXXXX)
 pids=()
 cleanup() {
-	local rc=$? p
-	for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+	local rc=$? i p
+	for ((i = ${#pids[@]} - 1; i >= 0; i--)); do # the servers, then Redis
+		p=${pids[i]}
+		kill -TERM "$p" 2>/dev/null || continue
+		for _ in $(seq 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+		kill -KILL "$p" 2>/dev/null || true
+		wait "$p" 2>/dev/null || true
+	done
 	rm -rf "$tmp"
 	exit "$rc"
 }
@@ -51,7 +66,7 @@ free_port() {
 	done
 }
 
-bins=("$@")
+[ ${#bins[@]} -le 16 ] || { echo "at most 16 binaries (one Redis database each)" >&2; exit 2; }
 if [ ${#bins[@]} = 0 ]; then
 	echo "building vigil from the working tree" >&2
 	go build -o "$tmp/vigil" ./cmd/vigil
@@ -70,8 +85,9 @@ for i in "${!bins[@]}"; do
 	"${bins[i]}" run --data-dir "$tmp/data$i" --listen "127.0.0.1:$port" --admin "127.0.0.1:$admin" \
 		--redis "redis://127.0.0.1:$rport/$((i % 16))" --rate-limit 100000000 --log-level warn >"$tmp/vigil$i.log" 2>&1 &
 	pids+=("$!") vpids+=("$!") urls+=("http://127.0.0.1:$port/csp-report") names+=("$(basename "${bins[i]}")#$i")
-	for _ in $(seq 100); do curl -s -o /dev/null "127.0.0.1:$admin/readyz" && break; sleep 0.1; done
-	curl -sf -o /dev/null "127.0.0.1:$admin/readyz" || { echo "${bins[i]} did not start:" >&2; cat "$tmp/vigil$i.log" >&2; exit 1; }
+	ready() { [ "$(curl -s -o /dev/null -w '%{http_code}' "127.0.0.1:$admin/readyz" || true)" = 200 ]; }
+	for _ in $(seq 300); do ready && break; sleep 0.1; done
+	ready || { echo "${bins[i]} not ready after 30 s:" >&2; cat "$tmp/vigil$i.log" >&2; exit 1; }
 done
 bport=$(free_port)
 "$tmp/bare" -listen "127.0.0.1:$bport" >"$tmp/bare.log" 2>&1 &
@@ -90,17 +106,25 @@ settle() { # pid: wait until the process is idle (work left from a run, such as 
 measure() { # pid url: "req/s cpu_us_per_request", the CPU counted until the process is idle again
 	local t0 t1
 	t0=$(cpu "$1")
-	wrk -t"$THREADS" -c"$CONNS" -d"${SECS}s" -s "$here/report.lua" "$2" >"$tmp/wrk.txt" 2>&1
+	if ! wrk -t"$THREADS" -c"$CONNS" -d"${SECS}s" -s "$here/report.lua" "$2" >"$tmp/wrk.txt" 2>&1; then
+		echo "wrk against $2 failed:" >&2; cat "$tmp/wrk.txt" >&2; return 1
+	fi
+	if grep -Eq 'Non-2xx|Socket errors' "$tmp/wrk.txt"; then
+		echo "$2 refused requests or dropped connections; not comparable:" >&2; cat "$tmp/wrk.txt" >&2; return 1
+	fi
 	settle "$1"
 	t1=$(cpu "$1")
 	awk -v c=$((t1 - t0)) -v hz="$(getconf CLK_TCK)" '/requests in/ { n = $1 } /Requests\/sec/ { r = $2 }
 		END { if (n == 0) exit 1; printf "%.0f %.1f\n", r, c / hz * 1e6 / n }' "$tmp/wrk.txt"
 }
 echo "wrk -t$THREADS -c$CONNS -d${SECS}s, $ROUNDS rounds; targets: ${names[*]}"
-for i in "${!vpids[@]}"; do measure "${vpids[i]}" "${urls[i]}" >/dev/null; done # warm-up
+for i in "${!vpids[@]}"; do measure "${vpids[i]}" "${urls[i]}" >/dev/null || exit 1; done # warm-up
 for r in $(seq "$ROUNDS"); do
 	line=""
-	for i in "${!vpids[@]}"; do line+="$(measure "${vpids[i]}" "${urls[i]}") "; done
+	for i in "${!vpids[@]}"; do
+		m=$(measure "${vpids[i]}" "${urls[i]}") || exit 1
+		line+="$m "
+	done
 	echo "$line" >>"$tmp/rounds"
 	echo "round $r: $line" | awk '{ printf "%s", $1" "$2; for (i = 3; i <= NF; i += 2) printf "  %s req/s %s µs", $i, $(i+1); print "" }'
 done
