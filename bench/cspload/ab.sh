@@ -22,7 +22,7 @@
 # that refuses requests would look cheap.
 #
 # Settings (environment): ROUNDS=5 SECS=6 (seconds per wrk run) THREADS=2
-# CONNS=64.
+# CONNS=64 KEEP=1 (keep the temporary directory with the logs).
 set -euo pipefail
 bins=()
 for b in "$@"; do # absolute, before the cd
@@ -39,32 +39,7 @@ for c in wrk redis-server redis-cli curl ss go python3; do
 	command -v "$c" >/dev/null || { echo "missing: $c (bench/cspload/run.sh installs wrk)" >&2; exit 1; }
 done
 
-tmp=$(mktemp -d /tmp/cspab.XXXXXX)
-pids=()
-cleanup() {
-	local rc=$? i p
-	for ((i = ${#pids[@]} - 1; i >= 0; i--)); do # the servers, then Redis
-		p=${pids[i]}
-		kill -TERM "$p" 2>/dev/null || continue
-		for _ in $(seq 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-		kill -KILL "$p" 2>/dev/null || true
-		wait "$p" 2>/dev/null || true
-	done
-	rm -rf "$tmp"
-	exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-used=" "
-free_port() {
-	local p
-	while :; do
-		p=$((20000 + RANDOM % 40000))
-		case $used in *" $p "*) continue ;; esac
-		if [ -z "$(ss -Htln "sport = :$p")" ]; then used+="$p "; echo "$p"; return; fi
-	done
-}
+. "$here/lib.sh" cspab
 
 [ ${#bins[@]} -le 16 ] || { echo "at most 16 binaries (one Redis database each)" >&2; exit 2; }
 if [ ${#bins[@]} = 0 ]; then
@@ -74,16 +49,13 @@ if [ ${#bins[@]} = 0 ]; then
 fi
 go build -o "$tmp/bare" ./$here/bare
 
-rport=$(free_port)
-redis-server --port "$rport" --bind 127.0.0.1 --save '' --appendonly no --dir "$tmp" --daemonize no >"$tmp/redis.log" 2>&1 &
-pids+=("$!")
-for _ in $(seq 50); do redis-cli -p "$rport" ping 2>/dev/null | grep -q PONG && break; sleep 0.1; done
+start_redis
 
 names=() vpids=() urls=()
 for i in "${!bins[@]}"; do
 	port=$(free_port) admin=$(free_port)
 	"${bins[i]}" run --data-dir "$tmp/data$i" --listen "127.0.0.1:$port" --admin "127.0.0.1:$admin" \
-		--redis "redis://127.0.0.1:$rport/$((i % 16))" --rate-limit 100000000 --log-level warn >"$tmp/vigil$i.log" 2>&1 &
+		--redis "redis://127.0.0.1:$redis_port/$((i % 16))" --rate-limit 100000000 --log-level warn >"$tmp/vigil$i.log" 2>&1 &
 	pids+=("$!") vpids+=("$!") urls+=("http://127.0.0.1:$port/csp-report") names+=("$(basename "${bins[i]}")#$i")
 	ready() { [ "$(curl -s -o /dev/null -w '%{http_code}' "127.0.0.1:$admin/readyz" || true)" = 200 ]; }
 	for _ in $(seq 300); do ready && break; sleep 0.1; done

@@ -36,43 +36,13 @@ for c in wrk redis-server redis-cli curl ss go; do
 	command -v "$c" >/dev/null || { echo "missing: $c" >&2; exit 1; }
 done
 
-tmp=$(mktemp -d /tmp/cspload.XXXXXX)
-pids=()
-cleanup() {
-	local rc=$?
-	local i p
-	for ((i = ${#pids[@]} - 1; i >= 0; i--)); do # the servers, then Redis
-		p=${pids[i]}
-		kill -TERM "$p" 2>/dev/null || continue
-		for _ in $(seq 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-		kill -KILL "$p" 2>/dev/null || true
-		wait "$p" 2>/dev/null || true
-	done
-	if [ "${KEEP:-}" = 1 ]; then echo "kept $tmp" >&2; else rm -rf "$tmp"; fi
-	exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-used=" "
-free_port() { # a loopback TCP port nothing listens on and not handed out yet
-	local p
-	while :; do
-		p=$((20000 + RANDOM % 40000))
-		case $used in *" $p "*) continue ;; esac
-		if [ -z "$(ss -Htln "sport = :$p")" ]; then used+="$p "; echo "$p"; return; fi
-	done
-}
+. "$here/lib.sh" cspload
 
 echo "building" >&2
 go build -o "$tmp/vigil" ./cmd/vigil
 go build -o "$tmp/bare" ./$here/bare
 
-redis_port=$(free_port)
-redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no \
-	--dir "$tmp" --daemonize no >"$tmp/redis.log" 2>&1 &
-pids+=("$!")
-for _ in $(seq 50); do redis-cli -p "$redis_port" ping 2>/dev/null | grep -q PONG && break; sleep 0.1; done
+start_redis
 
 vport=$(free_port) aport=$(free_port) bport=$(free_port)
 "$tmp/vigil" run --data-dir "$tmp/data" --listen "127.0.0.1:$vport" --admin "127.0.0.1:$aport" \
