@@ -1,4 +1,4 @@
-package bus
+package bus_test
 
 import (
 	"context"
@@ -10,31 +10,10 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
-)
 
-func testJetStream(t *testing.T) jetstream.JetStream {
-	t.Helper()
-	emb, err := StartEmbedded(EmbeddedConfig{StoreDir: t.TempDir()}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(emb.Shutdown)
-	nc, err := emb.Connect("test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := EnsureStreams(ctx, js, StreamsConfig{}); err != nil {
-		t.Fatal(err)
-	}
-	return js
-}
+	"github.com/vigil-soc/vigil/bus"
+	"github.com/vigil-soc/vigil/internal/natstest"
+)
 
 // received collects what a Durable hands out.
 type received struct {
@@ -69,14 +48,14 @@ func (r *received) wait(t *testing.T, n int) []string {
 func publish(t *testing.T, js jetstream.JetStream, from, to int) {
 	t.Helper()
 	for i := from; i < to; i++ {
-		if _, err := js.Publish(context.Background(), AlertSubject("r"), []byte(strconv.Itoa(i))); err != nil {
+		if _, err := js.Publish(context.Background(), bus.AlertSubject("r"), []byte(strconv.Itoa(i))); err != nil {
 			t.Fatal(err)
 		}
 	}
 }
 
 // runDurable runs d until the test ends.
-func runDurable(t *testing.T, d *Durable, handle func(jetstream.Msg)) {
+func runDurable(t *testing.T, d *bus.Durable, handle func(jetstream.Msg)) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- d.Run(ctx, nil, handle) }()
@@ -93,7 +72,7 @@ func waitAckFloor(t *testing.T, js jetstream.JetStream, consumer string, seq uin
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		c, err := js.Consumer(context.Background(), StreamAlerts, consumer)
+		c, err := js.Consumer(context.Background(), bus.StreamAlerts, consumer)
 		if err == nil && c.CachedInfo().AckFloor.Stream >= seq {
 			return
 		}
@@ -104,9 +83,9 @@ func waitAckFloor(t *testing.T, js jetstream.JetStream, consumer string, seq uin
 	}
 }
 
-func testDurable(js jetstream.JetStream, opened func(bool)) *Durable {
-	return &Durable{
-		JS: js, Stream: StreamAlerts, Batch: 4,
+func testDurable(js jetstream.JetStream, opened func(bool)) *bus.Durable {
+	return &bus.Durable{
+		JS: js, Stream: bus.StreamAlerts, Batch: 4,
 		Config: jetstream.ConsumerConfig{Durable: "test", AckPolicy: jetstream.AckExplicitPolicy},
 		Log:    slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Opened: func(_ context.Context, _ *jetstream.ConsumerInfo, newStream bool) {
@@ -122,7 +101,7 @@ func testDurable(js jetstream.JetStream, opened func(bool)) *Durable {
 // once: only messages from before the deletion may come twice); a stream
 // deleted and created again is read from its start.
 func TestDurableOutlivesItsDeletion(t *testing.T) {
-	js := testJetStream(t)
+	js := natstest.Start(t, "test", true)
 	var r received
 	var opens []bool
 	var mu sync.Mutex
@@ -134,7 +113,7 @@ func TestDurableOutlivesItsDeletion(t *testing.T) {
 
 	publish(t, js, 0, 10)
 	r.wait(t, 10)
-	if err := js.DeleteConsumer(context.Background(), StreamAlerts, "test"); err != nil {
+	if err := js.DeleteConsumer(context.Background(), bus.StreamAlerts, "test"); err != nil {
 		t.Fatal(err)
 	}
 	publish(t, js, 10, 20)
@@ -154,10 +133,10 @@ func TestDurableOutlivesItsDeletion(t *testing.T) {
 		}
 	}
 
-	if err := js.DeleteStream(context.Background(), StreamAlerts); err != nil {
+	if err := js.DeleteStream(context.Background(), bus.StreamAlerts); err != nil {
 		t.Fatal(err)
 	}
-	if err := EnsureStreams(context.Background(), js, StreamsConfig{}); err != nil {
+	if err := bus.EnsureStreams(context.Background(), js, bus.StreamsConfig{}); err != nil {
 		t.Fatal(err)
 	}
 	before := len(r.wait(t, 20))
@@ -178,7 +157,7 @@ func TestDurableOutlivesItsDeletion(t *testing.T) {
 // new message re-creates it after the acknowledged messages, not at the
 // start of the stream.
 func TestDurableRecreatedAfterARestartStartsAtItsFloor(t *testing.T) {
-	js := testJetStream(t)
+	js := natstest.Start(t, "test", true)
 	publish(t, js, 0, 10)
 	var first received
 	ctx, cancel := context.WithCancel(context.Background())
@@ -193,7 +172,7 @@ func TestDurableRecreatedAfterARestartStartsAtItsFloor(t *testing.T) {
 	opened := make(chan bool, 4)
 	runDurable(t, testDurable(js, func(bool) { opened <- true }), r.add)
 	<-opened
-	if err := js.DeleteConsumer(context.Background(), StreamAlerts, "test"); err != nil {
+	if err := js.DeleteConsumer(context.Background(), bus.StreamAlerts, "test"); err != nil {
 		t.Fatal(err)
 	}
 	<-opened
@@ -206,19 +185,19 @@ func TestDurableRecreatedAfterARestartStartsAtItsFloor(t *testing.T) {
 // TestKeepStreamsCreatesMissingStreams: a deleted stream is back within
 // the check interval.
 func TestKeepStreamsCreatesMissingStreams(t *testing.T) {
-	js := testJetStream(t)
+	js := natstest.Start(t, "test", true)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- KeepStreams(ctx, js, StreamsConfig{}, 50*time.Millisecond, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		done <- bus.KeepStreams(ctx, js, bus.StreamsConfig{}, 50*time.Millisecond, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	}()
 	defer func() { cancel(); <-done }()
-	if err := js.DeleteStream(context.Background(), StreamEvents); err != nil {
+	if err := js.DeleteStream(context.Background(), bus.StreamEvents); err != nil {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		if _, err := js.Stream(context.Background(), StreamEvents); err == nil {
+		if _, err := js.Stream(context.Background(), bus.StreamEvents); err == nil {
 			return
 		}
 		if time.Now().After(deadline) {
