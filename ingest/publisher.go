@@ -322,7 +322,7 @@ func (p *Publisher) publishGroup(ctx context.Context, group []*request, st *grou
 		for _, l := range r.lines {
 			b := st.openBatch(l.subject)
 			if b == nil {
-				b = &bus.Batch{Subject: l.subject, Buf: batchBuf(min(p.subjectBytes(group, l.subject), maxBatchBytes+64<<10))}
+				b = &bus.Batch{Subject: l.subject, Buf: batchBuf()}
 				st.batches = append(st.batches, b)
 			}
 			b.Buf = append(b.Buf, (*r.buf)[l.start:l.end]...)
@@ -378,20 +378,6 @@ func (st *groupState) count(source string, n int) {
 	st.counts = append(st.counts, sourceCount{source, n})
 }
 
-// subjectBytes is the size of the events of group bound for subject: what a
-// new batch for it is sized to.
-func (p *Publisher) subjectBytes(group []*request, subject string) int {
-	n := 0
-	for _, r := range group {
-		for _, l := range r.lines {
-			if l.subject == subject {
-				n += l.end - l.start
-			}
-		}
-	}
-	return n
-}
-
 // sourceCounters are the metric children of one source.
 type sourceCounters struct {
 	published, batches prometheus.Counter
@@ -432,12 +418,13 @@ func (p *Publisher) store(ctx context.Context, m *nats.Msg) error {
 // batchBufs recycles the bodies of batches once they are stored.
 var batchBufs sync.Pool
 
-// batchBuf returns an empty buffer for a batch of about size bytes.
-func batchBuf(size int) []byte {
-	if b, ok := batchBufs.Get().(*[]byte); ok && cap(*b) >= size {
+// batchBuf returns an empty buffer for a batch: a recycled one, which
+// kept the capacity its batches grew it to, or a new one.
+func batchBuf() []byte {
+	if b, ok := batchBufs.Get().(*[]byte); ok {
 		return (*b)[:0]
 	}
-	return make([]byte, 0, max(size, 16<<10))
+	return make([]byte, 0, 16<<10)
 }
 
 // putBatchBuf recycles the body of a stored batch.
