@@ -32,7 +32,7 @@ func BenchmarkStreaming(b *testing.B) {
 	}
 	w.Flush()
 	f.Close()
-	events := int64(st.Lines - st.Junk)
+	events := int64(st.Lines - st.Cut)
 	var total int64
 	var elapsed time.Duration
 	for b.Loop() {

@@ -118,7 +118,7 @@ func (d *detector) run(ctx context.Context) error {
 		bad := bus.DecodeBatch(msg.Data(), func(ev *event.Event) {
 			d.events.Add(1)
 			d.lag.Observe(now.Sub(ev.Time).Seconds())
-			obs = d.matcher.Match(ev, ev.Target, obs[:0])
+			obs = d.matcher.Match(ev, detect.Sample(ev), obs[:0])
 			for i := range obs {
 				alerts = d.engine.Observe(&obs[i], alerts)
 			}
@@ -214,7 +214,7 @@ func (d *detector) warmUp(ctx context.Context, floor uint64) {
 		}
 		bus.DecodeBatch(msg.Data(), func(ev *event.Event) {
 			events++
-			obs = d.matcher.Match(ev, ev.Target, obs[:0])
+			obs = d.matcher.Match(ev, detect.Sample(ev), obs[:0])
 			for i := range obs {
 				alerts = d.engine.Observe(&obs[i], alerts[:0])
 			}

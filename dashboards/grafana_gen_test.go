@@ -222,7 +222,7 @@ func vigilRows() []row {
 			timeseries(12, "Events ingested by source and format", "cps", "Events read and normalised per second by source (access, csp, app) and format, and events acknowledged by JetStream per source.",
 				q("sum by (source, format) ("+rate("vigil_ingest_events_total", "")+")", "{{source}} {{format}}"),
 				q("sum by (source) ("+rate("vigil_ingest_events_published_total", "")+")", "{{source}} published")),
-			timeseries(12, "Lines skipped by reason", "cps", "Malformed input skipped per second, by source and reason (tls-handshake, no-request, truncated, bad-time, bad-ip, …). Empty until the first malformed line.",
+			timeseries(12, "Lines skipped by reason", "cps", "Malformed input skipped per second, by source and reason (truncated, bad-time, bad-ip, malformed, …); scanners' probes (TLS handshakes, garbage request lines) are events, not skipped. Empty until the first malformed line.",
 				q("sum by (source, reason) ("+rate("vigil_ingest_lines_skipped_total", "")+")", "{{source}} {{reason}}")),
 			tail,
 			timeseries(8, "Public listener requests by code", "reqps", "Requests per second to the public listener (CSP reports, /reports, /events) by endpoint and status code. Empty until the first request.",

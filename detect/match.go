@@ -242,6 +242,16 @@ type Matcher struct {
 // NewMatcher returns a Matcher for rs.
 func (rs *RuleSet) NewMatcher() *Matcher { return &Matcher{rs: rs} }
 
+// Sample returns the evidence an event decoded from the bus gives the
+// alerts it feeds: its request target or, for an event without one (a
+// scanner's probe, most application events), its message.
+func Sample(ev *event.Event) string {
+	if ev.Target != "" {
+		return ev.Target
+	}
+	return ev.Message
+}
+
 // Match appends to out one Observation per rule ev matches and returns the
 // extended slice. sample is the evidence to attach (the raw log line or the
 // request target); it may point into a buffer the caller reuses.

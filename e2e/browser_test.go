@@ -209,7 +209,10 @@ func TestChromiumCSPReports(t *testing.T) {
 	}
 }
 
-func cspEvents(t *testing.T, a *app.App) []event.Event {
+func cspEvents(t *testing.T, a *app.App) []event.Event { return busEvents(t, a, event.SourceCSP) }
+
+// busEvents returns the events of source in VIGIL_EVENTS so far.
+func busEvents(t *testing.T, a *app.App, source string) []event.Event {
 	nc, err := a.Embedded().Connect("e2e")
 	if err != nil {
 		t.Fatal(err)
@@ -225,7 +228,7 @@ func cspEvents(t *testing.T, a *app.App) []event.Event {
 	if info.State.Msgs == 0 {
 		return nil
 	}
-	c, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{bus.SubjectEvents + ".csp.>"}})
+	c, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{bus.SubjectEvents + "." + source + ".>"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -237,8 +240,10 @@ func cspEvents(t *testing.T, a *app.App) []event.Event {
 		}
 		bus.DecodeBatch(m.Data(), func(ev *event.Event) {
 			e := *ev
-			cp := *ev.CSP
-			e.CSP = &cp
+			if ev.CSP != nil {
+				cp := *ev.CSP
+				e.CSP = &cp
+			}
 			out = append(out, e)
 		})
 	}

@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/vigil-soc/vigil/app"
+	"github.com/vigil-soc/vigil/event"
 	"github.com/vigil-soc/vigil/internal/redistest"
 )
 
@@ -118,7 +120,9 @@ http {
 // and forwards CSP reports to Vigil's public listener, as that file
 // describes. A scanner through nginx is banned; the report keeps the
 // browser's address, which nginx passes in X-Forwarded-For from a trusted
-// proxy.
+// proxy. Requests nginx refuses before they are HTTP (a TLS handshake on
+// the plain port, an SSH banner) arrive as probe events and fire
+// http-probe.
 func TestNginxSyslogAndReports(t *testing.T) {
 	rs := redistest.Start(t)
 	syslogAddr := freeUDPAddr(t)
@@ -169,6 +173,45 @@ func TestNginxSyslogAndReports(t *testing.T) {
 			t.Fatalf("%s not banned from nginx's syslog lines; skipped lines: %v", scanner, scrape(t, addr(t, a, "admin"), "vigil_ingest_lines_skipped_total"))
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+
+	// A protocol scanner: what nginx logs of it carries no header, so its
+	// address is the loopback peer's (allow-listed: detected, not banned).
+	hello := []byte{0x16, 0x03, 0x01, 0x00, 0xa5, 0x01, 0x00, 0x00, 0xa1, 0x03, 0x03, 0x8f, 0x11, 0x20}
+	for i := range 10 {
+		c, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		probe := hello
+		if i%2 == 1 {
+			probe = []byte("SSH-2.0-OpenSSH_9.2p1\r\n")
+		}
+		c.Write(probe)
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		io.Copy(io.Discard, c) // nginx answers 400 and closes
+		c.Close()
+		time.Sleep(2 * time.Millisecond)
+	}
+	deadline = time.Now().Add(20 * time.Second)
+	for {
+		probes := map[string]int{}
+		for _, ev := range busEvents(t, a, event.SourceAccess) {
+			if ev.Action != "" {
+				probes[ev.Action]++
+				if ev.Status != http.StatusBadRequest || ev.Method != "" || ev.Target != "" || ev.SourceIP.String() != "127.0.0.1" {
+					t.Fatalf("probe event: %+v", ev)
+				}
+			}
+		}
+		fired := scrape(t, addr(t, a, "admin"), `vigil_detect_detections_total{rule="http-probe"}`)
+		if probes["tls-handshake"] == 5 && probes["bad-request-line"] == 5 && fired == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("probe events %v (want 5 tls-handshake, 5 bad-request-line), http-probe detections %v (want 1)", probes, fired)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 
 	const reporter = "198.51.100.23"

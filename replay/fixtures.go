@@ -164,7 +164,7 @@ func Events(rules *detect.RuleSet, allow *detect.Allowlist, evs []event.Event, o
 	var obs []detect.Observation
 	var alerts []event.Alert
 	for i := range evs {
-		obs = m.Match(&evs[i], evs[i].Target, obs[:0])
+		obs = m.Match(&evs[i], detect.Sample(&evs[i]), obs[:0])
 		for j := range obs {
 			alerts = engine.Observe(&obs[j], alerts[:0])
 			for _, a := range alerts {

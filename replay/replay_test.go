@@ -77,8 +77,8 @@ func TestReplayMatchesGroundTruth(t *testing.T) {
 			if res.Lines != int64(st.Lines) {
 				t.Errorf("read %d lines, generator wrote %d", res.Lines, st.Lines)
 			}
-			if skipped := res.Lines - res.Events; skipped != int64(st.Junk) {
-				t.Errorf("skipped %d lines (%v), generator wrote %d junk lines", skipped, res.Skipped, st.Junk)
+			if skipped := res.Lines - res.Events; skipped != int64(st.Cut) {
+				t.Errorf("skipped %d lines (%v), generator wrote %d lines cut short", skipped, res.Skipped, st.Cut)
 			}
 			if len(want) < 20 {
 				t.Fatalf("truth has only %d detections", len(want))

@@ -130,9 +130,11 @@ func appendJSONEscaped(b []byte, s []byte) []byte {
 
 // appendJunk appends one line that is not a request: a TLS handshake sent
 // to the plain HTTP port, a connection closed before any request, or a
-// line cut short (as by a full disk or a rotation race). Junk is written by
-// clients of its own and is never shown to the oracle.
-func (g *gen) appendJunk(b []byte, at int64) []byte {
+// line cut short (as by a full disk or a rotation race), and whether it
+// was cut: the first two are sound lines (probe events to Vigil), a cut
+// line is skipped. Junk is written by clients of its own and is never shown
+// to the oracle.
+func (g *gen) appendJunk(b []byte, at int64) ([]byte, bool) {
 	c := g.newClient(addrPublic, false)
 	r := rec{at: at, client: c}
 	switch k := g.rng.IntN(10); {
@@ -143,9 +145,9 @@ func (g *gen) appendJunk(b []byte, at int64) []byte {
 		for range 8 + g.rng.IntN(40) {
 			hello = append(hello, byte(g.rng.Uint32()))
 		}
-		return g.appendRaw(b, &r, hello, 400, 157)
+		return g.appendRaw(b, &r, hello, 400, 157), false
 	case k < 8:
-		return g.appendRaw(b, &r, nil, 400, 0)
+		return g.appendRaw(b, &r, nil, 400, 0), false
 	}
 	r.method, r.target, r.proto = "GET", staticAssets[g.rng.IntN(len(staticAssets))].path, "HTTP/2.0"
 	r.status, r.bytes, r.ua = 200, 48712, browserAgents[g.rng.IntN(len(browserAgents))]
@@ -155,7 +157,7 @@ func (g *gen) appendJunk(b []byte, at int64) []byte {
 	// survives.
 	start := n + bytes.Index(b[n:], []byte(r.target))
 	cut := start + 1 + g.rng.IntN(len(r.target)-1)
-	return append(b[:cut], '\n')
+	return append(b[:cut], '\n'), true
 }
 
 // appendRaw appends a line whose $request is the raw bytes req (escaped

@@ -70,6 +70,7 @@ type gen struct {
 	held      []late
 	lines     int
 	junk      int
+	cut       int // junk lines cut short
 }
 
 const (
@@ -195,12 +196,16 @@ func (g *gen) write(out *bufio.Writer, r *rec) error {
 
 // writeJunk writes one junk line at event time at.
 func (g *gen) writeJunk(out *bufio.Writer, at int64) error {
-	g.buf = g.appendJunk(g.buf[:0], at)
+	var cut bool
+	g.buf, cut = g.appendJunk(g.buf[:0], at)
 	if _, err := out.Write(g.buf); err != nil {
 		return fmt.Errorf("writing log: %w", err)
 	}
 	g.lines++
 	g.junk++
+	if cut {
+		g.cut++
+	}
 	return nil
 }
 

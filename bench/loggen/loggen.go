@@ -148,6 +148,10 @@ type Stats struct {
 	Lines int
 	// Junk is the number of junk lines among them.
 	Junk int
+	// Cut is the number of junk lines cut short: what a parser must skip.
+	// The other junk lines are scanners' probes (a TLS handshake, no
+	// request), sound lines that Vigil turns into probe events.
+	Cut int
 	// Truth is the expected detections on the lines written, sorted by rule
 	// then key.
 	Truth []Truth
@@ -196,7 +200,7 @@ func generate(ctx context.Context, w io.Writer, cfg Config, paced bool) (Stats, 
 	if ferr := bw.Flush(); err == nil && ferr != nil {
 		err = fmt.Errorf("writing log: %w", ferr)
 	}
-	st := Stats{Lines: g.lines, Junk: g.junk, Truth: g.truth(window)}
+	st := Stats{Lines: g.lines, Junk: g.junk, Cut: g.cut, Truth: g.truth(window)}
 	for _, a := range g.actors {
 		st.Actors = append(st.Actors, a.Actor)
 	}

@@ -49,17 +49,17 @@ func BenchmarkParse(b *testing.B) {
 	}
 }
 
-// BenchmarkParseJunk measures a scanner's flood: TLS handshakes on the
-// plain-HTTP port. Each costs one allocation, the *LineError.
-func BenchmarkParseJunk(b *testing.B) {
+// BenchmarkParseProbe measures a scanner's flood: TLS handshakes on the
+// plain-HTTP port, each a probe event.
+func BenchmarkParseProbe(b *testing.B) {
 	line := []byte(`203.0.113.9 - - [10/Oct/2026:13:56:01 +0200] "\x16\x03\x01\x02\x00\x01\x00\x01\xFC\x03\x03\xA5\x1B\x9C" 400 157 "-" "-"`)
 	p := NewParser(FormatNginxCombined)
 	var ev event.Event
 	b.SetBytes(int64(len(line)))
 	b.ReportAllocs()
 	for b.Loop() {
-		if p.Parse(line, &ev) == nil {
-			b.Fatal("junk parsed")
+		if p.Parse(line, &ev) != nil || ev.Action != ActionTLSHandshake {
+			b.Fatal("no probe event")
 		}
 	}
 }

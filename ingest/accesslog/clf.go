@@ -81,7 +81,7 @@ func (p *Parser) parseText(line []byte, ev *event.Event, requireXFF bool) error 
 	}
 
 	// "request"
-	if err := expectSpaceQuote(line, i, ReasonBadRequestLine, "request"); err != nil {
+	if err := expectSpaceQuote(line, i, ReasonMalformed, "request"); err != nil {
 		return err
 	}
 	req, next, ok := p.quotedText(line, i+1)
@@ -89,9 +89,9 @@ func (p *Parser) parseText(line []byte, ev *event.Event, requireXFF bool) error 
 		return lineErr(ReasonTruncated, "line ends in request")
 	}
 	i = next
-	// A bad request line is reported only after the rest of the line parsed:
-	// the client, status and user agent of a probe are still of use.
-	reqErr := setRequest(req, ev)
+	// A probe's request is recorded once the rest of the line parsed: the
+	// line may still turn out malformed.
+	probeAction := setRequest(req, ev)
 
 	// status
 	if i >= len(line) {
@@ -156,8 +156,8 @@ func (p *Parser) parseText(line []byte, ev *event.Event, requireXFF bool) error 
 	if err := checkExtras(line[i:]); err != nil {
 		return err
 	}
-	if reqErr != nil {
-		return reqErr
+	if probeAction != "" {
+		probe(ev, probeAction, req)
 	}
 	return nil
 }

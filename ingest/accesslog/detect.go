@@ -24,13 +24,16 @@ func DetectFormat(lines [][]byte) Format {
 		apacheVotes, nginxVotes int
 		pJSON, pCombined, pMain = NewParser(FormatNginxJSON), NewParser(FormatNginxCombined), NewParser(FormatNginxMain)
 	)
+	// A probe (a refused request) parses in any text format alike: it is no
+	// evidence.
+	entry := func(p *Parser, line []byte) bool { return p.Parse(line, &ev) == nil && ev.Action == "" }
 	for _, line := range lines {
 		line = trimSpace(line)
-		if pJSON.Parse(line, &ev) == nil {
+		if entry(pJSON, line) {
 			jsonN++
 			continue
 		}
-		if pCombined.Parse(line, &ev) != nil {
+		if !entry(pCombined, line) {
 			continue
 		}
 		textN++
@@ -46,7 +49,7 @@ func DetectFormat(lines [][]byte) Format {
 		if identSet(line) {
 			apacheVotes++
 		}
-		if pMain.Parse(line, &ev) == nil {
+		if entry(pMain, line) {
 			mainN++
 		}
 	}

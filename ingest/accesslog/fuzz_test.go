@@ -42,7 +42,8 @@ func FuzzParse(f *testing.F) {
 			}
 			var fresh event.Event
 			err2 := NewParser(formats[i]).Parse(line, &fresh)
-			if (err == nil) != (err2 == nil) || !ev.Time.Equal(fresh.Time) || ev.Target != fresh.Target || ev.UserAgent != fresh.UserAgent {
+			if (err == nil) != (err2 == nil) || !ev.Time.Equal(fresh.Time) || ev.Target != fresh.Target || ev.UserAgent != fresh.UserAgent ||
+				ev.Action != fresh.Action || ev.Message != fresh.Message {
 				t.Fatalf("%s: a used parser and a fresh one disagree: %v %+v, %v %+v", formats[i], err, ev, err2, fresh)
 			}
 			if err != nil {
@@ -77,8 +78,17 @@ func checkInvariants(t *testing.T, f Format, ev *event.Event) {
 	if ev.Target != ev.Path && ev.Target != ev.Path+"?"+ev.Query {
 		t.Fatalf("%s: Target %q is not Path %q + ? + Query %q", f, ev.Target, ev.Path, ev.Query)
 	}
-	if ev.Target == "" || !isToken(ev.Method) {
-		t.Fatalf("%s: bad request: method %q target %q", f, ev.Method, ev.Target)
+	switch ev.Action {
+	case "":
+		if ev.Target == "" || !isToken(ev.Method) || ev.Message != "" {
+			t.Fatalf("%s: bad request: method %q target %q message %q", f, ev.Method, ev.Target, ev.Message)
+		}
+	case ActionTLSHandshake, ActionNoRequest, ActionBadRequest:
+		if ev.Method != "" || ev.Target != "" || ev.HTTPVersion != "" || len(ev.Message) > MaxProbeRequestBytes {
+			t.Fatalf("%s: probe %q with request fields: %+v", f, ev.Action, ev)
+		}
+	default:
+		t.Fatalf("%s: unknown action %q", f, ev.Action)
 	}
 	if ev.HTTPVersion != "" && !validVersion(ev.HTTPVersion) {
 		t.Fatalf("%s: bad HTTPVersion %q", f, ev.HTTPVersion)

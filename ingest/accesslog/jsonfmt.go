@@ -2,6 +2,7 @@ package accesslog
 
 import (
 	"bytes"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/vigil-soc/vigil/event"
@@ -143,8 +144,8 @@ func (p *Parser) parseJSON(line []byte, ev *event.Event) error {
 		ev.UserName = dash(user)
 	}
 
-	// As for text lines, a bad request is reported after the rest parsed.
-	var reqErr *LineError
+	// As for text lines, a probe is recorded once the rest parsed.
+	var probeAction, probeReq string
 	method, hasMethod := f.get(jkMethod)
 	uri, hasURI := f.get(jkURI)
 	req, hasReq := f.get(jkRequest)
@@ -156,15 +157,18 @@ func (p *Parser) parseJSON(line []byte, ev *event.Event) error {
 		case len(proto) > len("HTTP/") && proto[:len("HTTP/")] == "HTTP/" && validVersion(proto[len("HTTP/"):]):
 			version = proto[len("HTTP/"):]
 		case proto != "" && proto != "-":
-			reqErr = valueErr(ReasonBadRequestLine, "server_protocol", proto)
+			probeAction = ActionBadRequest
 		}
-		if reqErr == nil {
-			reqErr = setMethodTarget(method, uri, version, method, ev)
+		if probeAction == "" {
+			probeAction = setMethodTarget(method, uri, version, ev)
+		}
+		if probeAction != "" { // allocates for probes only
+			probeReq = strings.TrimSpace(method + " " + uri + " " + proto)
 		}
 	case hasReq:
-		reqErr = setRequest(req, ev)
+		probeAction, probeReq = setRequest(req, ev), req
 	case hasMethod || hasURI:
-		reqErr = lineErr(ReasonNoRequest, "")
+		probeAction = ActionNoRequest
 	default:
 		return lineErr(ReasonBadJSON, "missing key request")
 	}
@@ -188,8 +192,8 @@ func (p *Parser) parseJSON(line []byte, ev *event.Event) error {
 	if ua, ok := f.get(jkUA); ok {
 		ev.UserAgent = dash(ua)
 	}
-	if reqErr != nil {
-		return reqErr
+	if probeAction != "" {
+		probe(ev, probeAction, probeReq)
 	}
 	return nil
 }

@@ -39,15 +39,6 @@ const (
 	// ReasonTruncated means the line ends before all required fields did, as a
 	// line cut by a crash, a rotation or a size limit does.
 	ReasonTruncated = "truncated"
-	// ReasonTLSHandshake means the request line is a TLS ClientHello sent to a
-	// plain-HTTP port, as nginx logs it ("\x16\x03\x01...").
-	ReasonTLSHandshake = "tls-handshake"
-	// ReasonNoRequest means the request line is "-" or empty (the client sent
-	// nothing before the connection closed or timed out).
-	ReasonNoRequest = "no-request"
-	// ReasonBadRequestLine means the request line is not METHOD SP TARGET
-	// [SP HTTP/x.y] with an HTTP token as the method.
-	ReasonBadRequestLine = "bad-request-line"
 	// ReasonBadIP means the client address is not an IPv4 or IPv6 address (for
 	// example a hostname, or "unix:").
 	ReasonBadIP = "bad-ip"
@@ -70,9 +61,8 @@ const (
 // labelled counter so that all series exist from the start.
 func Reasons() []string {
 	return []string{
-		ReasonEmpty, ReasonTruncated, ReasonTLSHandshake, ReasonNoRequest,
-		ReasonBadRequestLine, ReasonBadIP, ReasonBadTime, ReasonBadStatus,
-		ReasonBadJSON, ReasonTooLong, ReasonMalformed,
+		ReasonEmpty, ReasonTruncated, ReasonBadIP, ReasonBadTime,
+		ReasonBadStatus, ReasonBadJSON, ReasonTooLong, ReasonMalformed,
 	}
 }
 
@@ -139,6 +129,44 @@ func NewParser(f Format) *Parser {
 	return &Parser{format: f}
 }
 
+// Probe actions. A line whose request the web server refused before it was
+// an HTTP request is still a sound line: Parse returns an event with the
+// client, time, status and user agent, no request fields, one of these as
+// its event.action, and the request as it was logged (clipped to
+// MaxProbeRequestBytes) as its message. Port and protocol scanners
+// (masscan, zgrab, nmap) leave these lines, and rules count them by action
+// (http-probe in the default pack).
+const (
+	// ActionTLSHandshake is a TLS ClientHello sent to a plain-HTTP port,
+	// as nginx logs it ("\x16\x03\x01...").
+	ActionTLSHandshake = "tls-handshake"
+	// ActionNoRequest is a request line of "-" or "": the client sent
+	// nothing before it closed the connection or timed out. Browsers'
+	// unused preconnections leave these too, so they say little alone.
+	ActionNoRequest = "no-request"
+	// ActionBadRequest is any other request line that is not METHOD SP
+	// TARGET [SP HTTP/x.y] with an HTTP token as the method: binary, an SSH
+	// banner, a bad protocol version.
+	ActionBadRequest = "bad-request-line"
+)
+
+// MaxProbeRequestBytes bounds the request text a probe event keeps as its
+// message.
+const MaxProbeRequestBytes = 256
+
+// probe records on ev that its request line req was refused for action.
+func probe(ev *event.Event, action, req string) {
+	ev.Method, ev.Target, ev.Path, ev.Query, ev.HTTPVersion = "", "", "", "", ""
+	ev.Action = action
+	if req == "-" {
+		req = ""
+	}
+	if len(req) > MaxProbeRequestBytes {
+		req = req[:MaxProbeRequestBytes]
+	}
+	ev.Message = req
+}
+
 // Format returns the format the Parser was made for.
 func (p *Parser) Format() Format { return p.format }
 
@@ -149,10 +177,9 @@ func (p *Parser) Format() Format { return p.format }
 // buffer: they are valid until the next Parse call and while line is
 // unchanged.
 //
-// A line that is not a usable entry yields a *LineError. Even then ev keeps
-// what was parsed, which for the request-line reasons (tls-handshake,
-// no-request, bad-request-line) is everything else on the line: the client,
-// time, status, user agent of a scanner's probe are still worth counting.
+// A line that is not a usable entry yields a *LineError and an empty ev. A
+// sound line recording a request the server refused before it was HTTP (a
+// scanner's probe) is an entry: see the probe actions.
 func (p *Parser) Parse(line []byte, ev *event.Event) error {
 	ev.Reset()
 	line = trimSpace(line)
@@ -176,20 +203,13 @@ func (p *Parser) Parse(line []byte, ev *event.Event) error {
 		ev.Dataset = datasetNginx
 		err = p.parseText(line, ev, f == FormatNginxMain)
 	}
-	if le, ok := err.(*LineError); ok && !keepsRest(le.Reason) {
-		// A line refused for its shape yields an empty event, whatever
-		// the parser saw before (fuzzing found half-filled fields that
-		// depended on earlier lines). Request-line refusals keep the rest
-		// of the line, which parsed: a TLS probe still has its client.
+	if err != nil {
+		// A refused line yields an empty event, whatever the parser saw
+		// before (fuzzing found half-filled fields that depended on
+		// earlier lines).
 		ev.Reset()
 	}
 	return err
-}
-
-// keepsRest reports whether a refusal of this reason leaves the fields of
-// the rest of the line in the event.
-func keepsRest(reason string) bool {
-	return reason == ReasonTLSHandshake || reason == ReasonNoRequest || reason == ReasonBadRequestLine
 }
 
 // trimSpace drops spaces, tabs, CR and LF from both ends of b.
@@ -233,18 +253,18 @@ func parseIP(s string) (netip.Addr, bool) {
 // setRequest splits an HTTP request line "METHOD SP target [SP HTTP/x.y]"
 // into ev's Method, Target, Path, Query and HTTPVersion. The target is
 // everything between the first and the last space, so a target with spaces
-// in it (which old nginx versions accept) survives. It returns a LineError
-// when the line is no HTTP request.
-func setRequest(req string, ev *event.Event) *LineError {
+// in it (which old nginx versions accept) survives. It returns the probe
+// action when the line is no HTTP request, "" when it is.
+func setRequest(req string, ev *event.Event) string {
 	if req == "" || req == "-" {
-		return lineErr(ReasonNoRequest, "")
+		return ActionNoRequest
 	}
 	if req[0] == 0x16 {
-		return lineErr(ReasonTLSHandshake, "")
+		return ActionTLSHandshake
 	}
 	sp := strings.IndexByte(req, ' ')
 	if sp < 0 {
-		return valueErr(ReasonBadRequestLine, "request", req)
+		return ActionBadRequest
 	}
 	method, rest := req[:sp], req[sp+1:]
 	version := ""
@@ -252,17 +272,18 @@ func setRequest(req string, ev *event.Event) *LineError {
 		version = rest[ls+1+len("HTTP/"):]
 		rest = rest[:ls]
 		if !validVersion(version) {
-			return valueErr(ReasonBadRequestLine, "request", req)
+			return ActionBadRequest
 		}
 	}
-	return setMethodTarget(method, rest, version, req, ev)
+	return setMethodTarget(method, rest, version, ev)
 }
 
-// setMethodTarget checks and stores the parts of a request; req is only for
-// the error detail.
-func setMethodTarget(method, target, version, req string, ev *event.Event) *LineError {
+// setMethodTarget checks and stores the parts of a request. It returns
+// ActionBadRequest for a method that is no HTTP token or an empty target,
+// "" otherwise.
+func setMethodTarget(method, target, version string, ev *event.Event) string {
 	if !isToken(method) || target == "" {
-		return valueErr(ReasonBadRequestLine, "request", req)
+		return ActionBadRequest
 	}
 	ev.Method = method
 	ev.Target = target
@@ -272,7 +293,7 @@ func setMethodTarget(method, target, version, req string, ev *event.Event) *Line
 		ev.Query = target[q+1:]
 	}
 	ev.HTTPVersion = version
-	return nil
+	return ""
 }
 
 // validVersion reports whether v is an HTTP version number: "1.1", "2.0",

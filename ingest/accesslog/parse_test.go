@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"errors"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -262,17 +261,7 @@ func TestParseErrors(t *testing.T) {
 		{"empty", FormatNginxCombined, "", ReasonEmpty},
 		{"blank", FormatNginxJSON, " \t\r\n", ReasonEmpty},
 		{"too long", FormatNginxCombined, ok + ` "` + strings.Repeat("x", MaxLineBytes) + `"`, ReasonTooLong},
-		{"tls handshake", FormatNginxCombined, `203.0.113.9 - - [10/Oct/2026:13:56:01 +0200] "\x16\x03\x01\x02\x00\x01\x00\x01\xFC\x03\x03\xA5\x1B" 400 157 "-" "-"`, ReasonTLSHandshake},
-		{"tls handshake json", FormatNginxJSON, `{"time_local":"10/Oct/2026:13:55:39 +0200","remote_addr":"203.0.113.9","request":"\u0016\u0003\u0001\u0002\u0000","status":"400"}`, ReasonTLSHandshake},
-		{"no request dash", FormatNginxCombined, `203.0.113.9 - - [10/Oct/2026:13:56:02 +0200] "-" 400 0 "-" "-"`, ReasonNoRequest},
-		{"no request empty", FormatApacheCombined, `203.0.113.9 - - [10/Oct/2026:13:56:02 +0200] "" 408 - "-" "-"`, ReasonNoRequest},
-		{"no request json split", FormatNginxJSON, `{"time_local":"10/Oct/2026:13:55:39 +0200","remote_addr":"203.0.113.9","request_method":"","request_uri":"","status":"400"}`, ReasonNoRequest},
-		{"binary method", FormatNginxCombined, `203.0.113.9 - - [10/Oct/2026:13:56:04 +0200] "\x05\x01\x00 x" 400 157 "-" "-"`, ReasonBadRequestLine},
-		{"ssh banner", FormatNginxCombined, `203.0.113.9 - - [10/Oct/2026:13:56:04 +0200] "SSH-2.0-Go" 400 157 "-" "-"`, ReasonBadRequestLine},
-		{"method without target", FormatNginxCombined, `203.0.113.9 - - [10/Oct/2026:13:56:04 +0200] "GET  HTTP/1.1" 400 157 "-" "-"`, ReasonBadRequestLine},
-		{"bad version", FormatNginxCombined, `203.0.113.9 - - [10/Oct/2026:13:56:04 +0200] "GET / HTTP/x" 400 157 "-" "-"`, ReasonBadRequestLine},
-		{"unquoted request", FormatNginxCombined, `203.0.113.9 - - [10/Oct/2026:13:56:04 +0200] GET / HTTP/1.1 400 157 "-" "-"`, ReasonBadRequestLine},
-		{"bad json protocol", FormatNginxJSON, `{"msec":"1","remote_addr":"192.0.2.1","request_method":"GET","request_uri":"/","server_protocol":"SPDY","status":"400"}`, ReasonBadRequestLine},
+		{"unquoted request", FormatNginxCombined, `203.0.113.9 - - [10/Oct/2026:13:56:04 +0200] GET / HTTP/1.1 400 157 "-" "-"`, ReasonMalformed},
 		{"unix socket", FormatNginxCombined, `unix: - - [10/Oct/2026:13:56:05 +0200] "GET / HTTP/1.1" 200 612 "-" "-"`, ReasonBadIP},
 		{"host name", FormatApacheCombined, `www.example.com - - [10/Oct/2026:13:56:05 +0200] "GET / HTTP/1.1" 200 612 "-" "-"`, ReasonBadIP},
 		{"json bad ip", FormatNginxJSON, `{"msec":"1","remote_addr":"","request":"GET / HTTP/1.1","status":"200"}`, ReasonBadIP},
@@ -322,20 +311,58 @@ func TestParseErrors(t *testing.T) {
 	}
 }
 
-// TestParseErrorKeepsRest checks that a probe's other fields survive a
-// request-line error.
-func TestParseErrorKeepsRest(t *testing.T) {
-	line := []byte(`203.0.113.9 - - [10/Oct/2026:13:56:01 +0200] "\x16\x03\x01\x02\x00" 400 157 "-" "masscan/1.3"`)
+// TestParseProbe checks that a sound line recording a request the server
+// refused before it was HTTP yields an event: the rest of the line, no
+// request fields, the probe action and the request as logged.
+func TestParseProbe(t *testing.T) {
+	tests := []struct {
+		name    string
+		format  Format
+		line    string
+		action  string
+		message string
+	}{
+		{"tls handshake", FormatNginxCombined, `203.0.113.9 - - [10/Oct/2026:13:56:01 +0200] "\x16\x03\x01\x02\x00\x01\x00\x01\xFC\x03\x03\xA5\x1B" 400 157 "-" "-"`, ActionTLSHandshake, "\x16\x03\x01\x02\x00\x01\x00\x01\xFC\x03\x03\xA5\x1B"},
+		{"tls handshake json", FormatNginxJSON, `{"time_local":"10/Oct/2026:13:55:39 +0200","remote_addr":"203.0.113.9","request":"\u0016\u0003\u0001\u0002\u0000","status":"400"}`, ActionTLSHandshake, "\x16\x03\x01\x02\x00"},
+		{"no request dash", FormatNginxCombined, `203.0.113.9 - - [10/Oct/2026:13:56:02 +0200] "-" 400 0 "-" "-"`, ActionNoRequest, ""},
+		{"no request empty", FormatApacheCombined, `203.0.113.9 - - [10/Oct/2026:13:56:02 +0200] "" 408 - "-" "-"`, ActionNoRequest, ""},
+		{"no request json split", FormatNginxJSON, `{"time_local":"10/Oct/2026:13:55:39 +0200","remote_addr":"203.0.113.9","request_method":"","request_uri":"","status":"400"}`, ActionNoRequest, ""},
+		{"binary method", FormatNginxCombined, `203.0.113.9 - - [10/Oct/2026:13:56:04 +0200] "\x05\x01\x00 x" 400 157 "-" "-"`, ActionBadRequest, "\x05\x01\x00 x"},
+		{"ssh banner", FormatNginxCombined, `203.0.113.9 - - [10/Oct/2026:13:56:04 +0200] "SSH-2.0-Go" 400 157 "-" "-"`, ActionBadRequest, "SSH-2.0-Go"},
+		{"method without target", FormatNginxCombined, `203.0.113.9 - - [10/Oct/2026:13:56:04 +0200] "GET  HTTP/1.1" 400 157 "-" "-"`, ActionBadRequest, "GET  HTTP/1.1"},
+		{"bad version", FormatNginxCombined, `203.0.113.9 - - [10/Oct/2026:13:56:04 +0200] "GET / HTTP/x" 400 157 "-" "-"`, ActionBadRequest, "GET / HTTP/x"},
+		{"bad json protocol", FormatNginxJSON, `{"msec":"1","remote_addr":"192.0.2.1","request_method":"GET","request_uri":"/","server_protocol":"SPDY","status":"400"}`, ActionBadRequest, "GET / SPDY"},
+		{"masscan", FormatNginxCombined, `203.0.113.9 - - [10/Oct/2026:13:56:01 +0200] "\x16\x03\x01\x02\x00" 400 157 "-" "masscan/1.3"`, ActionTLSHandshake, "\x16\x03\x01\x02\x00"},
+		{"long garbage clipped", FormatNginxCombined, `203.0.113.9 - - [10/Oct/2026:13:56:01 +0200] "` + strings.Repeat("A", 1000) + `" 400 157 "-" "-"`, ActionBadRequest, strings.Repeat("A", MaxProbeRequestBytes)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var ev event.Event
+			if err := NewParser(tt.format).Parse([]byte(tt.line), &ev); err != nil {
+				t.Fatalf("Parse = %v, want a probe event", err)
+			}
+			if ev.Action != tt.action || ev.Message != tt.message {
+				t.Errorf("action, message = %q, %q; want %q, %q", ev.Action, ev.Message, tt.action, tt.message)
+			}
+			if !ev.SourceIP.IsValid() || ev.Status < 400 || ev.Time.IsZero() {
+				t.Errorf("event lost the rest of the line: %+v", ev)
+			}
+			if ev.Method != "" || ev.Target != "" || ev.Path != "" || ev.Query != "" || ev.HTTPVersion != "" {
+				t.Errorf("event has request fields: %+v", ev)
+			}
+		})
+	}
+	// The parser is reused: a sound line after a probe has no probe fields.
+	p := NewParser(FormatNginxCombined)
 	var ev event.Event
-	err := NewParser(FormatNginxCombined).Parse(line, &ev)
-	if le := (*LineError)(nil); !errors.As(err, &le) || le.Reason != ReasonTLSHandshake {
-		t.Fatalf("Parse = %v, want tls-handshake", err)
+	if err := p.Parse([]byte(`203.0.113.9 - - [10/Oct/2026:13:56:01 +0200] "SSH-2.0-Go" 400 157 "-" "-"`), &ev); err != nil {
+		t.Fatal(err)
 	}
-	if ev.SourceIP != netip.MustParseAddr("203.0.113.9") || ev.Status != 400 || ev.UserAgent != "masscan/1.3" || ev.Time.IsZero() {
-		t.Errorf("event lost the rest of the line: %+v", ev)
+	if err := p.Parse([]byte(`203.0.113.9 - - [10/Oct/2026:13:56:01 +0200] "GET /x HTTP/1.1" 404 153 "-" "-"`), &ev); err != nil {
+		t.Fatal(err)
 	}
-	if ev.Method != "" || ev.Target != "" {
-		t.Errorf("event has request fields: %+v", ev)
+	if ev.Action != "" || ev.Message != "" || ev.Target != "/x" {
+		t.Errorf("after a probe: %+v", ev)
 	}
 }
 
@@ -475,7 +502,7 @@ func TestFormatNames(t *testing.T) {
 }
 
 func TestDetectFormat(t *testing.T) {
-	junk := readLines(t, "junk.log")
+	junk, probes := readLines(t, "junk.log"), readLines(t, "probes.log")
 	tests := []struct {
 		name  string
 		lines [][]byte
@@ -491,6 +518,8 @@ func TestDetectFormat(t *testing.T) {
 		{"mostly json", slices.Concat(readLines(t, "nginx-json.log"), readLines(t, "nginx-combined.log")[:1]), FormatNginxJSON},
 		{"mostly text", slices.Concat(readLines(t, "nginx-json.log")[:1], readLines(t, "nginx-main.log")), FormatNginxMain},
 		{"junk only", junk, FormatUnknown},
+		{"probes only", probes, FormatUnknown},
+		{"apache with probes", slices.Concat(probes, readLines(t, "apache-combined.log")[:2]), FormatApacheCombined},
 		{"nothing", nil, FormatUnknown},
 	}
 	for _, tt := range tests {
@@ -509,7 +538,7 @@ func TestSampleFiles(t *testing.T) {
 		for _, line := range readLines(t, sampleFile(f)) {
 			var ev event.Event
 			err := p.Parse(line, &ev)
-			if err != nil && !bytes.Contains(line, []byte(`\u0016`)) {
+			if err != nil {
 				t.Errorf("%s: Parse(%q): %v", f, line, err)
 			}
 			if f != FormatNginxMain {
@@ -525,6 +554,12 @@ func TestSampleFiles(t *testing.T) {
 		var le *LineError
 		if err := p.Parse(line, &ev); !errors.As(err, &le) {
 			t.Errorf("junk: Parse(%q) = %v, want a *LineError", line, err)
+		}
+	}
+	for _, line := range readLines(t, "probes.log") {
+		var ev event.Event
+		if err := p.Parse(line, &ev); err != nil || ev.Action == "" {
+			t.Errorf("probes: Parse(%q) = %v, action %q; want a probe event", line, err, ev.Action)
 		}
 	}
 }
