@@ -2,6 +2,7 @@ package detect
 
 import (
 	"strings"
+	"unicode/utf8"
 	"unsafe"
 )
 
@@ -28,7 +29,7 @@ func sigClass(name string) uint8 {
 // (twice, so double encoding is seen through), '+' read as a space,
 // lower-cased, whitespace runs and SQL comments collapsed to one space.
 var (
-	traversalNeedles = []string{"../", "..\\", "..;/", "/etc/passwd", "/etc/shadow", "/proc/self/", "win.ini", "boot.ini"}
+	traversalNeedles = []string{"../", "..\\", "\\..", "..;/", "/etc/passwd", "/etc/shadow", "/proc/self/", "win.ini", "boot.ini"}
 	sqliNeedles      = []string{
 		"' or ", "\" or ", "' and ", "or 1=1", "'='", "union select", "union all select",
 		"sleep(", "benchmark(", "pg_sleep(", "waitfor delay", "information_schema",
@@ -68,7 +69,7 @@ func (s *sigScanner) classify(target string) uint8 {
 	if containsAny(text, traversalNeedles) {
 		c |= sigTraversal
 	}
-	if containsAny(text, sqliNeedles) {
+	if containsAny(text, sqliNeedles) || tautology(text) || orderByColumn(text) {
 		c |= sigSQLi
 	}
 	if containsAny(text, xssNeedles) {
@@ -117,12 +118,26 @@ func unhex(c byte) (byte, bool) {
 	return 0, false
 }
 
-// percentDecode appends s to dst with %XX sequences decoded and '+' as a
-// space. Invalid sequences are kept as they are.
+// percentDecode appends s to dst with %XX sequences decoded, IIS's %uXXXX
+// as UTF-8, and '+' as a space. Invalid sequences are kept as they are.
 func percentDecode(dst []byte, s string) []byte {
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		switch {
+		case c == '%' && i+5 < len(s) && (s[i+1] == 'u' || s[i+1] == 'U'):
+			var r rune
+			ok := true
+			for _, h := range []byte(s[i+2 : i+6]) {
+				v, isHex := unhex(h)
+				ok = ok && isHex
+				r = r<<4 | rune(v)
+			}
+			if !ok {
+				dst = append(dst, c)
+				continue
+			}
+			dst = utf8.AppendRune(dst, r)
+			i += 5
 		case c == '%' && i+2 < len(s):
 			hi, ok1 := unhex(s[i+1])
 			lo, ok2 := unhex(s[i+2])
@@ -139,6 +154,100 @@ func percentDecode(dst []byte, s string) []byte {
 		}
 	}
 	return dst
+}
+
+// tautology reports whether s holds a SQL condition an injection probes
+// with: "or"/"and" followed by a comparison of two equal operands (1=1,
+// 'a'='a', user()=user()) or of two numbers (2=0, the false half of a
+// blind probe). s is normalised (lower case, one space for any run).
+func tautology(s string) bool {
+	for _, kw := range [...]string{"or", "and"} {
+		for i := 0; ; {
+			j := strings.Index(s[i:], kw)
+			if j < 0 {
+				break
+			}
+			at := i + j
+			i = at + len(kw)
+			if comparesEqual(s, at, s[i:]) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// comparesEqual reports whether the keyword at s[at:] stands alone (after
+// anything but a letter or digit, before a space, quote or '(') and rest,
+// what follows it, compares two equal operands or two numbers.
+func comparesEqual(s string, at int, rest string) bool {
+	if at > 0 && isWordByte(s[at-1]) || rest == "" || rest[0] != ' ' && rest[0] != '\'' && rest[0] != '"' && rest[0] != '(' {
+		return false
+	}
+	rest = strings.TrimLeft(rest, " (")
+	a, rest := operand(rest)
+	rest = strings.TrimLeft(rest, " ")
+	if a == "" || rest == "" || rest[0] != '=' {
+		return false
+	}
+	b, _ := operand(strings.TrimLeft(rest[1:], " "))
+	return b != "" && (a == b || isDigits(a) && isDigits(b))
+}
+
+// operand returns the operand s starts with, quoted ('a', "a") or bare
+// (1, user, user()), without its quotes, and what follows it. A quote left
+// open at the end is the application's to close: "a"="a.
+func operand(s string) (string, string) {
+	if s == "" {
+		return "", s
+	}
+	if q := s[0]; q == '\'' || q == '"' {
+		if end := strings.IndexByte(s[1:], q); end >= 0 {
+			return s[1 : end+1], s[end+2:]
+		}
+		return s[1:], ""
+	}
+	n := 0
+	for n < len(s) && (isWordByte(s[n]) || s[n] == '_' || s[n] == '@' || s[n] == '.') {
+		n++
+	}
+	if strings.HasPrefix(s[n:], "()") {
+		n += 2
+	}
+	return s[:n], s[n:]
+}
+
+func isWordByte(c byte) bool { return c >= 'a' && c <= 'z' || c >= '0' && c <= '9' }
+
+func isDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// orderByColumn reports whether s orders by a column number and ends the
+// statement ("order by 1--", "order by 3#"), how an injection counts a
+// query's columns. "order by 5pm" is a search, not SQL.
+func orderByColumn(s string) bool {
+	for i := strings.Index(s, "order by "); i >= 0; {
+		rest := s[i+len("order by "):]
+		n := 0
+		for n < len(rest) && rest[n] >= '0' && rest[n] <= '9' {
+			n++
+		}
+		if rest = strings.TrimLeft(rest[n:], " "); n > 0 && (strings.HasPrefix(rest, "--") || strings.HasPrefix(rest, "#") || strings.HasPrefix(rest, ";")) {
+			return true
+		}
+		next := strings.Index(s[i+1:], "order by ")
+		if next < 0 {
+			return false
+		}
+		i += 1 + next
+	}
+	return false
 }
 
 // normalise appends src lower-cased, with whitespace runs and /**/ comments
@@ -163,10 +272,46 @@ func normalise(dst, src []byte) []byte {
 			continue
 		}
 		space = false
+		if c >= 0xc0 {
+			if d, n := pathChar(src[i:]); n > 0 {
+				dst = append(dst, d)
+				i += n - 1
+				continue
+			}
+		}
 		if c >= 'A' && c <= 'Z' {
 			c += 'a' - 'A'
 		}
 		dst = append(dst, c)
 	}
 	return dst
+}
+
+// pathChar reads the '.', '/' or '\\' that b starts with in a disguise a
+// lenient decoder (old IIS, some Java and Python servers) turns back into
+// it: an overlong UTF-8 form (C0 AE, C0 AF, C1 9C, IIS's C1 1C, E0 80 AE,
+// and C0 or C1 before the character itself)
+// or a fullwidth or look-alike character (U+FF0E, U+FF0F, U+FF3C,
+// U+2215, U+2216). It returns the character and the bytes it took, or 0, 0.
+func pathChar(b []byte) (byte, int) {
+	var c byte
+	n := 0
+	switch {
+	case len(b) >= 2 && (b[0] == 0xc0 || b[0] == 0xc1) && (b[1] == '.' || b[1] == '/' || b[1] == '\\'):
+		c, n = b[1], 2 // the lead byte swallowed by a decoder that skips it
+	case len(b) >= 2 && (b[0] == 0xc0 || b[0] == 0xc1) && (b[1]&0xc0 == 0x80 || b[0] == 0xc1 && b[1] == 0x1c):
+		c, n = (b[0]&1)<<6|b[1]&0x3f, 2
+	case len(b) >= 3 && b[0] == 0xe0 && b[1] == 0x80:
+		c, n = b[2]&0x3f, 3
+	case len(b) >= 3 && b[0] == 0xef && b[1] == 0xbc && (b[2] == 0x8e || b[2] == 0x8f):
+		c, n = b[2]-0x8e+'.', 3
+	case len(b) >= 3 && b[0] == 0xef && b[1] == 0xbc && b[2] == 0xbc:
+		c, n = '\\', 3
+	case len(b) >= 3 && b[0] == 0xe2 && b[1] == 0x88 && (b[2] == 0x95 || b[2] == 0x96):
+		c, n = "/\\"[b[2]-0x95], 3
+	}
+	if c == '.' || c == '/' || c == '\\' {
+		return c, n
+	}
+	return 0, 0
 }

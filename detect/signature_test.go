@@ -26,6 +26,34 @@ func TestClassify(t *testing.T) {
 		{"/r?next=javascript:alert(document.cookie)", sigXSS},
 		{"/cgi-bin/show?f=/proc/self/environ", sigTraversal},
 		{"/c/win.ini", sigTraversal},
+		// Disguised dots and slashes that lenient decoders turn back.
+		{"/static/..%c0%af..%c0%afetc/hosts", sigTraversal},
+		{"/static/%c0%ae%c0%ae/%c0%ae%c0%ae/etc/hosts", sigTraversal},
+		{"/static/..%c1%9c..%c1%9cboot.txt", sigTraversal},
+		{"/static/%e0%80%ae%e0%80%ae/x", sigTraversal},
+		{"/static/..%u2215..%u2215x", sigTraversal},
+		{"/static/..%u2216..%u2216x", sigTraversal},
+		{"/static/%uff0e%uff0e%u2215x", sigTraversal},
+		{"/static/%25%5c..%25%5c..%25%5c..%00", sigTraversal},
+		{"/static/caf%c3%a9/men%C3%BC.html", 0}, // real UTF-8 is no disguise
+		{"/static/..%c1%1c..%c1%1cx", sigTraversal},
+		{"/static/%c0%2e%c0%2e%c0%2fx", sigTraversal},
+		{"/voil%C0./x", 0}, // Latin-1 "voilÀ./" makes "voil./"
+		// Tautologies and column counting.
+		{"/item?id=1%20or%200=0%20--", sigSQLi},
+		{"/item?id=1 and 2=0", sigSQLi},
+		{"/item?id=1/**/and/**/2=2", sigSQLi},
+		{"/item?id=1%20AND%20USER=USER", sigSQLi},
+		{"/item?id=1 and user()=user()", sigSQLi},
+		{`/item?q=hi") or ("a"="a`, sigSQLi},
+		{"/item?id=1%20ORDER%20BY%201--%20-", sigSQLi},
+		{"/item?id=1 order by 3%23", sigSQLi},
+		{"/search?q=black+or+white", 0},
+		{"/search?q=tom+and+jerry&page=2", 0},
+		{"/search?q=order+by+5pm", 0},
+		{"/search?q=order+by+2+days", 0},
+		{"/search?q=colors&order=1", 0},
+		{"/search?q=x+and+y=z", 0},
 	}
 	var s sigScanner
 	for _, tc := range cases {
