@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/vigil-soc/vigil/app"
+	"github.com/vigil-soc/vigil/event"
 	"github.com/vigil-soc/vigil/internal/redistest"
 )
 
@@ -38,7 +39,9 @@ func freeAddr(t *testing.T) string {
 // TestDjangoLoop closes the loop with the real example project: failed
 // logins at Django are shipped to Vigil's /events, Vigil bans the client in
 // Redis, and Django's middleware refuses that client from then on while
-// serving others.
+// serving others. A bad Host header arrives as a DisallowedHost event and
+// fires suspicious-operation; a client that keeps going after DRF throttles
+// it fires throttle-spike.
 func TestDjangoLoop(t *testing.T) {
 	rs := redistest.Start(t)
 	token := "e2e-events-token-0123456789abcdef"
@@ -81,5 +84,58 @@ func TestDjangoLoop(t *testing.T) {
 	}
 	if ttl := rs.Client(t).TTL(context.Background(), rs.Prefix+"ban:ip:"+attacker).Val(); ttl < 71*time.Hour {
 		t.Errorf("ban TTL %s, want 72h", ttl)
+	}
+
+	// A bad Host header: Django raises DisallowedHost (a 400), the shipper
+	// sends it, and it arrives as an event that fires suspicious-operation.
+	const badHost = "203.0.113.202"
+	req, _ := http.NewRequest("GET", base+"/healthz", nil)
+	req.Host = "evil.example"
+	req.Header.Set("X-Forwarded-For", badHost)
+	if resp, err := http.DefaultClient.Do(req); err != nil {
+		t.Fatal(err)
+	} else if resp.Body.Close(); resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("request with Host evil.example: %d, want 400", resp.StatusCode)
+	}
+
+	// A client hammering on after DRF throttles it (3/min on /api/limited/).
+	const hammer = "203.0.113.203"
+	throttled := 0
+	for range 35 {
+		if request("GET", "/api/limited/", hammer, "") == http.StatusTooManyRequests {
+			throttled++
+		}
+	}
+	if throttled < 30 {
+		t.Fatalf("%d of 35 requests throttled, want at least 30", throttled)
+	}
+
+	admin := addr(t, a, "admin")
+	deadline = time.Now().Add(30 * time.Second)
+	for {
+		var suspicious *event.Event
+		throttledEvents := 0
+		for _, ev := range busEvents(t, a, event.SourceApp) {
+			switch {
+			case ev.Action == "suspicious-operation" && ev.SourceIP.String() == badHost:
+				suspicious = &ev
+			case ev.Action == "throttled" && ev.SourceIP.String() == hammer:
+				throttledEvents++
+			}
+		}
+		fired := func(rule string) float64 {
+			return scrape(t, admin, `vigil_detect_detections_total{rule="`+rule+`"}`)
+		}
+		if suspicious != nil && throttledEvents == throttled && fired("suspicious-operation") == 1 && fired("throttle-spike") == 1 {
+			if suspicious.Name != "DisallowedHost" {
+				t.Errorf("suspicious operation %q, want DisallowedHost", suspicious.Name)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("DisallowedHost event %v, %d of %d throttled requests as events; detections: suspicious-operation %v, throttle-spike %v",
+				suspicious != nil, throttledEvents, throttled, fired("suspicious-operation"), fired("throttle-spike"))
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 }
