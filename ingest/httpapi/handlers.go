@@ -164,8 +164,19 @@ func (s *Server) cspReport(w http.ResponseWriter, r *http.Request, client netip.
 }
 
 // events handles application security events.
-func (s *Server) events(w http.ResponseWriter, r *http.Request, client netip.Addr, body []byte) (int, error) {
-	if code, err := s.authenticate(r, body); err != nil {
+func (s *Server) events(w http.ResponseWriter, r *http.Request, client netip.Addr, body []byte) (code int, err error) {
+	code, sig, err := s.authenticate(r, body)
+	if sig != "" {
+		// A signed request that is not stored may be sent again, and
+		// within the same second its signature is the same: forget it
+		// unless the events were stored.
+		defer func() {
+			if code != 0 || err != nil {
+				s.replay.forget(sig)
+			}
+		}()
+	}
+	if err != nil {
 		s.m.Unauthorized.Inc()
 		if code == http.StatusUnauthorized {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="vigil-events"`)
@@ -196,26 +207,27 @@ func (s *Server) publish(ctx context.Context, source string, evs []event.Event) 
 	return s.pub.Publish(ctx, source, evs)
 }
 
-// authenticate checks the bearer token or the HMAC signature.
-func (s *Server) authenticate(r *http.Request, body []byte) (int, error) {
+// authenticate checks the bearer token or the HMAC signature. For a valid
+// signature it returns the signature, which the replay cache now holds.
+func (s *Server) authenticate(r *http.Request, body []byte) (int, string, error) {
 	if sig := r.Header.Get("X-Vigil-Signature"); sig != "" && len(s.cfg.EventsHMACSecret) > 0 {
 		return s.checkSignature(sig, body)
 	}
 	auth := r.Header.Get("Authorization")
 	token, ok := strings.CutPrefix(auth, "Bearer ")
 	if !ok || token == "" {
-		return http.StatusUnauthorized, errors.New("missing credentials: send Authorization: Bearer <token> or X-Vigil-Signature")
+		return http.StatusUnauthorized, "", errors.New("missing credentials: send Authorization: Bearer <token> or X-Vigil-Signature")
 	}
 	for _, want := range s.cfg.EventsTokens {
 		if subtle.ConstantTimeCompare([]byte(token), want) == 1 {
-			return 0, nil
+			return 0, "", nil
 		}
 	}
-	return http.StatusUnauthorized, errors.New("invalid token")
+	return http.StatusUnauthorized, "", errors.New("invalid token")
 }
 
 // checkSignature verifies t=<unix>,v1=<hex>: fresh, correct, not replayed.
-func (s *Server) checkSignature(header string, body []byte) (int, error) {
+func (s *Server) checkSignature(header string, body []byte) (int, string, error) {
 	var ts, v1 string
 	for _, part := range strings.Split(header, ",") {
 		k, v, _ := strings.Cut(strings.TrimSpace(part), "=")
@@ -228,27 +240,27 @@ func (s *Server) checkSignature(header string, body []byte) (int, error) {
 	}
 	unix, err := strconv.ParseInt(ts, 10, 64)
 	if err != nil || v1 == "" {
-		return http.StatusUnauthorized, errors.New("X-Vigil-Signature must be t=<unix seconds>,v1=<hex HMAC-SHA256>")
+		return http.StatusUnauthorized, "", errors.New("X-Vigil-Signature must be t=<unix seconds>,v1=<hex HMAC-SHA256>")
 	}
 	now := s.now()
 	if d := now.Sub(time.Unix(unix, 0)); d > s.cfg.MaxSkew || d < -s.cfg.MaxSkew {
-		return http.StatusUnauthorized, errors.New("stale signature timestamp (check the clocks)")
+		return http.StatusUnauthorized, "", errors.New("stale signature timestamp (check the clocks)")
 	}
 	got, err := hex.DecodeString(v1)
 	if err != nil {
-		return http.StatusUnauthorized, errors.New("signature is not hex")
+		return http.StatusUnauthorized, "", errors.New("signature is not hex")
 	}
 	mac := hmac.New(sha256.New, s.cfg.EventsHMACSecret)
 	mac.Write([]byte(ts))
 	mac.Write([]byte{'.'})
 	mac.Write(body)
 	if !hmac.Equal(got, mac.Sum(nil)) {
-		return http.StatusUnauthorized, errors.New("invalid signature")
+		return http.StatusUnauthorized, "", errors.New("invalid signature")
 	}
 	if !s.replay.firstSeen(v1, now) {
-		return http.StatusUnauthorized, errors.New("replayed signature")
+		return http.StatusUnauthorized, "", errors.New("replayed signature")
 	}
-	return 0, nil
+	return 0, v1, nil
 }
 
 // clientIP is the peer address, or for a trusted proxy the right-most

@@ -101,3 +101,10 @@ func (c *replayCache) firstSeen(sig string, now time.Time) bool {
 	c.seen[sig] = now
 	return true
 }
+
+// forget drops sig, so that it may be used again.
+func (c *replayCache) forget(sig string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.seen, sig)
+}

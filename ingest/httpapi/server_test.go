@@ -248,6 +248,53 @@ func TestEventsAuth(t *testing.T) {
 	}
 }
 
+// TestSignedRetryAfterFailure: a signed request that was not stored may be
+// sent again with the same signature (a shipper retrying within the same
+// second signs it identically); one that was stored may not.
+func TestSignedRetryAfterFailure(t *testing.T) {
+	h := start(t, nil)
+	body := []byte(`{"kind":"auth.login_failed","client_ip":"203.0.113.9","user":{"name":"bob"}}`)
+	sig := sign(time.Now().Unix(), body)
+	if code, _, _ := h.post("/events", "text/plain", body, "X-Vigil-Signature", sig); code != http.StatusUnsupportedMediaType {
+		t.Fatalf("wrong content type: %d, want 415", code)
+	}
+	if code, resp, _ := h.post("/events", "application/json", body, "X-Vigil-Signature", sig); code != http.StatusNoContent {
+		t.Fatalf("the same signed request after a 415: %d %v, want 204", code, resp)
+	}
+	if code, _, _ := h.post("/events", "application/json", body, "X-Vigil-Signature", sig); code != http.StatusUnauthorized {
+		t.Fatalf("the same signed request once stored: %d, want 401", code)
+	}
+
+	// Not stored in time: JetStream has no stream, the client gives up.
+	ctx := context.Background()
+	if err := h.js.DeleteStream(ctx, bus.StreamEvents); err != nil {
+		t.Fatal(err)
+	}
+	body2 := []byte(`{"kind":"auth.login_failed","client_ip":"203.0.113.9","user":{"name":"carol"}}`)
+	sig2 := sign(time.Now().Unix(), body2)
+	req, _ := http.NewRequest("POST", h.url+"/events", bytes.NewReader(body2))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-Vigil-Signature", sig2)
+	if resp, err := (&http.Client{Timeout: 300 * time.Millisecond}).Do(req); err == nil {
+		resp.Body.Close()
+		t.Fatalf("answered %d with no stream to store in", resp.StatusCode)
+	}
+	if err := bus.EnsureStreams(ctx, h.js, bus.StreamsConfig{}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		code, resp, _ := h.post("/events", "application/json", body2, "X-Vigil-Signature", sig2)
+		if code == http.StatusNoContent {
+			break
+		}
+		if code != http.StatusServiceUnavailable || time.Now().After(deadline) {
+			t.Fatalf("the same signed request after the client gave up: %d %v, want 204", code, resp)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 func TestClientIP(t *testing.T) {
 	s := &Server{cfg: Config{TrustedProxies: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}}}
 	cases := []struct{ peer, xff, want string }{
