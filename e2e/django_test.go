@@ -37,19 +37,41 @@ func freeAddr(t *testing.T) string {
 }
 
 // TestDjangoLoop closes the loop with the real example project: failed
-// logins at Django are shipped to Vigil's /events, Vigil bans the client in
-// Redis, and Django's middleware refuses that client from then on while
-// serving others. A bad Host header arrives as a DisallowedHost event and
+// logins at Django are shipped to Vigil's /events (HMAC-signed), Vigil bans
+// the client in Redis, and Django's middleware refuses that client from
+// then on while serving others. A bad Host header arrives as a DisallowedHost event and
 // fires suspicious-operation; a client that keeps going after DRF throttles
 // it fires throttle-spike.
 func TestDjangoLoop(t *testing.T) {
 	rs := redistest.Start(t)
-	token := "e2e-events-token-0123456789abcdef"
-
-	a := runVigil(t, rs, func(c *app.Config) { c.Listen, c.EventsToken = "127.0.0.1:0", token })
+	// Vigil reads its token and HMAC secret from files, as an operator
+	// gives them; Django signs every batch with the secret.
+	const token, secret = "e2e-events-token-0123456789abcdef", "e2e-hmac-secret-fedcba9876543210"
+	dir := t.TempDir()
+	tokenFile, secretFile := filepath.Join(dir, "events-token"), filepath.Join(dir, "events-hmac")
+	for file, value := range map[string]string{tokenFile: token + "\n", secretFile: secret + "\n"} {
+		if err := os.WriteFile(file, []byte(value), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a := runVigil(t, rs, func(c *app.Config) {
+		c.Listen, c.EventsTokenFile, c.EventsHMACSecretFile = "127.0.0.1:0", tokenFile, secretFile
+	})
 	vigil := addr(t, a, "http")
+	for bearer, want := range map[string]int{token: http.StatusNoContent, "not-the-token": http.StatusUnauthorized} {
+		req, _ := http.NewRequest("POST", "http://"+vigil+"/events", strings.NewReader(`{"kind":"auth.login_succeeded","client_ip":"198.51.100.9"}`))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+bearer)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.Body.Close(); resp.StatusCode != want {
+			t.Fatalf("POST /events with the token %s the file: %d, want %d", map[bool]string{true: "from", false: "not from"}[bearer == token], resp.StatusCode, want)
+		}
+	}
 
-	base := djangoServer(t, rs, "VIGIL_EVENTS_URL=http://"+vigil+"/events", "VIGIL_EVENTS_TOKEN="+token,
+	base := djangoServer(t, rs, "VIGIL_EVENTS_URL=http://"+vigil+"/events", "VIGIL_EVENTS_HMAC_SECRET="+secret,
 		"VIGIL_CACHE_SECONDS=0.5", "VIGIL_FLUSH_SECONDS=0.2")
 	request := func(method, path, client, body string) int {
 		req, _ := http.NewRequest(method, base+path, strings.NewReader(body))
