@@ -141,8 +141,13 @@ func TestLockdownAndRevocation(t *testing.T) {
 		t.Errorf("full lockdown took %s to reach Django", took)
 	}
 	api(t, server, token, "POST", "/api/v1/lockdown", map[string]any{"mode": "read-only", "reason": "e2e drill"})
-	waitStatus(t, "POST", base+"/api/orders/", "", 503, time.Second)
-	waitStatus(t, "GET", base+"/healthz", "", 200, time.Second)
+	// Reads work again, writes do not: the same view answers GET and
+	// refuses POST (not /healthz, which no lockdown stops, so it would not
+	// tell read-only from full).
+	waitStatus(t, "GET", base+"/api/orders/", "", 200, time.Second)
+	if code := status(t, "POST", base+"/api/orders/", ""); code != 503 {
+		t.Errorf("POST /api/orders/ during a read-only lockdown: %d, want 503", code)
+	}
 	if code, out := api(t, server, token, "DELETE", "/api/v1/lockdown", nil); code != 200 && code != 201 {
 		t.Fatalf("lockdown off: %d %v", code, out)
 	}
