@@ -5,23 +5,13 @@ package e2e
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/sha256"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/base64"
-	"encoding/pem"
 	"fmt"
 	"io"
 	"log"
-	"math/big"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -32,6 +22,7 @@ import (
 	"github.com/vigil-soc/vigil/bus"
 	"github.com/vigil-soc/vigil/event"
 	"github.com/vigil-soc/vigil/internal/redistest"
+	"github.com/vigil-soc/vigil/internal/tlstest"
 )
 
 // chromium finds Debian's Chromium or fails saying how to install it.
@@ -48,32 +39,6 @@ func chromium(t *testing.T) string {
 	return ""
 }
 
-// selfSigned writes a certificate for 127.0.0.1 and returns the files and
-// the base64 SHA-256 of its public key, for --ignore-certificate-errors-spki-list.
-func selfSigned(t *testing.T) (certFile, keyFile, spki string) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "127.0.0.1"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, DNSNames: []string{"localhost"},
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	kder, _ := x509.MarshalECPrivateKey(key)
-	os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
-	os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600)
-	pub, _ := x509.MarshalPKIXPublicKey(&key.PublicKey)
-	sum := sha256.Sum256(pub)
-	return certFile, keyFile, base64.StdEncoding.EncodeToString(sum[:])
-}
 
 // page serves a page that causes three violations: an inline script, a
 // script from another origin, and eval() in an allowed script.
@@ -151,7 +116,7 @@ func browse(t *testing.T, bin, spki, url string) (stop func()) {
 func TestChromiumCSPReports(t *testing.T) {
 	bin := chromium(t)
 	rs := redistest.Start(t)
-	certFile, keyFile, spki := selfSigned(t)
+	certFile, keyFile, spki := tlstest.SelfSigned(t)
 
 	a := runVigil(t, rs, func(c *app.Config) {
 		c.Listen, c.ListenTLS = "127.0.0.1:0", "127.0.0.1:0"

@@ -50,11 +50,39 @@ type Config struct {
 	CORSOrigins []string
 	// CSPFilter drops extension and browser noise.
 	CSPFilter csp.Filter
+	// Timeouts bound how long a client may take (see Timeouts); zero
+	// fields take its defaults.
+	Timeouts Timeouts
 	// Logger logs refusals at debug level and failures at warn.
 	Logger *slog.Logger
 }
 
+// Timeouts bound a connection, so a client that stalls holds a goroutine
+// and a socket only for a while.
+type Timeouts struct {
+	// ReadHeader is the time to send the request headers. Default 5s.
+	ReadHeader time.Duration
+	// Read is the time to send the whole request. Default 10s.
+	Read time.Duration
+	// Write is the time from the end of the headers to the end of the
+	// answer. Default 15s (JetStream may take up to the publisher's store
+	// timeout, 10s, before a 503).
+	Write time.Duration
+	// Idle is how long a kept-alive connection may wait for its next
+	// request. Default 60s.
+	Idle time.Duration
+}
+
 func (c *Config) defaults() {
+	t := &c.Timeouts
+	for _, d := range []struct {
+		v   *time.Duration
+		def time.Duration
+	}{{&t.ReadHeader, 5 * time.Second}, {&t.Read, 10 * time.Second}, {&t.Write, 15 * time.Second}, {&t.Idle, 60 * time.Second}} {
+		if *d.v <= 0 {
+			*d.v = d.def
+		}
+	}
 	if c.BodyLimit <= 0 {
 		c.BodyLimit = 64 << 10
 	}
@@ -162,10 +190,10 @@ func (s *Server) Run(ctx context.Context) error {
 	for _, l := range lns {
 		srv := &http.Server{
 			Handler:           s.Handler(),
-			ReadHeaderTimeout: 5 * time.Second,
-			ReadTimeout:       10 * time.Second,
-			WriteTimeout:      15 * time.Second,
-			IdleTimeout:       60 * time.Second,
+			ReadHeaderTimeout: s.cfg.Timeouts.ReadHeader,
+			ReadTimeout:       s.cfg.Timeouts.Read,
+			WriteTimeout:      s.cfg.Timeouts.Write,
+			IdleTimeout:       s.cfg.Timeouts.Idle,
 			MaxHeaderBytes:    16 << 10,
 			ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 		}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -28,6 +29,7 @@ import (
 	"github.com/vigil-soc/vigil/ingest"
 	"github.com/vigil-soc/vigil/ingest/csp"
 	"github.com/vigil-soc/vigil/internal/natstest"
+	"github.com/vigil-soc/vigil/internal/tlstest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -292,6 +294,62 @@ func TestSignedRetryAfterFailure(t *testing.T) {
 			t.Fatalf("the same signed request after the client gave up: %d %v, want 204", code, resp)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestHTTPSServesHTTP2: the TLS listener negotiates HTTP/2 (browsers
+// deliver Reporting API reports to HTTPS endpoints only).
+func TestHTTPSServesHTTP2(t *testing.T) {
+	cert, key, _ := tlstest.SelfSigned(t)
+	h := start(t, func(c *Config) { c.ListenTLS, c.TLSCert, c.TLSKey = "127.0.0.1:0", cert, key })
+	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, ForceAttemptHTTP2: true,
+	}}
+	defer client.CloseIdleConnections()
+	resp, err := client.Post("https://"+h.srv.Addr("https").String()+"/csp-report", "application/csp-report", strings.NewReader(legacyReport))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent || resp.ProtoMajor != 2 {
+		t.Fatalf("HTTPS report: %d over %s, want 204 over HTTP/2", resp.StatusCode, resp.Proto)
+	}
+}
+
+// TestStalledConnectionsAreClosed: a client that stops sending its
+// headers or its body, or keeps an idle connection open, is disconnected
+// after the configured timeout.
+func TestStalledConnectionsAreClosed(t *testing.T) {
+	h := start(t, func(c *Config) {
+		c.Timeouts = Timeouts{ReadHeader: 200 * time.Millisecond, Read: 400 * time.Millisecond, Idle: 300 * time.Millisecond}
+	})
+	addr := strings.TrimPrefix(h.url, "http://")
+	cases := []struct{ name, send string }{
+		{"headers cut short", "POST /csp-report HTTP/1.1\r\nHost: vigil\r\nContent-Type: application/csp-report\r\n"},
+		{"body cut short", "POST /csp-report HTTP/1.1\r\nHost: vigil\r\nContent-Type: application/csp-report\r\nContent-Length: 400\r\n\r\n{\"csp-report\":"},
+		{"idle after a request", "POST /csp-report HTTP/1.1\r\nHost: vigil\r\nContent-Type: application/csp-report\r\nContent-Length: " +
+			strconv.Itoa(len(legacyReport)) + "\r\n\r\n" + legacyReport},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			if _, err := io.WriteString(c, tc.send); err != nil {
+				t.Fatal(err)
+			}
+			c.SetReadDeadline(time.Now().Add(5 * time.Second))
+			start := time.Now()
+			got, err := io.ReadAll(c) // returns when the server closes
+			if err != nil {
+				t.Fatalf("the server kept the connection open for %s: %v (read %q)", time.Since(start), err, got)
+			}
+			if tc.name == "idle after a request" && !strings.HasPrefix(string(got), "HTTP/1.1 204") {
+				t.Errorf("answer before closing: %q, want a 204", got)
+			}
+		})
 	}
 }
 
