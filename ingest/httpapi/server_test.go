@@ -148,6 +148,51 @@ func TestCSPReports(t *testing.T) {
 	}
 }
 
+// TestCountedNotKept: what the listener accepts but does not store is
+// counted: extension noise, other Reporting API types; an unknown event
+// kind is stored as "unknown" and counted; /events refuses a body that is
+// not JSON by its content type.
+func TestCountedNotKept(t *testing.T) {
+	h := start(t, nil)
+	extension := strings.Replace(legacyReport, `"blocked-uri":"inline"`, `"blocked-uri":"chrome-extension://abcdefghijklmnop/inject.js"`, 1)
+	if code, body, _ := h.post("/csp-report", "application/csp-report", []byte(extension)); code != 204 {
+		t.Fatalf("extension report: %d %v, want 204", code, body)
+	}
+	if code, body, _ := h.post("/reports", "application/reports+json", []byte(reportingAPI)); code != 204 {
+		t.Fatalf("reporting API: %d %v, want 204", code, body)
+	}
+	unknown := []byte(`{"kind":"payments.chargeback","client_ip":"203.0.113.9"}`)
+	if code, body, _ := h.post("/events", "application/json", unknown, "Authorization", "Bearer "+token); code != 204 {
+		t.Fatalf("unknown kind: %d %v, want 204", code, body)
+	}
+	if code, _, _ := h.post("/events", "text/plain", unknown, "Authorization", "Bearer "+token); code != http.StatusUnsupportedMediaType {
+		t.Fatalf("/events as text/plain: %d, want 415", code)
+	}
+	var csps, apps []event.Event
+	for _, ev := range h.events() {
+		if ev.Source == event.SourceCSP {
+			csps = append(csps, ev)
+		} else {
+			apps = append(apps, ev)
+		}
+	}
+	if len(csps) != 1 || csps[0].CSP.Format != "reporting-api" {
+		t.Errorf("CSP events stored: %d, want only the Reporting API's violation", len(csps))
+	}
+	if len(apps) != 1 || apps[0].Action != "unknown" || apps[0].Name != "payments.chargeback" {
+		t.Errorf("app events stored: %+v, want one of action unknown", apps)
+	}
+	for name, got := range map[string]float64{
+		`skipped{csp,extension}`:     testutil.ToFloat64(h.srv.m.Skipped.WithLabelValues(event.SourceCSP, csp.ReasonExtension)),
+		`reports_other{deprecation}`: testutil.ToFloat64(h.srv.m.OtherReports.WithLabelValues("deprecation")),
+		`app_unknown_kinds`:          testutil.ToFloat64(h.srv.m.UnknownKinds),
+	} {
+		if got != 1 {
+			t.Errorf("%s = %v, want 1", name, got)
+		}
+	}
+}
+
 func TestPreflight(t *testing.T) {
 	h := start(t, nil)
 	req, _ := http.NewRequest(http.MethodOptions, h.url+"/reports", nil)
