@@ -11,6 +11,8 @@ echo "== go vet" >&2
 go vet ./...
 echo "== deploy/django: vigil-django tests (pytest, real Redis, Django + DRF + simplejwt from PyPI)" >&2
 ./deploy/django/run-tests.sh -q
+echo "== deploy/django: the same tests against Django 4.2 (the oldest supported), package installed with plain pip install" >&2
+VIGIL_DJANGO_MIN=1 ./deploy/django/run-tests.sh -q
 echo "== go test -race ./..." >&2
 go test -race -count=1 -timeout 20m ./...
 echo "== rule fixtures (vigil rules lint/test)" >&2
