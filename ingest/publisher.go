@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"log/slog"
 	"slices"
 	"strconv"
@@ -30,6 +31,12 @@ var ErrStopped = errors.New("publisher stopped")
 // it at once (an HTTP 503). The publisher goes on sending, so the events
 // of a request that got ErrSlow may still be stored.
 var ErrSlow = errors.New("events not stored in time")
+
+// ErrNotQueued is wrapped, with the reason (ErrSlow or ctx's error), in the
+// error of a Publish that returned before its events were queued: they will
+// not be stored. Any other error of Publish means they were queued, and the
+// publisher goes on storing them.
+var ErrNotQueued = errors.New("events not queued")
 
 // Publisher publishes events from collectors that receive them one request
 // at a time (HTTP reports, application events, syslog): it groups the events
@@ -134,7 +141,8 @@ func (p *Publisher) Submit(ctx context.Context, source string, events []event.Ev
 }
 
 // Publish submits events and waits until they are stored. It returns
-// ctx's error if ctx ends first, and ErrSlow while JetStream is stalled.
+// ctx's error if ctx ends first, and ErrSlow while JetStream is stalled;
+// either wraps ErrNotQueued if the events were not even queued.
 func (p *Publisher) Publish(ctx context.Context, source string, events []event.Event) error {
 	stalled := *p.stalled.Load()
 	r := p.encode(source, events, nil, make(chan error, 1))
@@ -144,9 +152,9 @@ func (p *Publisher) Publish(ctx context.Context, source string, events []event.E
 		select {
 		case p.in <- r:
 		case <-ctx.Done():
-			return ctx.Err()
+			return fmt.Errorf("%w: %w", ErrNotQueued, ctx.Err())
 		case <-stalled:
-			return ErrSlow
+			return fmt.Errorf("%w: %w", ErrNotQueued, ErrSlow)
 		}
 	}
 	select {

@@ -172,8 +172,8 @@ func TestPublisherClientGone(t *testing.T) {
 	runPublisher(t, p)
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
-	if err := p.Publish(ctx, event.SourceCSP, []event.Event{cspEvent(3)}); !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("Publish with an ended context: %v", err)
+	if err := p.Publish(ctx, event.SourceCSP, []event.Event{cspEvent(3)}); !errors.Is(err, context.DeadlineExceeded) || errors.Is(err, ErrNotQueued) {
+		t.Fatalf("Publish with an ended context: %v, want the deadline, queued", err)
 	}
 	natstest.EnsureStreams(t, js)
 	deadline := time.Now().Add(20 * time.Second)
@@ -182,6 +182,38 @@ func TestPublisherClientGone(t *testing.T) {
 			t.Fatal("the event of the gone client was not stored")
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestPublisherNotQueued: a Publish that gives up while the queue is full
+// says its events were not queued, and they are not stored.
+func TestPublisherNotQueued(t *testing.T) {
+	js := natstest.Start(t, "test", true)
+	m := NewMetrics(prometheus.NewRegistry())
+	p := NewPublisher(js, 1, m, slog.New(slog.DiscardHandler))
+	n := cap(p.in)
+	for i := range n { // Run is not running: the queue fills
+		if err := p.Submit(context.Background(), event.SourceCSP, []event.Event{cspEvent(i)}, func(error) {}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	late := cspEvent(n)
+	err := p.Publish(ctx, event.SourceCSP, []event.Event{late})
+	if !errors.Is(err, ErrNotQueued) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Publish into a full queue: %v, want ErrNotQueued and the deadline", err)
+	}
+	runPublisher(t, p)
+	deadline := time.Now().Add(20 * time.Second)
+	for testutil.ToFloat64(m.Published.WithLabelValues(event.SourceCSP)) < float64(n) {
+		if time.Now().After(deadline) {
+			t.Fatal("the queued events were not stored")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if ids, _ := storedIDs(t, js); len(ids) != n || ids[late.ID] != 0 {
+		t.Fatalf("stored %d events (the one not queued %d times), want %d and 0", len(ids), ids[late.ID], n)
 	}
 }
 

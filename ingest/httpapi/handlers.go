@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/vigil-soc/vigil/event"
+	"github.com/vigil-soc/vigil/ingest"
 	"github.com/vigil-soc/vigil/ingest/appevent"
 	"github.com/vigil-soc/vigil/ingest/csp"
 )
@@ -167,11 +168,12 @@ func (s *Server) cspReport(w http.ResponseWriter, r *http.Request, client netip.
 func (s *Server) events(w http.ResponseWriter, r *http.Request, client netip.Addr, body []byte) (code int, err error) {
 	code, sig, err := s.authenticate(r, body)
 	if sig != "" {
-		// A signed request that is not stored may be sent again, and
-		// within the same second its signature is the same: forget it
-		// unless the events were stored.
+		// A signed request refused before its events were queued may be
+		// sent again, and within the same second its signature is the
+		// same: forget it then. Once queued, the events will be stored
+		// whatever the answer, so the signature stays spent.
 		defer func() {
-			if code != 0 || err != nil {
+			if err != nil && (code != 0 || !queued(err)) {
 				s.replay.forget(sig)
 			}
 		}()
@@ -198,6 +200,14 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request, client netip.Add
 		s.m.events(event.SourceApp, evs[i].Action).Inc()
 	}
 	return 0, s.publish(r.Context(), event.SourceApp, evs)
+}
+
+// queued reports whether a failed publish had queued its events: a parse
+// or content-type error had not, nor a publish that ended before queueing.
+func queued(err error) bool {
+	var ce *csp.Error
+	var ae *appevent.Error
+	return !errors.As(err, &ce) && !errors.As(err, &ae) && !errors.Is(err, ingest.ErrNotQueued)
 }
 
 // publish stores events, answering only once JetStream has them, so a 204
@@ -257,10 +267,12 @@ func (s *Server) checkSignature(header string, body []byte) (int, string, error)
 	if !hmac.Equal(got, mac.Sum(nil)) {
 		return http.StatusUnauthorized, "", errors.New("invalid signature")
 	}
-	if !s.replay.firstSeen(v1, now) {
+	// Keyed by the MAC's bytes: hex in the other case is the same MAC.
+	key := string(got)
+	if !s.replay.firstSeen(key, now) {
 		return http.StatusUnauthorized, "", errors.New("replayed signature")
 	}
-	return 0, v1, nil
+	return 0, key, nil
 }
 
 // clientIP is the peer address, or for a trusted proxy the right-most
