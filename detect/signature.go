@@ -29,7 +29,7 @@ func sigClass(name string) uint8 {
 // (twice, so double encoding is seen through), '+' read as a space,
 // lower-cased, whitespace runs and SQL comments collapsed to one space.
 var (
-	traversalNeedles = []string{"../", "..\\", "\\..", "..;/", "/etc/passwd", "/etc/shadow", "/proc/self/", "win.ini", "boot.ini"}
+	traversalNeedles = []string{"../", "..\\", "..;/", "/etc/passwd", "/etc/shadow", "/proc/self/", "win.ini", "boot.ini"}
 	sqliNeedles      = []string{
 		"' or ", "\" or ", "' and ", "or 1=1", "'='", "union select", "union all select",
 		"sleep(", "benchmark(", "pg_sleep(", "waitfor delay", "information_schema",
@@ -66,7 +66,7 @@ func (s *sigScanner) classify(target string) uint8 {
 	s.a = normalise(s.a[:0], s.b)
 	text := unsafe.String(unsafe.SliceData(s.a), len(s.a))
 	var c uint8
-	if containsAny(text, traversalNeedles) {
+	if containsAny(text, traversalNeedles) || backslashUp(text) {
 		c |= sigTraversal
 	}
 	if containsAny(text, sqliNeedles) || tautology(text) || orderByColumn(text) {
@@ -81,7 +81,7 @@ func (s *sigScanner) classify(target string) uint8 {
 func mayCarryPayload(t string) bool {
 	for i := 0; i < len(t); i++ {
 		c := t[i]
-		if interesting[c] {
+		if interesting[c] || c == 0xc0 || c == 0xc1 || c == 0xe0 { // or an overlong form (pathChar)
 			return true
 		}
 		if c == '.' && i+1 < len(t) && t[i+1] == '.' {
@@ -119,7 +119,8 @@ func unhex(c byte) (byte, bool) {
 }
 
 // percentDecode appends s to dst with %XX sequences decoded, IIS's %uXXXX
-// as UTF-8, and '+' as a space. Invalid sequences are kept as they are.
+// as UTF-8 (look-alikes of '.', '/' and '\\' as those), and '+' as a
+// space. Invalid sequences are kept as they are.
 func percentDecode(dst []byte, s string) []byte {
 	for i := 0; i < len(s); i++ {
 		c := s[i]
@@ -135,6 +136,17 @@ func percentDecode(dst []byte, s string) []byte {
 			if !ok {
 				dst = append(dst, c)
 				continue
+			}
+			// IIS read look-alikes of '.', '/' and '\\' sent as %u as the
+			// characters themselves. Raw UTF-8 text with them (Japanese
+			// "...／") is left alone: no browser sends %u.
+			switch r {
+			case 0xff0e:
+				r = '.'
+			case 0xff0f, 0x2215:
+				r = '/'
+			case 0xff3c, 0x2216:
+				r = '\\'
 			}
 			dst = utf8.AppendRune(dst, r)
 			i += 5
@@ -156,10 +168,30 @@ func percentDecode(dst []byte, s string) []byte {
 	return dst
 }
 
+// backslashUp reports whether s has "\\.." as a path step ("\\..\\",
+// "\\../", "\\..%", at the end): a Windows traversal written from the
+// other side. A regular expression such as "^.*\\..*$" is no path step.
+func backslashUp(s string) bool {
+	for i := 0; ; {
+		j := strings.Index(s[i:], "\\..")
+		if j < 0 {
+			return false
+		}
+		i += j + 3
+		if i == len(s) || s[i] == '\\' || s[i] == '/' || s[i] == '%' {
+			return true
+		}
+	}
+}
+
 // tautology reports whether s holds a SQL condition an injection probes
-// with: "or"/"and" followed by a comparison of two equal operands (1=1,
-// 'a'='a', user()=user()) or of two numbers (2=0, the false half of a
-// blind probe). s is normalised (lower case, one space for any run).
+// with: "or"/"and" right after the end of a value (a digit, quote or ')',
+// then at most one space: "1 or", "' or", ") and") and followed by a
+// comparison of two equal operands (1=1, 'a'='a', user()=user()). Searches
+// such as "this or that=that" or "2 and 2 = 4" do not match: no value ends
+// before the keyword, or the operands differ. (The false half of a blind
+// probe, "1 and 2=0", is let through for that reason; its true half is not.)
+// s is normalised (lower case, one space for any run).
 func tautology(s string) bool {
 	for _, kw := range [...]string{"or", "and"} {
 		for i := 0; ; {
@@ -177,11 +209,11 @@ func tautology(s string) bool {
 	return false
 }
 
-// comparesEqual reports whether the keyword at s[at:] stands alone (after
-// anything but a letter or digit, before a space, quote or '(') and rest,
-// what follows it, compares two equal operands or two numbers.
+// comparesEqual reports whether the keyword at s[at:] follows the end of a
+// value and comes before a space, quote or '(', and rest, what follows it,
+// compares two equal operands.
 func comparesEqual(s string, at int, rest string) bool {
-	if at > 0 && isWordByte(s[at-1]) || rest == "" || rest[0] != ' ' && rest[0] != '\'' && rest[0] != '"' && rest[0] != '(' {
+	if !afterValue(s, at) || rest == "" || rest[0] != ' ' && rest[0] != '\'' && rest[0] != '"' && rest[0] != '(' {
 		return false
 	}
 	rest = strings.TrimLeft(rest, " (")
@@ -191,7 +223,21 @@ func comparesEqual(s string, at int, rest string) bool {
 		return false
 	}
 	b, _ := operand(strings.TrimLeft(rest[1:], " "))
-	return b != "" && (a == b || isDigits(a) && isDigits(b))
+	return b == a
+}
+
+// afterValue reports whether s[:at] ends a value an injection closes: a
+// digit, quote or ')', and at most one space after it.
+func afterValue(s string, at int) bool {
+	i := at - 1
+	if i >= 0 && s[i] == ' ' {
+		i--
+	}
+	if i < 0 {
+		return false
+	}
+	c := s[i]
+	return c >= '0' && c <= '9' || c == '\'' || c == '"' || c == ')'
 }
 
 // operand returns the operand s starts with, quoted ('a', "a") or bare
@@ -219,21 +265,16 @@ func operand(s string) (string, string) {
 
 func isWordByte(c byte) bool { return c >= 'a' && c <= 'z' || c >= '0' && c <= '9' }
 
-func isDigits(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return false
-		}
-	}
-	return s != ""
-}
-
-// orderByColumn reports whether s orders by a column number and ends the
-// statement ("order by 1--", "order by 3#"), how an injection counts a
-// query's columns. "order by 5pm" is a search, not SQL.
+// orderByColumn reports whether s orders by a column number right after the
+// end of a value and ends the statement ("1 order by 1--", "' order by
+// 3#"), how an injection counts a query's columns. "order by 5pm" and
+// "mysql order by 1;" are searches, not SQL.
 func orderByColumn(s string) bool {
 	for i := strings.Index(s, "order by "); i >= 0; {
 		rest := s[i+len("order by "):]
+		if !afterValue(s, i) {
+			rest = ""
+		}
 		n := 0
 		for n < len(rest) && rest[n] >= '0' && rest[n] <= '9' {
 			n++
@@ -287,12 +328,11 @@ func normalise(dst, src []byte) []byte {
 	return dst
 }
 
-// pathChar reads the '.', '/' or '\\' that b starts with in a disguise a
-// lenient decoder (old IIS, some Java and Python servers) turns back into
-// it: an overlong UTF-8 form (C0 AE, C0 AF, C1 9C, IIS's C1 1C, E0 80 AE,
-// and C0 or C1 before the character itself)
-// or a fullwidth or look-alike character (U+FF0E, U+FF0F, U+FF3C,
-// U+2215, U+2216). It returns the character and the bytes it took, or 0, 0.
+// pathChar reads the '.', '/' or '\\' that b starts with in an overlong
+// UTF-8 form, which a lenient decoder (old IIS, some Java and Python
+// servers) turns back into it: C0 AE, C0 AF, C1 9C, IIS's C1 1C, E0 80 AE,
+// and C0 or C1 before the character itself. No valid UTF-8 text has these.
+// It returns the character and the bytes it took, or 0, 0.
 func pathChar(b []byte) (byte, int) {
 	var c byte
 	n := 0
@@ -303,12 +343,6 @@ func pathChar(b []byte) (byte, int) {
 		c, n = (b[0]&1)<<6|b[1]&0x3f, 2
 	case len(b) >= 3 && b[0] == 0xe0 && b[1] == 0x80:
 		c, n = b[2]&0x3f, 3
-	case len(b) >= 3 && b[0] == 0xef && b[1] == 0xbc && (b[2] == 0x8e || b[2] == 0x8f):
-		c, n = b[2]-0x8e+'.', 3
-	case len(b) >= 3 && b[0] == 0xef && b[1] == 0xbc && b[2] == 0xbc:
-		c, n = '\\', 3
-	case len(b) >= 3 && b[0] == 0xe2 && b[1] == 0x88 && (b[2] == 0x95 || b[2] == 0x96):
-		c, n = "/\\"[b[2]-0x95], 3
 	}
 	if c == '.' || c == '/' || c == '\\' {
 		return c, n
