@@ -22,9 +22,14 @@ fi
 
 # Reinstall only when the package changed since the last install.
 stamp=$venv/.vigil-django-installed
+# The import check runs from / so that it finds the installed copy, not
+# the source directory.
+python=$PWD/$venv/bin/python
 if [ ! -f "$stamp" ] || [ -n "$(find pyproject.toml vigil_django -newer "$stamp" -print -quit)" ] ||
-    ! "$venv/bin/python" -c "import vigil_django, pytest_django, requests" 2>/dev/null; then
+    ! (cd / && "$python" -c "import vigil_django, pytest_django, requests") 2>/dev/null; then
+    rm -rf build # setuptools' leftovers would be installed with a plain install
     "$venv/bin/python" -m pip install -q --disable-pip-version-check "${spec[@]}"
+    rm -rf build
     touch "$stamp"
 fi
 
