@@ -40,9 +40,13 @@ type eventView struct {
 
 // TestBrowserShapes parses bodies shaped like other browsers' and old
 // versions'. The Firefox ones follow published samples
-// (Kurios/cspreportparser README, nico3333fr/CSP-useful csp-wtf); the
-// Safari ones are assumptions (numbers as strings, few keys): no Safari was
-// available to capture from.
+// (Kurios/cspreportparser README, nico3333fr/CSP-useful csp-wtf). The Safari
+// one follows what WebKit's source builds (ContentSecurityPolicy::
+// reportViolation in Source/WebCore/page/csp/ContentSecurityPolicy.cpp: the
+// CSP2 keys, integers, status-code 0 for an HTTPS document, source-file with
+// line and column only when known, no disposition); no Safari was available
+// to capture from. The "numbers as strings, few keys" cases are robustness
+// cases for old browsers and rewriting proxies, not a known browser's shape.
 func TestBrowserShapes(t *testing.T) {
 	tests := []struct {
 		name, ct, body string
@@ -92,7 +96,18 @@ func TestBrowserShapes(t *testing.T) {
 			},
 		},
 		{
-			name: "Safari-like: numeric strings, few keys",
+			name: "Safari (WebKit's report-uri body): integers, status-code 0 on HTTPS, no disposition",
+			ct:   "application/csp-report",
+			body: `{"csp-report":{"document-uri":"https://shop.example.com/cart","referrer":"https://shop.example.com/","violated-directive":"script-src-elem","effective-directive":"script-src-elem","original-policy":"default-src 'self'; report-uri /csp-report","blocked-uri":"https://evil.example/x.js","status-code":0,"source-file":"https://shop.example.com/static/app.js","line-number":3,"column-number":17}}`,
+			want: eventView{
+				Doc: "https://shop.example.com/cart", Path: "/cart", Blocked: "https://evil.example/x.js", Origin: "https://evil.example",
+				Effective: "script-src-elem", Violated: "script-src-elem", Disposition: "enforce", Outcome: "failure",
+				SourceFile: "https://shop.example.com/static/app.js", Line: 3, Col: 17, Format: FormatReportURI, UA: testMeta.UserAgent,
+				Referrer: "https://shop.example.com/", Policy: "default-src 'self'; report-uri /csp-report", Time: testMeta.Received,
+			},
+		},
+		{
+			name: "numeric strings, few keys (old browsers, rewriting proxies)",
 			ct:   "application/csp-report",
 			body: `{"csp-report":{"document-uri":"https://shop.example.com/cart","violated-directive":"script-src 'self'","blocked-uri":"https://EVIL.example:443/x.js","line-number":"12","column-number":" 7 ","status-code":"200"}}`,
 			want: eventView{
@@ -102,7 +117,7 @@ func TestBrowserShapes(t *testing.T) {
 			},
 		},
 		{
-			name: "Safari-like: source-file only, empty and null numbers",
+			name: "empty and null numbers",
 			ct:   "application/json",
 			body: `{"csp-report":{"document-uri":"https://shop.example.com/","effective-directive":"img-src","blocked-uri":"https://ads.example.net:8443/p.gif","line-number":"","column-number":null,"status-code":"0"}}`,
 			want: eventView{
