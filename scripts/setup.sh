@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs what Vigil and its tests need on a Debian 12 machine, idempotently:
-# Go modules and redis-server (always); Chromium, nginx, Prometheus, a JDK
-# and Maven (VIGIL_SETUP_TESTS=1, for the browser, nginx, dashboard and
-# Elasticsearch tests); fail2ban (VIGIL_SETUP_BENCH=1, benchmark
+# Go modules and redis-server (always); Chromium, nginx, gobuster, sqlmap,
+# Prometheus, a JDK and Maven (VIGIL_SETUP_TESTS=1, for the browser, nginx,
+# scanner, dashboard and Elasticsearch tests); fail2ban (VIGIL_SETUP_BENCH=1, benchmark
 # comparison). Safe to run again; installs only what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,6 +17,10 @@ if [ "${VIGIL_SETUP_TESTS:-0}" = 1 ]; then
 	# end-to-end test (a private config on loopback; the package's own
 	# service is not used).
 	command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need+=(nginx)
+	# Real scanners pointed at that nginx: gobuster (content discovery)
+	# and sqlmap (SQL injection).
+	command -v gobuster >/dev/null || need+=(gobuster)
+	command -v sqlmap >/dev/null || need+=(sqlmap)
 	# promtool and a real Prometheus for the dashboard and alert-rule tests.
 	command -v promtool >/dev/null || need+=(prometheus)
 	# Elasticsearch for the indexer tests runs on a JDK >= 17, fetched with Maven.
