@@ -39,7 +39,6 @@ func chromium(t *testing.T) string {
 	return ""
 }
 
-
 // page serves a page that causes three violations: an inline script, a
 // script from another origin, and eval() in an allowed script.
 func page(csp string, extra http.Header, external string) http.Handler {
