@@ -157,7 +157,7 @@ func (p *Parser) parseText(line []byte, ev *event.Event, requireXFF bool) error 
 		return err
 	}
 	if probeAction != "" {
-		probe(ev, probeAction, req)
+		p.probe(ev, probeAction, req)
 	}
 	return nil
 }

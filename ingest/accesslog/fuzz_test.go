@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/vigil-soc/vigil/event"
 )
@@ -84,7 +85,7 @@ func checkInvariants(t *testing.T, f Format, ev *event.Event) {
 			t.Fatalf("%s: bad request: method %q target %q message %q", f, ev.Method, ev.Target, ev.Message)
 		}
 	case ActionTLSHandshake, ActionNoRequest, ActionBadRequest:
-		if ev.Method != "" || ev.Target != "" || ev.HTTPVersion != "" || len(ev.Message) > MaxProbeRequestBytes {
+		if ev.Method != "" || ev.Target != "" || ev.HTTPVersion != "" || len(ev.Message) > MaxProbeRequestBytes || !utf8.ValidString(ev.Message) {
 			t.Fatalf("%s: probe %q with request fields: %+v", f, ev.Action, ev)
 		}
 	default:

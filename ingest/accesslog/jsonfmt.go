@@ -193,7 +193,7 @@ func (p *Parser) parseJSON(line []byte, ev *event.Event) error {
 		ev.UserAgent = dash(ua)
 	}
 	if probeAction != "" {
-		probe(ev, probeAction, probeReq)
+		p.probe(ev, probeAction, probeReq)
 	}
 	return nil
 }

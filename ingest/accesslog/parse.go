@@ -22,6 +22,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 	"unsafe"
 
 	"github.com/vigil-soc/vigil/event"
@@ -155,16 +156,46 @@ const (
 const MaxProbeRequestBytes = 256
 
 // probe records on ev that its request line req was refused for action.
-func probe(ev *event.Event, action, req string) {
+// The message is the request as nginx logs it, bytes that are not
+// printable text as \xHH (a TLS handshake reads "\x16\x03\x01..." in an
+// alert, not as replacement characters); it is a view into the scratch
+// buffer, like the other fields.
+func (p *Parser) probe(ev *event.Event, action, req string) {
 	ev.Method, ev.Target, ev.Path, ev.Query, ev.HTTPVersion = "", "", "", "", ""
 	ev.Action = action
 	if req == "-" {
 		req = ""
 	}
-	if len(req) > MaxProbeRequestBytes {
-		req = req[:MaxProbeRequestBytes]
+	start := len(p.scratch)
+	p.scratch = appendLogged(p.scratch, req, MaxProbeRequestBytes)
+	ev.Message = view(p.scratch[start:])
+}
+
+// appendLogged appends s to dst with control bytes, DEL, '\\' and bytes
+// that are not UTF-8 written as \xHH, stopping before the appended text
+// would pass max bytes.
+func appendLogged(dst []byte, s string, max int) []byte {
+	const hex = "0123456789ABCDEF"
+	n := 0
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r < 0x20 || r == 0x7f || r == '\\' || r == utf8.RuneError && size == 1 {
+			if n+4 > max {
+				break
+			}
+			dst = append(dst, '\\', 'x', hex[s[i]>>4], hex[s[i]&15])
+			n += 4
+			i++
+			continue
+		}
+		if n+size > max {
+			break
+		}
+		dst = append(dst, s[i:i+size]...)
+		n += size
+		i += size
 	}
-	ev.Message = req
+	return dst
 }
 
 // Format returns the format the Parser was made for.

@@ -322,17 +322,18 @@ func TestParseProbe(t *testing.T) {
 		action  string
 		message string
 	}{
-		{"tls handshake", FormatNginxCombined, `203.0.113.9 - - [10/Oct/2026:13:56:01 +0200] "\x16\x03\x01\x02\x00\x01\x00\x01\xFC\x03\x03\xA5\x1B" 400 157 "-" "-"`, ActionTLSHandshake, "\x16\x03\x01\x02\x00\x01\x00\x01\xFC\x03\x03\xA5\x1B"},
-		{"tls handshake json", FormatNginxJSON, `{"time_local":"10/Oct/2026:13:55:39 +0200","remote_addr":"203.0.113.9","request":"\u0016\u0003\u0001\u0002\u0000","status":"400"}`, ActionTLSHandshake, "\x16\x03\x01\x02\x00"},
+		{"tls handshake", FormatNginxCombined, `203.0.113.9 - - [10/Oct/2026:13:56:01 +0200] "\x16\x03\x01\x02\x00\x01\x00\x01\xFC\x03\x03\xA5\x1B" 400 157 "-" "-"`, ActionTLSHandshake, `\x16\x03\x01\x02\x00\x01\x00\x01\xFC\x03\x03\xA5\x1B`},
+		{"tls handshake json", FormatNginxJSON, `{"time_local":"10/Oct/2026:13:55:39 +0200","remote_addr":"203.0.113.9","request":"\u0016\u0003\u0001\u0002\u0000","status":"400"}`, ActionTLSHandshake, `\x16\x03\x01\x02\x00`},
 		{"no request dash", FormatNginxCombined, `203.0.113.9 - - [10/Oct/2026:13:56:02 +0200] "-" 400 0 "-" "-"`, ActionNoRequest, ""},
 		{"no request empty", FormatApacheCombined, `203.0.113.9 - - [10/Oct/2026:13:56:02 +0200] "" 408 - "-" "-"`, ActionNoRequest, ""},
 		{"no request json split", FormatNginxJSON, `{"time_local":"10/Oct/2026:13:55:39 +0200","remote_addr":"203.0.113.9","request_method":"","request_uri":"","status":"400"}`, ActionNoRequest, ""},
-		{"binary method", FormatNginxCombined, `203.0.113.9 - - [10/Oct/2026:13:56:04 +0200] "\x05\x01\x00 x" 400 157 "-" "-"`, ActionBadRequest, "\x05\x01\x00 x"},
+		{"binary method", FormatNginxCombined, `203.0.113.9 - - [10/Oct/2026:13:56:04 +0200] "\x05\x01\x00 x" 400 157 "-" "-"`, ActionBadRequest, `\x05\x01\x00 x`},
 		{"ssh banner", FormatNginxCombined, `203.0.113.9 - - [10/Oct/2026:13:56:04 +0200] "SSH-2.0-Go" 400 157 "-" "-"`, ActionBadRequest, "SSH-2.0-Go"},
 		{"method without target", FormatNginxCombined, `203.0.113.9 - - [10/Oct/2026:13:56:04 +0200] "GET  HTTP/1.1" 400 157 "-" "-"`, ActionBadRequest, "GET  HTTP/1.1"},
 		{"bad version", FormatNginxCombined, `203.0.113.9 - - [10/Oct/2026:13:56:04 +0200] "GET / HTTP/x" 400 157 "-" "-"`, ActionBadRequest, "GET / HTTP/x"},
 		{"bad json protocol", FormatNginxJSON, `{"msec":"1","remote_addr":"192.0.2.1","request_method":"GET","request_uri":"/","server_protocol":"SPDY","status":"400"}`, ActionBadRequest, "GET / SPDY"},
-		{"masscan", FormatNginxCombined, `203.0.113.9 - - [10/Oct/2026:13:56:01 +0200] "\x16\x03\x01\x02\x00" 400 157 "-" "masscan/1.3"`, ActionTLSHandshake, "\x16\x03\x01\x02\x00"},
+		{"masscan", FormatNginxCombined, `203.0.113.9 - - [10/Oct/2026:13:56:01 +0200] "\x16\x03\x01\x02\x00" 400 157 "-" "masscan/1.3"`, ActionTLSHandshake, `\x16\x03\x01\x02\x00`},
+		{"text kept, clipped whole", FormatNginxCombined, `203.0.113.9 - - [10/Oct/2026:13:56:01 +0200] "` + strings.Repeat("é", 127) + `\x01\x02" 400 157 "-" "-"`, ActionBadRequest, strings.Repeat("é", 127)},
 		{"long garbage clipped", FormatNginxCombined, `203.0.113.9 - - [10/Oct/2026:13:56:01 +0200] "` + strings.Repeat("A", 1000) + `" 400 157 "-" "-"`, ActionBadRequest, strings.Repeat("A", MaxProbeRequestBytes)},
 	}
 	for _, tt := range tests {
