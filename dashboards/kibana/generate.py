@@ -40,6 +40,9 @@ saved_search("vigil-audit-table", "Vigil — audit trail", "vigil-audit",
 saved_search("vigil-suspicious", "Vigil — SuspiciousOperation and token reuse", "vigil-app",
              ["event.action", "vigil.app.name", "source.ip", "user.name", "url.path", "message"],
              query='event.action : "suspicious-operation" or event.action : "token-reuse"')
+saved_search("vigil-probes", "Vigil — scanner probes (requests refused before they were HTTP)", "vigil-access",
+             ["event.action", "source.ip", "http.response.status_code", "user_agent.original", "message"],
+             query='event.action : "tls-handshake" or event.action : "bad-request-line" or event.action : "no-request"')
 
 def terms(id, field, size=10, schema="segment"):
     return {"id": id, "enabled": True, "type": "terms", "schema": schema,
@@ -96,6 +99,7 @@ layout = [
     ("vigil-suspicious", "search", 24, 40, 24, 12),
     ("vigil-alert-table", "search", 0, 52, 48, 15),
     ("vigil-audit-table", "search", 0, 67, 48, 15),
+    ("vigil-probes", "search", 0, 82, 48, 12),
 ]
 for i, (id, typ, x, y, w, h) in enumerate(layout):
     name = f"panel_{i}"
