@@ -202,12 +202,12 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request, client netip.Add
 	return 0, s.publish(r.Context(), event.SourceApp, evs)
 }
 
-// queued reports whether a failed publish had queued its events: a parse
-// or content-type error had not, nor a publish that ended before queueing.
+// queued reports whether the events of a request refused with err (and no
+// status code of its own) had been queued: not if the body did not parse,
+// nor if the publish ended before queueing.
 func queued(err error) bool {
-	var ce *csp.Error
 	var ae *appevent.Error
-	return !errors.As(err, &ce) && !errors.As(err, &ae) && !errors.Is(err, ingest.ErrNotQueued)
+	return !errors.As(err, &ae) && !errors.Is(err, ingest.ErrNotQueued)
 }
 
 // publish stores events, answering only once JetStream has them, so a 204
