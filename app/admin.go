@@ -3,8 +3,10 @@ package app
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/pprof"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -22,9 +24,15 @@ func (a *App) adminHandler() http.Handler {
 	if a.cfg.Pprof {
 		a.profiles(mux)
 	}
-	if a.api != nil {
+	switch {
+	case a.api != nil:
 		a.api.routes(mux)
-	} else {
+	case !a.roles.respond:
+		mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
+			writeJSONError(w, &apiError{status: http.StatusNotFound,
+				msg: fmt.Sprintf("this process runs the roles %s; the admin API is served by the process that runs respond", strings.Join(a.roles.names(), ", "))})
+		})
+	default:
 		mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 			writeJSONError(w, &apiError{status: http.StatusServiceUnavailable,
 				msg: "admin API disabled: start vigil with admin_token_file (or VIGIL_ADMIN_TOKEN)"})
@@ -34,9 +42,10 @@ func (a *App) adminHandler() http.Handler {
 }
 
 // readyz reports 200 when the pipeline can do its work: running, NATS
-// connected, Redis answering. The body names what is not.
+// connected, Redis answering (when this process runs the respond role). The
+// body names what is not, and the roles.
 func (a *App) readyz(w http.ResponseWriter, r *http.Request) {
-	checks := map[string]string{"pipeline": "ok", "nats": "ok", "redis": "ok"}
+	checks := map[string]string{"pipeline": "ok", "nats": "ok"}
 	ok := true
 	if !a.ready.Load() {
 		checks["pipeline"], ok = "starting or stopping", false
@@ -44,13 +53,16 @@ func (a *App) readyz(w http.ResponseWriter, r *http.Request) {
 	if nc := a.nc.Load(); nc == nil || nc.Status() != nats.CONNECTED {
 		checks["nats"], ok = "not connected", false
 	}
-	if a.redis == nil {
-		checks["redis"], ok = "not connected", false
-	} else {
-		ctx, cancel := context.WithTimeout(r.Context(), time.Second)
-		defer cancel()
-		if err := a.redis.Ping(ctx).Err(); err != nil {
-			checks["redis"], ok = err.Error(), false
+	if a.roles.respond {
+		checks["redis"] = "ok"
+		if a.redis == nil {
+			checks["redis"], ok = "not connected", false
+		} else {
+			ctx, cancel := context.WithTimeout(r.Context(), time.Second)
+			defer cancel()
+			if err := a.redis.Ping(ctx).Err(); err != nil {
+				checks["redis"], ok = err.Error(), false
+			}
 		}
 	}
 	if ix := a.indexer.Load(); ix != nil {
@@ -63,7 +75,7 @@ func (a *App) readyz(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		w.WriteHeader(http.StatusServiceUnavailable)
 	}
-	_ = json.NewEncoder(w).Encode(map[string]any{"ready": ok, "checks": checks})
+	_ = json.NewEncoder(w).Encode(map[string]any{"ready": ok, "roles": a.roles.names(), "checks": checks})
 }
 
 // profiles serves net/http/pprof under /debug/pprof/, behind the admin

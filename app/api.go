@@ -35,7 +35,7 @@ type api struct {
 	resp     *respond.Responder
 	js       jetstream.JetStream
 	allow    *detect.Allowlist
-	explain  func(key string) []detect.KeyInfo
+	explain  func(key string) []detect.KeyInfo // nil when the detector runs in another process
 	maxBody  int64
 	unsecure bool
 	// audit appends an entry to VIGIL_AUDIT.
@@ -392,7 +392,13 @@ func (p *api) follow(w http.ResponseWriter, r *http.Request) {
 // explainKey gathers what Vigil knows about a key.
 func (p *api) explainKey(r *http.Request) (any, error) {
 	key := r.PathValue("key")
-	out := map[string]any{"key": key, "rules": p.explain(key)}
+	out := map[string]any{"key": key}
+	if p.explain != nil {
+		out["rules"] = p.explain(key)
+	} else {
+		out["rules"] = nil
+		out["rules_note"] = "the detector runs in another process (roles); its windows are not shown here"
+	}
 	if ip, err := netip.ParseAddr(key); err == nil {
 		key = ip.Unmap().String()
 		out["key"] = key

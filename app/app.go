@@ -34,7 +34,8 @@ import (
 // Version is the version of the binary, set by the command at start-up.
 var Version = "dev"
 
-// App is `vigil run`: every role in one process.
+// App is `vigil run`: every role in one process, or the roles Config.Roles
+// names.
 type App struct {
 	cfg   Config
 	log   *slog.Logger
@@ -42,13 +43,15 @@ type App struct {
 	allow *detect.Allowlist
 	reg   *prometheus.Registry
 
+	roles roleSet
+
 	ready     atomic.Bool
 	adminAddr chan string
 	nc        atomic.Pointer[nats.Conn]
-	redis     *redis.Client
+	redis     *redis.Client // nil when the respond role runs elsewhere
 	embedded  atomic.Pointer[bus.Embedded]
 	detector  atomic.Pointer[detector]
-	api       *api // nil when the admin API is disabled
+	api       *api // nil when the admin API is disabled or the respond role runs elsewhere
 	indexer   atomic.Pointer[index.Indexer]
 	// ingestMetrics are shared by every collector.
 	ingestMetrics *ingest.Metrics
@@ -76,7 +79,7 @@ func New(cfg Config, logger *slog.Logger) (*App, error) {
 	allow, _ := detect.NewAllowlist(cfg.Allowlist) // validated
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	return &App{cfg: cfg, log: logger, rules: detect.Compile(rs), allow: allow, reg: reg, adminAddr: make(chan string, 1)}, nil
+	return &App{cfg: cfg, log: logger, rules: detect.Compile(rs), allow: allow, reg: reg, roles: cfg.roles(), adminAddr: make(chan string, 1)}, nil
 }
 
 // LoadRules loads the rules of dir, or the built-in pack when dir is empty.
@@ -105,7 +108,7 @@ func (a *App) AdminAddr(ctx context.Context) (string, error) {
 // or before Run started it.
 func (a *App) Embedded() *bus.Embedded { return a.embedded.Load() }
 
-// Run runs every role until ctx is done or one of them fails; then it stops
+// Run runs the roles until ctx is done or one of them fails; then it stops
 // the others and waits for them. It returns nil after a clean shutdown.
 func (a *App) Run(ctx context.Context) error {
 	start := time.Now()
@@ -138,16 +141,6 @@ func (a *App) Run(ctx context.Context) error {
 		return err
 	}
 
-	ropts, err := redis.ParseURL(a.cfg.Redis)
-	if err != nil {
-		return fmt.Errorf("redis: %w", err)
-	}
-	ropts.MaxRetries = 1
-	a.redis = redis.NewClient(ropts)
-	defer a.redis.Close()
-	store := respond.NewStore(a.redis, a.cfg.RedisPrefix, time.Now).WithOptions(respond.StoreOptions{DjangoCacheKey: a.cfg.DjangoCacheKey})
-	rm := respond.NewMetrics(a.reg)
-	ladder, _ := a.cfg.Ladder() // validated
 	notifier, err := a.notifier()
 	if err != nil {
 		return err
@@ -156,30 +149,63 @@ func (a *App) Run(ctx context.Context) error {
 		notifier.Flush(2 * time.Second)
 		notifier.Close()
 	}()
-	rcfg := respond.Config{
-		DryRun: a.cfg.DryRun, MaxBan: a.cfg.MaxBan, IPv6PrefixLen: a.cfg.IPv6BanPrefix, Ladder: ladder,
-		Allow:   a.allow.Contains,
-		Breaker: respond.BreakerConfig{PerRule: a.cfg.BreakerPerRule, Overall: a.cfg.BreakerOverall, Window: a.cfg.BreakerWindow},
-		OnTrip: func(scope string, count int) {
-			a.log.Error("circuit breaker open: automatic bans stopped; reset with `vigil breaker reset`", "scope", scope, "bans", count, "window", a.cfg.BreakerWindow)
-			notifier.BreakerTripped(scope, count, a.cfg.BreakerWindow)
-		},
-	}
-	if err := rcfg.Validate(); err != nil {
-		return err
-	}
-	resp := respond.NewResponder(store, rcfg, a.log.With("role", "respond"), rm)
-
-	engine := detect.NewEngine(a.rules, detect.Options{
-		Allow: a.allow, Lateness: a.cfg.Lateness, MaxKeys: a.cfg.MaxKeys,
-		NotBefore: start, Now: time.Now,
-	})
-	a.reg.MustRegister(detect.NewCollector(engine))
+	defer func() {
+		if a.redis != nil {
+			a.redis.Close()
+		}
+	}()
 
 	var g group
 	g.add("streams", func(ctx context.Context) error {
 		return bus.KeepStreams(ctx, js, a.streamsConfig(), 2*time.Second, a.log.With("role", "bus"))
 	})
+	if a.roles.ingest {
+		if err := a.addIngest(&g, js); err != nil {
+			return err
+		}
+	}
+	var det *detector
+	if a.roles.detect {
+		engine := detect.NewEngine(a.rules, detect.Options{
+			Allow: a.allow, Lateness: a.cfg.Lateness, MaxKeys: a.cfg.MaxKeys,
+			NotBefore: start, Now: time.Now,
+		})
+		a.reg.MustRegister(detect.NewCollector(engine))
+		det = newDetector(js, engine, a.cfg.Lateness, a.reg, a.log.With("role", "detect"))
+		det.notify = notifier.Alert
+		a.detector.Store(det)
+		g.add("detect", det.run)
+	}
+	if a.roles.respond {
+		if err := a.addRespond(&g, js, notifier, det); err != nil {
+			return err
+		}
+	}
+	g.add("admin", a.serveAdmin)
+	if a.roles.index {
+		icfg, err := a.cfg.IndexConfig(true)
+		if err != nil {
+			return err
+		}
+		ix, err := index.New(icfg, js, a.reg, a.log.With("role", "index"))
+		if err != nil {
+			return err
+		}
+		a.indexer.Store(ix)
+		g.add("index", ix.Run)
+		a.log.Info("indexing into Elasticsearch", "es", a.cfg.ES, "namespace", a.cfg.ESNamespace)
+	}
+	a.reg.MustRegister(newConsumerCollector(js))
+	a.ready.Store(true)
+	a.log.Info("vigil running", "roles", a.roles.names(), "rules", a.rules.Len(), "redis", Redact(a.cfg.Redis), "dry_run", a.cfg.DryRun)
+	err = g.run(ctx)
+	a.ready.Store(false)
+	return err
+}
+
+// addIngest adds the collectors: access log files, then the public
+// listener and syslog.
+func (a *App) addIngest(g *group, js jetstream.JetStream) error {
 	a.ingestMetrics = ingest.NewMetrics(a.reg)
 	if len(a.cfg.AccessLogs) > 0 {
 		format, _ := accesslog.ParseFormat(orAuto(a.cfg.AccessLogFormat))
@@ -201,52 +227,60 @@ func (a *App) Run(ctx context.Context) error {
 	} else {
 		a.log.Info("no access log files configured (--access-log)")
 	}
-	det := newDetector(js, engine, a.cfg.Lateness, a.reg, a.log.With("role", "detect"))
-	det.notify = notifier.Alert
+	return a.addCollectors(g, js)
+}
+
+// addRespond adds the responder, the gauges of the state it keeps in Redis
+// and the admin API, which applies operators' actions through it. det is
+// the detector of this process, nil when it runs elsewhere (explain then
+// cannot show its windows).
+func (a *App) addRespond(g *group, js jetstream.JetStream, notifier *notify.Notifier, det *detector) error {
+	ropts, err := redis.ParseURL(a.cfg.Redis)
+	if err != nil {
+		return fmt.Errorf("redis: %w", err)
+	}
+	ropts.MaxRetries = 1
+	rc := redis.NewClient(ropts)
+	a.redis = rc
+	store := respond.NewStore(rc, a.cfg.RedisPrefix, time.Now).WithOptions(respond.StoreOptions{DjangoCacheKey: a.cfg.DjangoCacheKey})
+	rm := respond.NewMetrics(a.reg)
+	ladder, _ := a.cfg.Ladder() // validated
+	rcfg := respond.Config{
+		DryRun: a.cfg.DryRun, MaxBan: a.cfg.MaxBan, IPv6PrefixLen: a.cfg.IPv6BanPrefix, Ladder: ladder,
+		Allow:   a.allow.Contains,
+		Breaker: respond.BreakerConfig{PerRule: a.cfg.BreakerPerRule, Overall: a.cfg.BreakerOverall, Window: a.cfg.BreakerWindow},
+		OnTrip: func(scope string, count int) {
+			a.log.Error("circuit breaker open: automatic bans stopped; reset with `vigil breaker reset`", "scope", scope, "bans", count, "window", a.cfg.BreakerWindow)
+			notifier.BreakerTripped(scope, count, a.cfg.BreakerWindow)
+		},
+	}
+	if err := rcfg.Validate(); err != nil {
+		return err
+	}
+	resp := respond.NewResponder(store, rcfg, a.log.With("role", "respond"), rm)
+	rsp := &responder{js: js, r: resp, log: a.log.With("role", "respond")}
+	g.add("respond", rsp.run)
+
 	token, err := a.adminToken()
 	if err != nil {
 		return err
 	}
-	a.api = &api{token: token, store: store, resp: resp, js: js, allow: a.allow, explain: det.lock.explain, maxBody: 64 << 10, unsecure: a.cfg.InsecureAdmin && len(token) == 0}
 	if len(token) == 0 && !a.cfg.InsecureAdmin {
 		a.log.Warn("admin API disabled: set admin_token_file (or VIGIL_ADMIN_TOKEN); --insecure-admin serves it without a token on a loopback address")
-		a.api = nil
+	} else {
+		p := &api{token: token, store: store, resp: resp, js: js, allow: a.allow, audit: rsp.audit, maxBody: 64 << 10, unsecure: a.cfg.InsecureAdmin && len(token) == 0}
+		if det != nil {
+			p.explain = det.lock.explain
+		}
+		a.api = p
 	}
-	a.detector.Store(det)
-	g.add("detect", det.run)
-	if err := a.addCollectors(&g, js); err != nil {
-		return err
-	}
-	rsp := &responder{js: js, r: resp, log: a.log.With("role", "respond")}
-	if a.api != nil {
-		a.api.audit = rsp.audit
-	}
-	g.add("respond", rsp.run)
+
 	lockdown := prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "vigil_respond_lockdown_active", Help: "Emergency lockdown state: 0 off, 1 read-only, 2 full.",
 	})
 	a.reg.MustRegister(lockdown)
 	g.add("state-gauges", func(ctx context.Context) error { return refreshState(ctx, resp, store, lockdown, a.log) })
-	g.add("admin", a.serveAdmin)
-	if len(a.cfg.ES) > 0 {
-		icfg, err := a.cfg.IndexConfig(true)
-		if err != nil {
-			return err
-		}
-		ix, err := index.New(icfg, js, a.reg, a.log.With("role", "index"))
-		if err != nil {
-			return err
-		}
-		a.indexer.Store(ix)
-		g.add("index", ix.Run)
-		a.log.Info("indexing into Elasticsearch", "es", a.cfg.ES, "namespace", a.cfg.ESNamespace)
-	}
-	a.reg.MustRegister(newConsumerCollector(js))
-	a.ready.Store(true)
-	a.log.Info("vigil running", "rules", a.rules.Len(), "redis", Redact(a.cfg.Redis), "dry_run", a.cfg.DryRun)
-	err = g.run(ctx)
-	a.ready.Store(false)
-	return err
+	return nil
 }
 
 // streamsConfig sizes the streams from the configuration.

@@ -40,6 +40,13 @@ type Config struct {
 	// NATS is the URL of an external NATS server or cluster with JetStream.
 	// Empty (the default): start an embedded server storing under DataDir.
 	NATS string `yaml:"nats"`
+	// Roles are the roles this process runs, any of ingest (access log
+	// files, syslog, the public listener), detect (the rule engine),
+	// respond (bans, revocations and lockdowns in Redis; the admin API) and
+	// index (Elasticsearch). Empty (the default): all of them, index only
+	// when ES is set. Processes that split the roles share one NATS: NATS,
+	// or NATSListen on the process with the embedded server.
+	Roles []string `yaml:"roles"`
 	// NATSListen makes the embedded server also accept TCP clients on this
 	// address (e.g. 127.0.0.1:4222, for the nats CLI). Default: in-process only.
 	NATSListen string `yaml:"nats_listen"`
@@ -377,6 +384,9 @@ func (c *Config) Validate() error {
 			bad("nats", "%v", err)
 		}
 	}
+	if err := c.validateRoles(); err != nil {
+		errs = append(errs, err)
+	}
 	if c.NATSListen != "" {
 		if _, _, err := net.SplitHostPort(c.NATSListen); err != nil {
 			bad("nats_listen", "%v", err)
@@ -575,6 +585,7 @@ var Help = map[string]string{
 	"redis":                   "Redis URL bans are written to (redis://[:password@]host:port/db)",
 	"redis_prefix":            "prefix of every Redis key Vigil writes",
 	"nats":                    "external NATS URL (cluster with JetStream); empty = start an embedded server",
+	"roles":                   "run only these roles: ingest, detect, respond, index (repeatable or comma-separated); empty = all",
 	"nats_listen":             "also serve the embedded NATS on this TCP address (e.g. 127.0.0.1:4222); empty = in-process only",
 	"data_dir":                "directory for the embedded JetStream store and tail checkpoints",
 	"access_log":              "access log path or glob to follow (repeatable; comma-separated in env)",

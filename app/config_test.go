@@ -54,3 +54,42 @@ func TestValidateNamesEveryBadKey(t *testing.T) {
 		}
 	}
 }
+
+// Roles: unknown names, index without Elasticsearch, and a split process
+// with a NATS no other process can reach are errors naming the key.
+func TestValidateRoles(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		set   func(*Config)
+		error string // "" = valid
+	}{
+		{"default: all", func(c *Config) {}, ""},
+		{"all named, embedded NATS", func(c *Config) { c.Roles = []string{"ingest", "detect", "respond"} }, ""},
+		{"unknown", func(c *Config) { c.Roles = []string{"ingest", "collect"}; c.NATS = "nats://n:4222" }, `roles: unknown role "collect"`},
+		{"index without es", func(c *Config) { c.Roles = []string{"index"}; c.NATS = "nats://n:4222" }, "roles: index needs es"},
+		{"index with es", func(c *Config) {
+			c.Roles = []string{"index"}
+			c.NATS = "nats://n:4222"
+			c.ES = []string{"http://es:9200"}
+		}, ""},
+		{"split on an unreachable embedded NATS", func(c *Config) { c.Roles = []string{"detect"} }, "roles: this process runs only detect"},
+		{"split serving the embedded NATS", func(c *Config) { c.Roles = []string{"ingest"}; c.NATSListen = "0.0.0.0:4222" }, ""},
+	} {
+		cfg := Default()
+		c.set(&cfg)
+		err := cfg.Validate()
+		switch {
+		case c.error == "" && err != nil:
+			t.Errorf("%s: %v", c.name, err)
+		case c.error != "" && (err == nil || !strings.Contains(err.Error(), c.error)):
+			t.Errorf("%s: error %v, want %q", c.name, err, c.error)
+		}
+	}
+	cfg := Default()
+	if err := cfg.LoadEnv(func(k string) (string, bool) { return "ingest, respond", k == "VIGIL_ROLES" }); err != nil {
+		t.Fatal(err)
+	}
+	if r := cfg.roles(); !r.ingest || r.detect || !r.respond || r.index {
+		t.Errorf("VIGIL_ROLES=ingest,respond gave %+v", r)
+	}
+}

@@ -40,6 +40,9 @@ type detector struct {
 	lock *engineLock
 	// notify, when set, pages on alerts (Sentry); it must not block.
 	notify func(*event.Alert)
+
+	obsBuf   []detect.Observation // process's scratch
+	alertBuf []event.Alert
 }
 
 func newDetector(js jetstream.JetStream, engine *detect.Engine, lateness time.Duration, reg prometheus.Registerer, logger *slog.Logger) *detector {
@@ -69,74 +72,165 @@ func newDetector(js jetstream.JetStream, engine *detect.Engine, lateness time.Du
 	return d
 }
 
+// The detector's consumer pins one process at a time: a second detector
+// (a standby) receives nothing until the active one stops pulling for
+// detectPinnedTTL, or stops cleanly and unpins. Pulls expire, and are made
+// again, every 10 s, so the TTL leaves room for two.
+const (
+	detectGroup     = "detect"
+	detectPinnedTTL = 20 * time.Second
+)
+
+// detectConsumerConfig is the detector's durable consumer.
+func detectConsumerConfig() jetstream.ConsumerConfig {
+	return jetstream.ConsumerConfig{
+		Durable:        consumerDetect,
+		Description:    "Vigil detector",
+		FilterSubject:  bus.SubjectEvents + ".>",
+		AckPolicy:      jetstream.AckExplicitPolicy,
+		AckWait:        2 * time.Minute,
+		MaxAckPending:  256,
+		PriorityGroups: []string{detectGroup},
+		PriorityPolicy: jetstream.PriorityPolicyPinned,
+		PinnedTTL:      detectPinnedTTL,
+	}
+}
+
 // run consumes until ctx is done.
 func (d *detector) run(ctx context.Context) error {
 	var lastSeq uint64 // highest stream sequence processed: redeliveries at or below it are skipped
 	dur := &bus.Durable{
 		JS:     d.js,
 		Stream: bus.StreamEvents,
-		Config: jetstream.ConsumerConfig{
-			Durable:       consumerDetect,
-			Description:   "Vigil detector",
-			FilterSubject: bus.SubjectEvents + ".>",
-			AckPolicy:     jetstream.AckExplicitPolicy,
-			AckWait:       2 * time.Minute,
-			MaxAckPending: 256,
-		},
-		Batch: 64,
-		Log:   d.log,
+		Config: detectConsumerConfig(),
+		Batch:  64,
+		Group:  detectGroup,
+		Log:    d.log,
 		Opened: func(ctx context.Context, info *jetstream.ConsumerInfo, newStream bool) {
 			if newStream {
 				lastSeq = 0 // sequence numbers start again
 			}
+		},
+		Pinned: func(ctx context.Context, cons jetstream.Consumer) {
+			lastSeq = max(lastSeq, d.takeOver(ctx, cons))
 		},
 	}
 	cons, err := dur.Open(ctx)
 	if err != nil {
 		return err
 	}
-	if info := cons.CachedInfo(); info.AckFloor.Stream > 0 {
-		lastSeq = info.AckFloor.Stream
-		d.warmUp(ctx, info.AckFloor.Stream)
-	}
-	var alerts []event.Alert
-	var obs []detect.Observation
 	return dur.Run(ctx, cons, func(msg jetstream.Msg) {
 		if md, err := msg.Metadata(); err == nil {
 			if md.Sequence.Stream <= lastSeq {
 				// A redelivery of a batch already counted (its ack was
-				// lost or came late): counting it again would double
-				// every event in it.
+				// lost or came late, or the take-over evaluated it):
+				// counting it again would double every event in it.
 				_ = msg.Ack()
 				return
 			}
 			lastSeq = md.Sequence.Stream
 		}
-		alerts = alerts[:0]
-		now := time.Now()
-		d.lock.mu.Lock()
-		bad := bus.DecodeBatch(msg.Data(), func(ev *event.Event) {
-			d.events.Add(1)
-			d.lag.Observe(now.Sub(ev.Time).Seconds())
-			obs = d.matcher.Match(ev, detect.Sample(ev), obs[:0])
-			for i := range obs {
-				alerts = d.engine.Observe(&obs[i], alerts)
-			}
-		})
-		d.lock.mu.Unlock()
-		for _, err := range bad {
-			d.bad.Inc()
-			d.log.Warn("undecodable event on the bus", "subject", msg.Subject(), "err", err)
-		}
-		for i := range alerts {
-			if err := d.publish(ctx, msg, &alerts[i]); err != nil {
-				return // shutting down; the batch is redelivered
-			}
+		if err := d.process(ctx, msg); err != nil {
+			return // shutting down; the batch is redelivered
 		}
 		if err := msg.Ack(); err != nil {
 			d.log.Warn("acknowledging events", "err", err)
 		}
 	})
+}
+
+// process evaluates the events of one batch and publishes the alerts they
+// cause. It fails only when ctx ends before the alerts are stored.
+func (d *detector) process(ctx context.Context, msg jetstream.Msg) error {
+	d.alertBuf = d.alertBuf[:0]
+	now := time.Now()
+	d.lock.mu.Lock()
+	bad := bus.DecodeBatch(msg.Data(), func(ev *event.Event) {
+		d.events.Add(1)
+		d.lag.Observe(now.Sub(ev.Time).Seconds())
+		d.obsBuf = d.matcher.Match(ev, detect.Sample(ev), d.obsBuf[:0])
+		for i := range d.obsBuf {
+			d.alertBuf = d.engine.Observe(&d.obsBuf[i], d.alertBuf)
+		}
+	})
+	d.lock.mu.Unlock()
+	for _, err := range bad {
+		d.bad.Inc()
+		d.log.Warn("undecodable event on the bus", "subject", msg.Subject(), "err", err)
+	}
+	for i := range d.alertBuf {
+		if err := d.publish(ctx, msg, &d.alertBuf[i]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// takeOver prepares this process's engine when the consumer has just been
+// pinned to it: at start-up, or when a standby takes over from a detector
+// that stopped. It forgets the windows it held (another process has been
+// evaluating the stream since), rebuilds them from the last window before
+// the consumer's ack floor, and evaluates at once the batches delivered
+// but not acknowledged: those a stopped detector held, which the server
+// would hand out again only after the ack wait (too late to count in most
+// windows), and those already delivered here. It returns the highest
+// stream sequence evaluated, 0 when the consumer cannot be read.
+func (d *detector) takeOver(ctx context.Context, cons jetstream.Consumer) uint64 {
+	info, err := cons.Info(ctx)
+	if err != nil {
+		d.log.Warn("detector take-over: reading the consumer; windows not rebuilt", "err", err)
+		return 0
+	}
+	floor, delivered := info.AckFloor.Stream, info.Delivered.Stream
+	d.lock.mu.Lock()
+	d.engine.Reset()
+	d.lock.mu.Unlock()
+	if floor > 0 {
+		d.warmUp(ctx, floor)
+	}
+	if delivered > floor {
+		d.catchUp(ctx, floor+1, delivered)
+	}
+	return max(floor, delivered)
+}
+
+// catchUp evaluates the batches with stream sequences from..to, read
+// straight from the stream.
+func (d *detector) catchUp(ctx context.Context, from, to uint64) {
+	stream, err := d.js.Stream(ctx, bus.StreamEvents)
+	if err != nil {
+		d.log.Warn("detector take-over: unacknowledged batches not evaluated", "from", from, "to", to, "err", err)
+		return
+	}
+	oc, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{bus.SubjectEvents + ".>"},
+		DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,
+		OptStartSeq:    from,
+	})
+	if err != nil {
+		d.log.Warn("detector take-over: unacknowledged batches not evaluated", "from", from, "to", to, "err", err)
+		return
+	}
+	batches := 0
+	for ctx.Err() == nil {
+		msg, err := oc.Next(jetstream.FetchMaxWait(5 * time.Second))
+		if err != nil {
+			d.log.Warn("detector take-over cut short", "from", from, "to", to, "evaluated", batches, "err", err)
+			return
+		}
+		md, err := msg.Metadata()
+		if err != nil || md.Sequence.Stream > to {
+			break
+		}
+		if d.process(ctx, msg) != nil {
+			return
+		}
+		batches++
+		if md.Sequence.Stream == to {
+			break
+		}
+	}
+	d.log.Info("detector evaluated the batches delivered but not acknowledged", "from", from, "to", to, "batches", batches)
 }
 
 // publish puts one alert on VIGIL_ALERTS, retrying until it is stored.
@@ -161,14 +255,14 @@ func (d *detector) publish(ctx context.Context, batch jetstream.Msg, a *event.Al
 	return nil
 }
 
-// warmUp rebuilds the windows a restart lost: it feeds the engine, in
-// warm-up mode, the events of the last window before the consumer's ack
-// floor (all of them already processed, their alerts already published), so
-// a scan that straddles a restart is still caught and a key that fired in
-// that last window stays quiet (older cooldowns are not rebuilt: such a key
-// can fire again; the responder's bans are idempotent per alert and never
-// shortened). Events after the floor are redelivered by the durable consumer
-// and processed normally.
+// warmUp rebuilds the windows a restart (or a take-over) lost: it feeds the
+// engine, in warm-up mode, the events of the last window before the
+// consumer's ack floor (all of them already processed, their alerts already
+// published), so a scan that straddles a restart is still caught and a key
+// that fired in that last window stays quiet (older cooldowns are not
+// rebuilt: such a key can fire again; the responder's bans are idempotent
+// per alert and never shortened). Events after the floor are evaluated
+// normally, by catchUp and the consumer.
 func (d *detector) warmUp(ctx context.Context, floor uint64) {
 	stream, err := d.js.Stream(ctx, bus.StreamEvents)
 	if err != nil {

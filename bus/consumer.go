@@ -36,6 +36,18 @@ type Durable struct {
 	Config jetstream.ConsumerConfig
 	// Batch is how many messages a pull asks for.
 	Batch int
+	// Group, when set, names the priority group the pulls belong to. With
+	// Config.PriorityPolicy pinned (and Config.PriorityGroups holding
+	// Group), one process at a time receives the messages and the others
+	// wait as standbys; one of them is pinned when the active process has
+	// not pulled for Config.PinnedTTL, or at once when it stops cleanly
+	// (Run unpins on its way out).
+	Group string
+	// Pinned, when set with Group, is called before the first message of
+	// each pinning of this process (the first message at all, or the first
+	// after another process held the pin): this process has just become the
+	// active one, and cons is the consumer.
+	Pinned func(ctx context.Context, cons jetstream.Consumer)
 	// Drain, when set, lets the messages already pulled reach the handler
 	// at shutdown (which must then give them back), instead of dropping
 	// them to redelivery after the ack wait.
@@ -46,10 +58,15 @@ type Durable struct {
 	// that the stream was created anew since the last opening.
 	Opened func(ctx context.Context, info *jetstream.ConsumerInfo, newStream bool)
 
+	pin     string        // the pin id of the last message received
 	created time.Time     // the stream's creation time when last opened
 	floor   atomic.Uint64 // the consumer's last known ack floor (stream sequence)
 	opened  bool
 }
+
+// pinIDHeader carries, on each message of a pinned consumer, the id of the
+// pin it was delivered under.
+const pinIDHeader = "Nats-Pin-Id"
 
 // floorRefresh is how often Run reads the consumer's ack floor.
 const floorRefresh = 5 * time.Second
@@ -161,11 +178,18 @@ func (d *Durable) Run(ctx context.Context, cons jetstream.Consumer, handle func(
 func (d *Durable) pull(ctx context.Context, cons jetstream.Consumer, handle func(jetstream.Msg)) error {
 	// Short heartbeats: a consumer lost with its server's store is
 	// noticed within seconds.
-	it, err := cons.Messages(jetstream.PullMaxMessages(d.Batch), jetstream.PullExpiry(10*time.Second), jetstream.PullHeartbeat(3*time.Second))
+	opts := []jetstream.PullMessagesOpt{jetstream.PullMaxMessages(d.Batch), jetstream.PullExpiry(10 * time.Second), jetstream.PullHeartbeat(3 * time.Second)}
+	if d.Group != "" {
+		opts = append(opts, jetstream.PullPriorityGroup(d.Group))
+	}
+	it, err := cons.Messages(opts...)
 	if err != nil {
 		return err
 	}
 	defer it.Stop()
+	if d.Group != "" {
+		defer d.unpin(cons)
+	}
 	stop := context.AfterFunc(ctx, func() {
 		if d.Drain {
 			it.Drain()
@@ -209,7 +233,38 @@ func (d *Durable) pull(ctx context.Context, cons jetstream.Consumer, handle func
 			d.Log.Warn("reading messages", "stream", d.Stream, "consumer", d.Config.Durable, "err", err)
 			continue
 		}
+		if d.Group != "" {
+			if id := msg.Headers().Get(pinIDHeader); id != "" && id != d.pin {
+				d.pin = id
+				d.Log.Info("pinned: this process is the active consumer now", "stream", d.Stream, "consumer", d.Config.Durable)
+				if d.Pinned != nil {
+					d.Pinned(ctx, cons)
+				}
+			}
+		}
 		handle(msg)
+	}
+}
+
+// unpin releases this process's pin on the consumer, if it holds it, so a
+// standby is pinned at once instead of after the pinned TTL.
+func (d *Durable) unpin(cons jetstream.Consumer) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	info, err := cons.Info(ctx)
+	if err != nil {
+		return
+	}
+	for _, g := range info.PriorityGroups {
+		if g.Group == d.Group && g.PinnedClientID != "" && g.PinnedClientID == d.pin {
+			s, err := d.JS.Stream(ctx, d.Stream)
+			if err == nil {
+				err = s.UnpinConsumer(ctx, d.Config.Durable, d.Group)
+			}
+			if err != nil {
+				d.Log.Debug("unpinning consumer", "consumer", d.Config.Durable, "err", err)
+			}
+		}
 	}
 }
 

@@ -177,6 +177,25 @@ func (e *Engine) SetNotBefore(t time.Time) {
 // they cause are neither returned nor counted.
 func (e *Engine) SetWarmUp(on bool) { e.warm = on }
 
+// Reset forgets every window and cooldown, as a new engine would, and
+// restores Options.NotBefore; the counters go on (Keys and Quiet drop to
+// zero). The streaming detector resets before it rebuilds its windows for
+// a stream that another process has been evaluating.
+func (e *Engine) Reset() {
+	clear(e.table)
+	clear(e.quiet)
+	clear(e.fired)
+	e.states, e.free = nil, nil
+	for i := range e.lists {
+		e.lists[i] = lruList{head: -1, tail: -1}
+	}
+	e.warm = false
+	e.watermark, e.swept, e.quietSwept, e.future = 0, 0, 0, 0
+	e.SetNotBefore(e.opts.NotBefore)
+	e.stats.Keys.Store(0)
+	e.stats.Quiet.Store(0)
+}
+
 // Stats returns the engine's counters.
 func (e *Engine) Stats() *Stats { return e.stats }
 

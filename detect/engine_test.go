@@ -422,6 +422,32 @@ func TestWarmUp(t *testing.T) {
 	}
 }
 
+// Reset forgets windows and cooldowns: counts start again, a key that fired
+// can fire again, and the engine's clock starts again too.
+func TestReset(t *testing.T) {
+	e, m := testEngine(t, Options{})
+	if a := run(t, e, m, scan("203.0.113.7", 0, time.Millisecond, 60)); len(a) != 1 {
+		t.Fatalf("alerts before the reset: %v", keys(a))
+	}
+	run(t, e, m, scan("203.0.113.8", 0, time.Millisecond, 49))
+	e.Reset()
+	if k := e.Stats().Keys.Load(); k != 0 {
+		t.Fatalf("%d windows after the reset", k)
+	}
+	// A fiftieth path for .8 is its first now.
+	if a := run(t, e, m, []hit{{at: time.Second, ip: "203.0.113.8", method: "GET", path: "/probe-49", status: 404}}); len(a) != 0 {
+		t.Fatalf("a window survived the reset: %v", keys(a))
+	}
+	// .7 is no longer in its cooldown; events from before the last ones
+	// seen are not late either (the watermark is gone).
+	if a := run(t, e, m, scan("203.0.113.7", 0, time.Millisecond, 60)); len(a) != 1 {
+		t.Fatalf("after the reset .7 fired %d times, want 1", len(a))
+	}
+	if d := e.Stats().Detections[0].Load(); d != 2 {
+		t.Fatalf("detections %d, want 2 (counters go on)", d)
+	}
+}
+
 const relRules = `
 rules:
   - id: spike

@@ -406,8 +406,9 @@ func cmdExplain(ctx context.Context, args []string) error {
 			QuietUntil       time.Time `json:"quiet_until"`
 			LastSeen         time.Time `json:"last_seen"`
 		} `json:"rules"`
-		Alerts []alertRow        `json:"alerts"`
-		Audit  []json.RawMessage `json:"audit"`
+		RulesNote string            `json:"rules_note"`
+		Alerts    []alertRow        `json:"alerts"`
+		Audit     []json.RawMessage `json:"audit"`
 	}
 	if err := c.do(ctx, "GET", "/api/v1/explain/"+url.PathEscape(key), nil, &out); err != nil {
 		return err
@@ -433,10 +434,15 @@ func cmdExplain(ctx context.Context, args []string) error {
 		}
 		rows = append(rows, []string{r.Rule, r.KeyField, state, r.LastSeen.Format(time.RFC3339)})
 	}
-	if len(rows) == 0 {
+	switch {
+	case out.RulesNote != "":
+		fmt.Printf("  %s\n", out.RulesNote)
+	case len(rows) == 0:
 		fmt.Println("  no rule holds a window for it now")
-	} else if err := table("RULE\tKEY FIELD\tSTATE\tLAST SEEN", rows); err != nil {
-		return err
+	default:
+		if err := table("RULE\tKEY FIELD\tSTATE\tLAST SEEN", rows); err != nil {
+			return err
+		}
 	}
 	if len(out.Alerts) > 0 {
 		fmt.Println()

@@ -16,7 +16,15 @@ Runs every role in one process: an embedded NATS JetStream server (unless
 and application events), the streaming detector, the responder writing bans,
 revocations and lockdowns to Redis, and the admin listener (/metrics,
 /healthz, /readyz and, with --admin-token-file, the admin API the operator
-commands use). Each flag can also be set in the YAML config file (key = flag
+commands use).
+
+--roles runs only some of them, for a deployment that scales each on its
+own against one NATS: ingest (collectors), detect (one active process: a
+second one waits as a standby and takes over), respond (bans and the admin
+API) and index (Elasticsearch, with --es). Every process keeps its admin
+listener.
+
+Each flag can also be set in the YAML config file (key = flag
 name with '_') or as a VIGIL_* environment variable; later sources win:
 defaults < --config file < environment < flags.`)
 	load := configFlags(fs)
