@@ -285,7 +285,7 @@ func (a *App) addRespond(g *group, js jetstream.JetStream, notifier *notify.Noti
 
 // streamsConfig sizes the streams from the configuration.
 func (a *App) streamsConfig() bus.StreamsConfig {
-	return bus.StreamsConfig{EventsMaxAge: a.cfg.EventsMaxAge, EventsMaxBytes: a.cfg.EventsMaxBytes}
+	return bus.StreamsConfig{EventsMaxAge: a.cfg.EventsMaxAge, EventsMaxBytes: a.cfg.EventsMaxBytes, Replicas: a.cfg.StreamReplicas}
 }
 
 // ensureStreams creates the streams, retrying while NATS is unreachable.

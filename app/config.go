@@ -88,6 +88,9 @@ type Config struct {
 	EventsMaxAge time.Duration `yaml:"events_max_age"`
 	// EventsMaxBytes caps VIGIL_EVENTS (oldest dropped). Default 4 GiB.
 	EventsMaxBytes int64 `yaml:"events_max_bytes"`
+	// StreamReplicas is how many copies a clustered NATS keeps of each
+	// stream (1, 3 or 5; at most the cluster's size). Default 1.
+	StreamReplicas int `yaml:"stream_replicas"`
 	// AdminToken is the bearer token of the admin API (/api/v1 on the admin
 	// listener). Prefer AdminTokenFile; env VIGIL_ADMIN_TOKEN.
 	AdminToken string `yaml:"admin_token"`
@@ -214,6 +217,7 @@ func Default() Config {
 		BodyLimit:         64 << 10,
 		RateLimit:         20,
 		Partitions:        8,
+		StreamReplicas:    1,
 		Lateness:          5 * time.Second,
 		MaxKeys:           1_000_000,
 		MaxBan:            30 * 24 * time.Hour,
@@ -462,6 +466,12 @@ func (c *Config) Validate() error {
 	if c.RateLimit < 1 {
 		bad("rate_limit", "must be >= 1")
 	}
+	if c.StreamReplicas != 1 && c.StreamReplicas != 3 && c.StreamReplicas != 5 {
+		bad("stream_replicas", "must be 1, 3 or 5, got %d", c.StreamReplicas)
+	}
+	if c.StreamReplicas > 1 && c.NATS == "" {
+		bad("stream_replicas", "the embedded NATS is a single server: replicas need a NATS cluster (nats)")
+	}
 	if c.Partitions < 1 || c.Partitions > 1024 {
 		bad("partitions", "must be 1..1024, got %d", c.Partitions)
 	}
@@ -585,6 +595,7 @@ var Help = map[string]string{
 	"redis":                   "Redis URL bans are written to (redis://[:password@]host:port/db)",
 	"redis_prefix":            "prefix of every Redis key Vigil writes",
 	"nats":                    "external NATS URL (cluster with JetStream); empty = start an embedded server",
+	"stream_replicas":         "copies a clustered NATS keeps of each stream: 1, 3 or 5",
 	"roles":                   "run only these roles: ingest, detect, respond, index (repeatable or comma-separated); empty = all",
 	"nats_listen":             "also serve the embedded NATS on this TCP address (e.g. 127.0.0.1:4222); empty = in-process only",
 	"data_dir":                "directory for the embedded JetStream store and tail checkpoints",
