@@ -79,11 +79,12 @@ func (a *App) readyz(w http.ResponseWriter, r *http.Request) {
 }
 
 // profiles serves net/http/pprof under /debug/pprof/, behind the admin
-// token when the admin API has one.
+// token when one is set (in every process, whatever its roles; without a
+// token Validate allows profiles only on a loopback admin address).
 func (a *App) profiles(mux *http.ServeMux) {
 	guard := func(h http.HandlerFunc) http.HandlerFunc {
 		return func(w http.ResponseWriter, r *http.Request) {
-			if a.api != nil && !a.api.authorized(r) {
+			if len(a.token) > 0 && !bearer(r, a.token) {
 				w.Header().Set("WWW-Authenticate", `Bearer realm="vigil-admin"`)
 				writeJSONError(w, &apiError{status: http.StatusUnauthorized, msg: "missing or wrong admin token (Authorization: Bearer ...)"})
 				return

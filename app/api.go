@@ -112,11 +112,14 @@ func (p *api) routes(mux *http.ServeMux) {
 }
 
 func (p *api) authorized(r *http.Request) bool {
-	if p.unsecure {
-		return true
-	}
-	token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	return ok && len(p.token) > 0 && subtle.ConstantTimeCompare([]byte(token), p.token) == 1
+	return p.unsecure || bearer(r, p.token)
+}
+
+// bearer reports whether r carries "Authorization: Bearer <token>" (a
+// constant-time comparison); never for an empty token.
+func bearer(r *http.Request, token []byte) bool {
+	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	return ok && len(token) > 0 && subtle.ConstantTimeCompare([]byte(got), token) == 1
 }
 
 func writeJSONError(w http.ResponseWriter, err error) {

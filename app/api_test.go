@@ -48,13 +48,18 @@ func (h *harness) call(token, method, path, body string) (int, map[string]any) {
 }
 
 func apiHarness(t *testing.T, mutate func(*Config)) *harness {
+	h := apiHarnessWithoutStart(t, mutate)
+	h.start()
+	return h
+}
+
+func apiHarnessWithoutStart(t *testing.T, mutate func(*Config)) *harness {
 	rs := redistest.Start(t)
 	h := newHarness(t, rs, t.TempDir())
 	h.cfg.AdminToken = adminToken
 	if mutate != nil {
 		mutate(&h.cfg)
 	}
-	h.start()
 	return h
 }
 
@@ -105,6 +110,17 @@ func TestPprof(t *testing.T) {
 	}
 	if code := get(on, adminToken); code != 200 {
 		t.Errorf("pprof with the token: %d, want 200", code)
+	}
+	// A process without the respond role (no admin API) guards its
+	// profiles with the token too.
+	ns := startNATS(t)
+	det := apiHarnessWithoutStart(t, func(c *Config) { c.Pprof = true; c.Roles = []string{RoleDetect}; c.NATS = ns.url() })
+	det.start()
+	if code := get(det, ""); code != 401 {
+		t.Errorf("detect process: pprof without the token: %d, want 401", code)
+	}
+	if code := get(det, adminToken); code != 200 {
+		t.Errorf("detect process: pprof with the token: %d, want 200", code)
 	}
 }
 

@@ -44,6 +44,7 @@ type App struct {
 	reg   *prometheus.Registry
 
 	roles roleSet
+	token []byte // the admin token (API and profiles); empty when none is set
 
 	ready     atomic.Bool
 	adminAddr chan string
@@ -141,6 +142,9 @@ func (a *App) Run(ctx context.Context) error {
 		return err
 	}
 
+	if a.token, err = a.adminToken(); err != nil {
+		return err
+	}
 	notifier, err := a.notifier()
 	if err != nil {
 		return err
@@ -195,7 +199,14 @@ func (a *App) Run(ctx context.Context) error {
 		g.add("index", ix.Run)
 		a.log.Info("indexing into Elasticsearch", "es", a.cfg.ES, "namespace", a.cfg.ESNamespace)
 	}
-	a.reg.MustRegister(newConsumerCollector(js))
+	var consumers [][2]string
+	if a.roles.detect {
+		consumers = append(consumers, [2]string{bus.StreamEvents, consumerDetect})
+	}
+	if a.roles.respond {
+		consumers = append(consumers, [2]string{bus.StreamAlerts, consumerRespond})
+	}
+	a.reg.MustRegister(newConsumerCollector(js, consumers))
 	a.ready.Store(true)
 	a.log.Info("vigil running", "roles", a.roles.names(), "rules", a.rules.Len(), "redis", Redact(a.cfg.Redis), "dry_run", a.cfg.DryRun)
 	err = g.run(ctx)
@@ -261,10 +272,7 @@ func (a *App) addRespond(g *group, js jetstream.JetStream, notifier *notify.Noti
 	rsp := &responder{js: js, r: resp, log: a.log.With("role", "respond")}
 	g.add("respond", rsp.run)
 
-	token, err := a.adminToken()
-	if err != nil {
-		return err
-	}
+	token := a.token
 	if len(token) == 0 && !a.cfg.InsecureAdmin {
 		a.log.Warn("admin API disabled: set admin_token_file (or VIGIL_ADMIN_TOKEN); --insecure-admin serves it without a token on a loopback address")
 	} else {

@@ -7,7 +7,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/vigil-soc/vigil/bus"
 	"github.com/vigil-soc/vigil/ingest/syslog"
 	"github.com/vigil-soc/vigil/ingest/tail"
 )
@@ -47,17 +46,20 @@ func (c *tailCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.replay, prometheus.CounterValue, float64(s.ChunksReplayed))
 }
 
-// consumerCollector exposes the JetStream backlog of Vigil's consumers.
+// consumerCollector exposes the JetStream backlog of Vigil's consumers:
+// those of the roles this process runs, each a [stream, consumer] pair.
 type consumerCollector struct {
 	js               jetstream.JetStream
+	consumers        [][2]string
 	pending, waiting *prometheus.Desc
 }
 
-func newConsumerCollector(js jetstream.JetStream) *consumerCollector {
+func newConsumerCollector(js jetstream.JetStream, consumers [][2]string) *consumerCollector {
 	return &consumerCollector{
-		js:      js,
-		pending: prometheus.NewDesc("vigil_bus_consumer_pending_messages", "Messages in the stream not yet delivered to the consumer (backlog).", []string{"stream", "consumer"}, nil),
-		waiting: prometheus.NewDesc("vigil_bus_consumer_ack_pending_messages", "Messages delivered to the consumer and not yet acknowledged.", []string{"stream", "consumer"}, nil),
+		js:        js,
+		consumers: consumers,
+		pending:   prometheus.NewDesc("vigil_bus_consumer_pending_messages", "Messages in the stream not yet delivered to the consumer (backlog).", []string{"stream", "consumer"}, nil),
+		waiting:   prometheus.NewDesc("vigil_bus_consumer_ack_pending_messages", "Messages delivered to the consumer and not yet acknowledged.", []string{"stream", "consumer"}, nil),
 	}
 }
 
@@ -66,7 +68,7 @@ func (c *consumerCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.pendi
 func (c *consumerCollector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	for _, sc := range [][2]string{{bus.StreamEvents, consumerDetect}, {bus.StreamAlerts, consumerRespond}} {
+	for _, sc := range c.consumers {
 		cons, err := c.js.Consumer(ctx, sc[0], sc[1])
 		if err != nil {
 			continue

@@ -3,7 +3,9 @@ package app
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
+	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -43,6 +45,10 @@ type detector struct {
 
 	obsBuf   []detect.Observation // process's scratch
 	alertBuf []event.Alert
+	// live is set while the engine's windows follow the stream: after a
+	// take-over, until the stream is created anew.
+	live      bool
+	takeovers *prometheus.CounterVec
 }
 
 func newDetector(js jetstream.JetStream, engine *detect.Engine, lateness time.Duration, reg prometheus.Registerer, logger *slog.Logger) *detector {
@@ -63,22 +69,27 @@ func newDetector(js jetstream.JetStream, engine *detect.Engine, lateness time.Du
 		alerts: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "vigil_detect_alerts_published_total", Help: "Alerts published to VIGIL_ALERTS.",
 		}),
+		takeovers: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "vigil_detect_takeovers_total", Help: "Times this detector became the active one (pinned), by whether it rebuilt its windows from the stream (start-up, from another detector) or went on with its own (it got the pin back).",
+		}, []string{"rebuilt"}),
 	}
 	events := prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Name: "vigil_detect_events_total", Help: "Events read from the bus by the detector.",
 	}, func() float64 { return float64(d.events.Load()) })
-	reg.MustRegister(d.lag, d.bad, d.alerts, events)
+	reg.MustRegister(d.lag, d.bad, d.alerts, d.takeovers, events)
 	d.lock = &engineLock{engine: engine}
 	return d
 }
 
 // The detector's consumer pins one process at a time: a second detector
-// (a standby) receives nothing until the active one stops pulling for
-// detectPinnedTTL, or stops cleanly and unpins. Pulls expire, and are made
-// again, every 10 s, so the TTL leaves room for two.
+// (a standby) receives nothing until the active one stops cleanly and
+// unpins, or goes detectPinnedTTL without pulling. A take-over's warm-up
+// must fit in the TTL; one that does not loses the pin, and the process
+// that gets it next takes over in turn (without starting again, if it is
+// the same one).
 const (
 	detectGroup     = "detect"
-	detectPinnedTTL = 20 * time.Second
+	detectPinnedTTL = time.Minute
 )
 
 // detectConsumerConfig is the detector's durable consumer.
@@ -109,10 +120,13 @@ func (d *detector) run(ctx context.Context) error {
 		Opened: func(ctx context.Context, info *jetstream.ConsumerInfo, newStream bool) {
 			if newStream {
 				lastSeq = 0 // sequence numbers start again
+				d.live = false
 			}
 		},
-		Pinned: func(ctx context.Context, cons jetstream.Consumer) {
-			lastSeq = max(lastSeq, d.takeOver(ctx, cons))
+		Pinned: func(ctx context.Context, cons jetstream.Consumer) error {
+			seq, err := d.takeOver(ctx, cons, lastSeq)
+			lastSeq = seq
+			return err
 		},
 	}
 	cons, err := dur.Open(ctx)
@@ -167,70 +181,109 @@ func (d *detector) process(ctx context.Context, msg jetstream.Msg) error {
 }
 
 // takeOver prepares this process's engine when the consumer has just been
-// pinned to it: at start-up, or when a standby takes over from a detector
-// that stopped. It forgets the windows it held (another process has been
-// evaluating the stream since), rebuilds them from the last window before
-// the consumer's ack floor, and evaluates at once the batches delivered
-// but not acknowledged: those a stopped detector held, which the server
-// would hand out again only after the ack wait (too late to count in most
-// windows), and those already delivered here. It returns the highest
-// stream sequence evaluated, 0 when the consumer cannot be read.
-func (d *detector) takeOver(ctx context.Context, cons jetstream.Consumer) uint64 {
+// pinned to it: at start-up, when a standby takes over from a detector that
+// stopped, or when this process gets the pin back. lastSeq is the highest
+// stream sequence this process has evaluated.
+//
+// When the engine's windows are not current (a first pinning, or another
+// process has acknowledged batches since this one last evaluated any) it
+// forgets them and rebuilds them from the last window before the consumer's
+// ack floor. Then it evaluates at once, read straight from the stream, the
+// batches delivered but not acknowledged: those a stopped detector held,
+// which the server would hand out again only after the ack wait (too late
+// to count in most windows), and those already delivered here. It returns
+// the highest stream sequence evaluated: later deliveries at or below it
+// are acknowledged and skipped.
+func (d *detector) takeOver(ctx context.Context, cons jetstream.Consumer, lastSeq uint64) (uint64, error) {
 	info, err := cons.Info(ctx)
 	if err != nil {
-		d.log.Warn("detector take-over: reading the consumer; windows not rebuilt", "err", err)
-		return 0
+		return lastSeq, fmt.Errorf("reading the consumer: %w", err)
 	}
 	floor, delivered := info.AckFloor.Stream, info.Delivered.Stream
-	d.lock.mu.Lock()
-	d.engine.Reset()
-	d.lock.mu.Unlock()
-	if floor > 0 {
-		d.warmUp(ctx, floor)
+	rebuild := !d.live || floor > lastSeq
+	d.takeovers.WithLabelValues(strconv.FormatBool(rebuild)).Inc()
+	if rebuild {
+		d.lock.mu.Lock()
+		d.engine.Reset()
+		d.lock.mu.Unlock()
+		lastSeq = floor
+		if floor > 0 {
+			d.warmUp(ctx, floor)
+		}
+		d.live = true
 	}
-	if delivered > floor {
-		d.catchUp(ctx, floor+1, delivered)
+	if delivered > lastSeq {
+		lastSeq = d.catchUp(ctx, lastSeq+1, delivered)
 	}
-	return max(floor, delivered)
+	return lastSeq, nil
 }
 
 // catchUp evaluates the batches with stream sequences from..to, read
-// straight from the stream.
-func (d *detector) catchUp(ctx context.Context, from, to uint64) {
-	stream, err := d.js.Stream(ctx, bus.StreamEvents)
-	if err != nil {
-		d.log.Warn("detector take-over: unacknowledged batches not evaluated", "from", from, "to", to, "err", err)
-		return
-	}
-	oc, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{bus.SubjectEvents + ".>"},
-		DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,
-		OptStartSeq:    from,
+// straight from the stream, and returns the highest sequence it evaluated
+// (from-1 when none).
+func (d *detector) catchUp(ctx context.Context, from, to uint64) uint64 {
+	done := from - 1
+	batches := 0
+	err := d.readStream(ctx, jetstream.OrderedConsumerConfig{
+		DeliverPolicy: jetstream.DeliverByStartSequencePolicy,
+		OptStartSeq:   from,
+	}, to, func(msg jetstream.Msg, seq uint64) error {
+		if err := d.process(ctx, msg); err != nil {
+			return err
+		}
+		done = seq
+		batches++
+		return nil
 	})
 	if err != nil {
-		d.log.Warn("detector take-over: unacknowledged batches not evaluated", "from", from, "to", to, "err", err)
-		return
-	}
-	batches := 0
-	for ctx.Err() == nil {
-		msg, err := oc.Next(jetstream.FetchMaxWait(5 * time.Second))
-		if err != nil {
-			d.log.Warn("detector take-over cut short", "from", from, "to", to, "evaluated", batches, "err", err)
-			return
-		}
-		md, err := msg.Metadata()
-		if err != nil || md.Sequence.Stream > to {
-			break
-		}
-		if d.process(ctx, msg) != nil {
-			return
-		}
-		batches++
-		if md.Sequence.Stream == to {
-			break
-		}
+		d.log.Warn("detector take-over: unacknowledged batches not all evaluated; the rest come again after the ack wait", "from", from, "to", to, "evaluated", batches, "err", err)
+		return done
 	}
 	d.log.Info("detector evaluated the batches delivered but not acknowledged", "from", from, "to", to, "batches", batches)
+	return done
+}
+
+// readStream hands fn the batches of VIGIL_EVENTS from cfg's start position
+// through stream sequence last, in order, reading ahead in large pulls. It
+// stops at the first error, from fn or from reading; a batch missing from
+// the stream for 5 s (removed by the limits) ends it with an error.
+func (d *detector) readStream(ctx context.Context, cfg jetstream.OrderedConsumerConfig, last uint64, fn func(msg jetstream.Msg, seq uint64) error) error {
+	stream, err := d.js.Stream(ctx, bus.StreamEvents)
+	if err != nil {
+		return err
+	}
+	cfg.FilterSubjects = []string{bus.SubjectEvents + ".>"}
+	oc, err := stream.OrderedConsumer(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	it, err := oc.Messages(jetstream.PullMaxMessages(256))
+	if err != nil {
+		return err
+	}
+	defer it.Stop()
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		msg, err := it.Next(jetstream.NextMaxWait(5 * time.Second))
+		if err != nil {
+			return err
+		}
+		md, err := msg.Metadata()
+		if err != nil {
+			return err
+		}
+		if md.Sequence.Stream > last {
+			return nil
+		}
+		if err := fn(msg, md.Sequence.Stream); err != nil {
+			return err
+		}
+		if md.Sequence.Stream == last {
+			return nil
+		}
+	}
 }
 
 // publish puts one alert on VIGIL_ALERTS, retrying until it is stored.
@@ -278,15 +331,6 @@ func (d *detector) warmUp(ctx context.Context, floor uint64) {
 	// last batch processed, not from now.
 	d.engine.SetNotBefore(last.Time)
 	start := last.Time.Add(-time.Duration(d.engine.RuleSet().MaxWindow()) - d.lateness)
-	oc, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{bus.SubjectEvents + ".>"},
-		DeliverPolicy:  jetstream.DeliverByStartTimePolicy,
-		OptStartTime:   &start,
-	})
-	if err != nil {
-		d.log.Warn("detector warm-up skipped", "err", err)
-		return
-	}
 	var (
 		obs    []detect.Observation
 		alerts []event.Alert
@@ -296,16 +340,10 @@ func (d *detector) warmUp(ctx context.Context, floor uint64) {
 	defer d.lock.mu.Unlock()
 	d.engine.SetWarmUp(true)
 	defer d.engine.SetWarmUp(false)
-	for ctx.Err() == nil {
-		msg, err := oc.Next(jetstream.FetchMaxWait(5 * time.Second))
-		if err != nil {
-			d.log.Warn("detector warm-up cut short", "err", err)
-			return
-		}
-		md, err := msg.Metadata()
-		if err != nil || md.Sequence.Stream > floor {
-			break
-		}
+	err = d.readStream(ctx, jetstream.OrderedConsumerConfig{
+		DeliverPolicy: jetstream.DeliverByStartTimePolicy,
+		OptStartTime:  &start,
+	}, floor, func(msg jetstream.Msg, _ uint64) error {
 		bus.DecodeBatch(msg.Data(), func(ev *event.Event) {
 			events++
 			obs = d.matcher.Match(ev, detect.Sample(ev), obs[:0])
@@ -313,9 +351,11 @@ func (d *detector) warmUp(ctx context.Context, floor uint64) {
 				alerts = d.engine.Observe(&obs[i], alerts[:0])
 			}
 		})
-		if md.Sequence.Stream == floor {
-			break
-		}
+		return nil
+	})
+	if err != nil {
+		d.log.Warn("detector warm-up cut short", "events", events, "err", err)
+		return
 	}
 	d.log.Info("detector windows rebuilt from the stream", "events", events, "since", start)
 }

@@ -262,3 +262,51 @@ func TestDetectorUpgradesItsConsumer(t *testing.T) {
 		t.Errorf("consumer priority policy %v, want pinned", cfg.PriorityPolicy)
 	}
 }
+
+// TestDetectorGetsItsPinBack: a detector whose pin lapsed (here: released
+// by an operator's unpin) and that gets it back goes on with its own
+// windows instead of rebuilding them, and a scan straddling that is caught.
+func TestDetectorGetsItsPinBack(t *testing.T) {
+	h := newHarness(t, redistest.Start(t), t.TempDir())
+	h.start()
+	lines := scanLines("203.0.113.95", time.Now().UTC(), 50)
+	h.appendLines("access.log", lines[:30])
+	waitFor(t, 10*time.Second, "30 events detected", func() bool { return h.app.detectedEvents() == 30 })
+
+	nc, err := h.app.Embedded().Connect("test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s, err := js.Stream(ctx, bus.StreamEvents)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.UnpinConsumer(ctx, consumerDetect, detectGroup); err != nil {
+		t.Fatal(err)
+	}
+	h.appendLines("access.log", lines[30:])
+	waitFor(t, 20*time.Second, "ban of 203.0.113.95", func() bool { return h.banTTL("203.0.113.95") > 0 })
+	_, metrics := h.adminGet("/metrics")
+	for _, want := range []string{`vigil_detect_takeovers_total{rebuilt="true"} 1`, `vigil_detect_takeovers_total{rebuilt="false"} 1`} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("metrics lack %s:\n%s", want, grepLines(metrics, "vigil_detect_takeovers_total"))
+		}
+	}
+}
+
+func grepLines(s, substr string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, substr) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}

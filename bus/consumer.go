@@ -45,9 +45,11 @@ type Durable struct {
 	Group string
 	// Pinned, when set with Group, is called before the first message of
 	// each pinning of this process (the first message at all, or the first
-	// after another process held the pin): this process has just become the
-	// active one, and cons is the consumer.
-	Pinned func(ctx context.Context, cons jetstream.Consumer)
+	// under a new pin): this process has just become the active one, and
+	// cons is the consumer. The pin lapses if the handler and Pinned
+	// together keep Run from pulling for Config.PinnedTTL. When Pinned
+	// fails, it is called again before the next message.
+	Pinned func(ctx context.Context, cons jetstream.Consumer) error
 	// Drain, when set, lets the messages already pulled reach the handler
 	// at shutdown (which must then give them back), instead of dropping
 	// them to redelivery after the ack wait.
@@ -238,7 +240,10 @@ func (d *Durable) pull(ctx context.Context, cons jetstream.Consumer, handle func
 				d.pin = id
 				d.Log.Info("pinned: this process is the active consumer now", "stream", d.Stream, "consumer", d.Config.Durable)
 				if d.Pinned != nil {
-					d.Pinned(ctx, cons)
+					if err := d.Pinned(ctx, cons); err != nil {
+						d.Log.Warn("taking over as the active consumer; will try again with the next message", "consumer", d.Config.Durable, "err", err)
+						d.pin = ""
+					}
 				}
 			}
 		}
@@ -247,7 +252,10 @@ func (d *Durable) pull(ctx context.Context, cons jetstream.Consumer, handle func
 }
 
 // unpin releases this process's pin on the consumer, if it holds it, so a
-// standby is pinned at once instead of after the pinned TTL.
+// standby is pinned at once instead of after the pinned TTL. (The server
+// unpins whoever holds the pin: should the pin move between the check and
+// the call, the new holder loses it and is pinned again, or another
+// standby is.)
 func (d *Durable) unpin(cons jetstream.Consumer) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()

@@ -70,6 +70,19 @@ func (e *apiError) Error() string {
 	return fmt.Sprintf("%s (HTTP %d)", e.Msg, e.Status)
 }
 
+// readAPIError turns an error answer into an *apiError.
+func readAPIError(resp *http.Response) error {
+	e := &apiError{Status: resp.StatusCode}
+	data, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	if json.Unmarshal(data, e) != nil || e.Msg == "" {
+		e.Msg = strings.TrimSpace(string(data))
+	}
+	if resp.StatusCode == http.StatusUnauthorized {
+		e.Msg += " — give the admin token with VIGIL_ADMIN_TOKEN or --token-file"
+	}
+	return e
+}
+
 // do sends a request and decodes the JSON answer into out.
 func (c *adminClient) do(ctx context.Context, method, path string, in, out any) error {
 	var body io.Reader
@@ -95,15 +108,7 @@ func (c *adminClient) do(ctx context.Context, method, path string, in, out any) 
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode >= 300 {
-		e := &apiError{Status: resp.StatusCode}
-		data, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-		if json.Unmarshal(data, e) != nil || e.Msg == "" {
-			e.Msg = strings.TrimSpace(string(data))
-		}
-		if resp.StatusCode == http.StatusUnauthorized {
-			e.Msg += " — give the admin token with VIGIL_ADMIN_TOKEN or --token-file"
-		}
-		return e
+		return readAPIError(resp)
 	}
 	if out == nil {
 		return nil
@@ -364,7 +369,7 @@ func cmdAlerts(ctx context.Context, args []string) error {
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("following alerts: HTTP %d", resp.StatusCode)
+		return fmt.Errorf("following alerts: %w", readAPIError(resp))
 	}
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)

@@ -18,11 +18,12 @@ revocations and lockdowns to Redis, and the admin listener (/metrics,
 /healthz, /readyz and, with --admin-token-file, the admin API the operator
 commands use).
 
---roles runs only some of them, for a deployment that scales each on its
-own against one NATS: ingest (collectors), detect (one active process: a
-second one waits as a standby and takes over), respond (bans and the admin
-API) and index (Elasticsearch, with --es). Every process keeps its admin
-listener.
+--roles runs only some of them, so each can be deployed on its own against
+one NATS (--nats, or --nats-listen on the process serving the embedded one):
+ingest (collectors; any number), detect (one active process; others wait as
+standbys and one takes over at once when the active one stops, within a
+minute when it dies), respond (bans and the admin API) and index
+(Elasticsearch, with --es). Every process keeps its admin listener.
 
 Each flag can also be set in the YAML config file (key = flag
 name with '_') or as a VIGIL_* environment variable; later sources win:
