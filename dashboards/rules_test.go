@@ -95,7 +95,7 @@ func TestAlertRulesShape(t *testing.T) {
 		}
 	}
 	want := []string{
-		"VigilDown", "VigilIngestStalled", "VigilLagHigh", "VigilConsumerBacklogGrowing",
+		"VigilDown", "VigilIngestStalled", "VigilLagHigh", "VigilConsumerBacklogGrowing", "VigilNoDetector",
 		"VigilRedisWriteErrors", "VigilElasticsearchErrors", "VigilCircuitBreakerOpen", "VigilLockdownActive",
 	}
 	if !slices.Equal(names, want) {
