@@ -65,6 +65,12 @@ func (a *App) readyz(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
+	if det := a.detector.Load(); det != nil {
+		checks["detector"] = "standby" // ready: it takes over when the active one goes
+		if det.active() {
+			checks["detector"] = "active"
+		}
+	}
 	if ix := a.indexer.Load(); ix != nil {
 		checks["elasticsearch"] = "ok"
 		if err := ix.Err(); err != nil {

@@ -208,9 +208,19 @@ func (a *App) Run(ctx context.Context) error {
 	}
 	a.reg.MustRegister(newConsumerCollector(js, consumers))
 	a.ready.Store(true)
-	a.log.Info("vigil running", "roles", a.roles.names(), "rules", a.rules.Len(), "redis", Redact(a.cfg.Redis), "dry_run", a.cfg.DryRun)
+	running := []any{"roles", a.roles.names()}
+	if a.roles.detect {
+		running = append(running, "rules", a.rules.Len())
+	}
+	if a.roles.respond {
+		running = append(running, "redis", Redact(a.cfg.Redis), "dry_run", a.cfg.DryRun)
+	}
+	a.log.Info("vigil running", running...)
 	err = g.run(ctx)
 	a.ready.Store(false)
+	if err == nil {
+		a.log.Info("vigil stopped", "roles", a.roles.names())
+	}
 	return err
 }
 

@@ -49,6 +49,14 @@ type detector struct {
 	// take-over, until the stream is created anew.
 	live      bool
 	takeovers *prometheus.CounterVec
+	durable   atomic.Pointer[bus.Durable]
+}
+
+// active reports whether this detector holds the consumer (is not a
+// standby), as the server said at the last look.
+func (d *detector) active() bool {
+	dur := d.durable.Load()
+	return dur != nil && dur.Holds()
 }
 
 func newDetector(js jetstream.JetStream, engine *detect.Engine, lateness time.Duration, reg prometheus.Registerer, logger *slog.Logger) *detector {
@@ -76,20 +84,29 @@ func newDetector(js jetstream.JetStream, engine *detect.Engine, lateness time.Du
 	events := prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Name: "vigil_detect_events_total", Help: "Events read from the bus by the detector.",
 	}, func() float64 { return float64(d.events.Load()) })
-	reg.MustRegister(d.lag, d.bad, d.alerts, d.takeovers, events)
+	active := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "vigil_detect_active", Help: "1 while this detector holds the events consumer (the active one), 0 while it is a standby; read from NATS every 5 s.",
+	}, func() float64 {
+		if d.active() {
+			return 1
+		}
+		return 0
+	})
+	reg.MustRegister(d.lag, d.bad, d.alerts, d.takeovers, events, active)
 	d.lock = &engineLock{engine: engine}
 	return d
 }
 
 // The detector's consumer pins one process at a time: a second detector
 // (a standby) receives nothing until the active one stops cleanly and
-// unpins, or goes detectPinnedTTL without pulling. A take-over's warm-up
-// must fit in the TTL; one that does not loses the pin, and the process
-// that gets it next takes over in turn (without starting again, if it is
-// the same one).
+// unpins, or goes detectPinnedTTL without pulling (its pulls expire and are
+// made again every 10 s). A detector killed and restarted at once waits out
+// the TTL too: the server cannot tell it from a live one. A take-over whose
+// warm-up outlasts the TTL loses the pin, and the process that gets it next
+// takes over in turn (without starting again, if it is the same one).
 const (
 	detectGroup     = "detect"
-	detectPinnedTTL = time.Minute
+	detectPinnedTTL = 30 * time.Second
 )
 
 // detectConsumerConfig is the detector's durable consumer.
@@ -129,6 +146,7 @@ func (d *detector) run(ctx context.Context) error {
 			return err
 		},
 	}
+	d.durable.Store(dur)
 	cons, err := dur.Open(ctx)
 	if err != nil {
 		return err

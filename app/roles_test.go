@@ -148,12 +148,22 @@ func TestStandbyDetectorTakesOver(t *testing.T) {
 		t.Fatalf("the standby detector read %d events while the first was active", n)
 	}
 
+	waitFor(t, 10*time.Second, "the first detector active, the second a standby", func() bool {
+		_, r1 := d1.adminGet("/readyz")
+		_, r2 := d2.adminGet("/readyz")
+		_, m2 := d2.adminGet("/metrics")
+		return strings.Contains(r1, `"detector":"active"`) && strings.Contains(r2, `"detector":"standby"`) && strings.Contains(m2, "vigil_detect_active 0")
+	})
 	d1.stop() // unpins: the standby takes over at once, not after the pinned TTL
 	h.appendLines("access.log", straddling[30:])
 	waitFor(t, detectPinnedTTL/2, "ban of 203.0.113.72 by the standby", func() bool { return h.banTTL("203.0.113.72") > 0 })
 	if ttl := h.banTTL("203.0.113.71"); ttl <= 0 {
 		t.Errorf("ban of 203.0.113.71 gone: %s", ttl)
 	}
+	waitFor(t, 10*time.Second, "the second detector active", func() bool {
+		_, m2 := d2.adminGet("/metrics")
+		return strings.Contains(m2, "vigil_detect_active 1")
+	})
 	// The take-over's warm-up keeps the first scanner quiet: one alert.
 	h.appendLines("access.log", scanLines("203.0.113.71", now.Add(time.Second), 50))
 	time.Sleep(2 * time.Second)

@@ -60,9 +60,10 @@ type Durable struct {
 	// that the stream was created anew since the last opening.
 	Opened func(ctx context.Context, info *jetstream.ConsumerInfo, newStream bool)
 
-	pin     string        // the pin id of the last message received
-	created time.Time     // the stream's creation time when last opened
-	floor   atomic.Uint64 // the consumer's last known ack floor (stream sequence)
+	pin     atomic.Pointer[string] // the pin id of the last message received
+	holds   atomic.Bool            // the server named this process's pin at the last look
+	created time.Time              // the stream's creation time when last opened
+	floor   atomic.Uint64          // the consumer's last known ack floor (stream sequence)
 	opened  bool
 }
 
@@ -191,6 +192,7 @@ func (d *Durable) pull(ctx context.Context, cons jetstream.Consumer, handle func
 	defer it.Stop()
 	if d.Group != "" {
 		defer d.unpin(cons)
+		defer d.holds.Store(false)
 	}
 	stop := context.AfterFunc(ctx, func() {
 		if d.Drain {
@@ -218,6 +220,7 @@ func (d *Durable) pull(ctx context.Context, cons jetstream.Consumer, handle func
 			ictx, icancel := context.WithTimeout(rctx, floorRefresh)
 			if info, err := cons.Info(ictx); err == nil {
 				d.raiseFloor(info.AckFloor.Stream)
+				d.checkPin(info)
 			}
 			icancel()
 		}
@@ -236,18 +239,50 @@ func (d *Durable) pull(ctx context.Context, cons jetstream.Consumer, handle func
 			continue
 		}
 		if d.Group != "" {
-			if id := msg.Headers().Get(pinIDHeader); id != "" && id != d.pin {
-				d.pin = id
+			if id := msg.Headers().Get(pinIDHeader); id != "" && id != d.pinID() {
+				d.pin.Store(&id)
+				d.holds.Store(true)
 				d.Log.Info("pinned: this process is the active consumer now", "stream", d.Stream, "consumer", d.Config.Durable)
 				if d.Pinned != nil {
 					if err := d.Pinned(ctx, cons); err != nil {
 						d.Log.Warn("taking over as the active consumer; will try again with the next message", "consumer", d.Config.Durable, "err", err)
-						d.pin = ""
+						d.pin.Store(nil)
 					}
 				}
 			}
 		}
 		handle(msg)
+	}
+}
+
+// pinID is the pin id of the last message received, "" before any.
+func (d *Durable) pinID() string {
+	if p := d.pin.Load(); p != nil {
+		return *p
+	}
+	return ""
+}
+
+// Holds reports whether the server named this process as the pinned one
+// when it was last asked (every few seconds): with Group set, whether this
+// process is the active consumer rather than a standby.
+func (d *Durable) Holds() bool { return d.holds.Load() }
+
+// checkPin updates Holds from the consumer's info, and says so in the log
+// when this process lost the pin to another.
+func (d *Durable) checkPin(info *jetstream.ConsumerInfo) {
+	if d.Group == "" {
+		return
+	}
+	mine := d.pinID()
+	holds := false
+	for _, g := range info.PriorityGroups {
+		if g.Group == d.Group && mine != "" && g.PinnedClientID == mine {
+			holds = true
+		}
+	}
+	if d.holds.Swap(holds) && !holds {
+		d.Log.Info("standby: another process holds the consumer now", "stream", d.Stream, "consumer", d.Config.Durable)
 	}
 }
 
@@ -264,7 +299,7 @@ func (d *Durable) unpin(cons jetstream.Consumer) {
 		return
 	}
 	for _, g := range info.PriorityGroups {
-		if g.Group == d.Group && g.PinnedClientID != "" && g.PinnedClientID == d.pin {
+		if g.Group == d.Group && g.PinnedClientID != "" && g.PinnedClientID == d.pinID() {
 			s, err := d.JS.Stream(ctx, d.Stream)
 			if err == nil {
 				err = s.UnpinConsumer(ctx, d.Config.Durable, d.Group)

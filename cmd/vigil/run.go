@@ -21,8 +21,8 @@ commands use).
 --roles runs only some of them, so each can be deployed on its own against
 one NATS (--nats, or --nats-listen on the process serving the embedded one):
 ingest (collectors; any number), detect (one active process; others wait as
-standbys and one takes over at once when the active one stops, within a
-minute when it dies), respond (bans and the admin API) and index
+standbys and one takes over at once when the active one stops, within
+30 s when it dies), respond (bans and the admin API) and index
 (Elasticsearch, with --es). Every process keeps its admin listener.
 
 Each flag can also be set in the YAML config file (key = flag
