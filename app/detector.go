@@ -47,9 +47,10 @@ type detector struct {
 	alertBuf []event.Alert
 	// live is set while the engine's windows follow the stream: after a
 	// take-over, until the stream is created anew.
-	live      bool
-	takeovers *prometheus.CounterVec
-	durable   atomic.Pointer[bus.Durable]
+	live          bool
+	streamCreated time.Time // VIGIL_EVENTS' creation time at the last take-over
+	takeovers     *prometheus.CounterVec
+	durable       atomic.Pointer[bus.Durable]
 }
 
 // active reports whether this detector holds the consumer (is not a
@@ -217,7 +218,18 @@ func (d *detector) takeOver(ctx context.Context, cons jetstream.Consumer, lastSe
 	if err != nil {
 		return lastSeq, fmt.Errorf("reading the consumer: %w", err)
 	}
-	floor, delivered := info.AckFloor.Stream, info.Delivered.Stream
+	stream, err := d.js.Stream(ctx, bus.StreamEvents)
+	if err != nil {
+		return lastSeq, fmt.Errorf("reading the stream: %w", err)
+	}
+	st := stream.CachedInfo()
+	if d.live && (!st.Created.Equal(d.streamCreated) || st.State.LastSeq < lastSeq) {
+		// The stream was created anew (a NATS that lost its store) and
+		// its sequence numbers started again, unnoticed by Open.
+		d.live, lastSeq = false, 0
+	}
+	d.streamCreated = st.Created
+	floor, delivered := info.AckFloor.Stream, min(info.Delivered.Stream, st.State.LastSeq)
 	rebuild := !d.live || floor > lastSeq
 	d.takeovers.WithLabelValues(strconv.FormatBool(rebuild)).Inc()
 	if rebuild {
@@ -231,15 +243,20 @@ func (d *detector) takeOver(ctx context.Context, cons jetstream.Consumer, lastSe
 		d.live = true
 	}
 	if delivered > lastSeq {
-		lastSeq = d.catchUp(ctx, lastSeq+1, delivered)
+		from := max(lastSeq+1, st.State.FirstSeq) // older ones were removed by the limits
+		done, err := d.catchUp(ctx, from, delivered)
+		lastSeq = max(lastSeq, done)
+		if err != nil {
+			return lastSeq, fmt.Errorf("evaluating the batches delivered but not acknowledged (%d..%d): %w", from, delivered, err)
+		}
 	}
 	return lastSeq, nil
 }
 
 // catchUp evaluates the batches with stream sequences from..to, read
-// straight from the stream, and returns the highest sequence it evaluated
-// (from-1 when none).
-func (d *detector) catchUp(ctx context.Context, from, to uint64) uint64 {
+// straight from the stream. It returns the highest sequence it evaluated
+// (from-1 when none), and an error when it stopped before to.
+func (d *detector) catchUp(ctx context.Context, from, to uint64) (uint64, error) {
 	done := from - 1
 	batches := 0
 	err := d.readStream(ctx, jetstream.OrderedConsumerConfig{
@@ -254,11 +271,10 @@ func (d *detector) catchUp(ctx context.Context, from, to uint64) uint64 {
 		return nil
 	})
 	if err != nil {
-		d.log.Warn("detector take-over: unacknowledged batches not all evaluated; the rest come again after the ack wait", "from", from, "to", to, "evaluated", batches, "err", err)
-		return done
+		return done, err
 	}
 	d.log.Info("detector evaluated the batches delivered but not acknowledged", "from", from, "to", to, "batches", batches)
-	return done
+	return to, nil
 }
 
 // readStream hands fn the batches of VIGIL_EVENTS from cfg's start position
@@ -284,7 +300,9 @@ func (d *detector) readStream(ctx context.Context, cfg jetstream.OrderedConsumer
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		msg, err := it.Next(jetstream.NextMaxWait(5 * time.Second))
+		nctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		msg, err := it.Next(jetstream.NextContext(nctx))
+		cancel()
 		if err != nil {
 			return err
 		}

@@ -48,7 +48,8 @@ type Durable struct {
 	// under a new pin): this process has just become the active one, and
 	// cons is the consumer. The pin lapses if the handler and Pinned
 	// together keep Run from pulling for Config.PinnedTTL. When Pinned
-	// fails, it is called again before the next message.
+	// fails, the message is given back (redelivered after a second) and
+	// Pinned is called again before the next one.
 	Pinned func(ctx context.Context, cons jetstream.Consumer) error
 	// Drain, when set, lets the messages already pulled reach the handler
 	// at shutdown (which must then give them back), instead of dropping
@@ -245,8 +246,12 @@ func (d *Durable) pull(ctx context.Context, cons jetstream.Consumer, handle func
 				d.Log.Info("pinned: this process is the active consumer now", "stream", d.Stream, "consumer", d.Config.Durable)
 				if d.Pinned != nil {
 					if err := d.Pinned(ctx, cons); err != nil {
+						// Handling the message now would step over what the
+						// take-over did not do: give it back and try again.
 						d.Log.Warn("taking over as the active consumer; will try again with the next message", "consumer", d.Config.Durable, "err", err)
 						d.pin.Store(nil)
+						_ = msg.NakWithDelay(time.Second)
+						continue
 					}
 				}
 			}

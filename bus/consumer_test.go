@@ -206,3 +206,56 @@ func TestKeepStreamsCreatesMissingStreams(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestDurablePinnedRetriedAfterFailure: when Pinned fails, the message it
+// came with is not handled but given back, and Pinned runs again before
+// the next message; the handler sees every message, none before a
+// successful Pinned.
+func TestDurablePinnedRetriedAfterFailure(t *testing.T) {
+	js := natstest.Start(t, "test", true)
+	d := testDurable(js, nil)
+	d.Group = "g"
+	d.Config.PriorityGroups = []string{"g"}
+	d.Config.PriorityPolicy = jetstream.PriorityPolicyPinned
+	d.Config.PinnedTTL = 30 * time.Second
+	var (
+		mu            sync.Mutex
+		calls, failed int
+		ok            bool
+		early         []string
+	)
+	d.Pinned = func(context.Context, jetstream.Consumer) error {
+		mu.Lock()
+		defer mu.Unlock()
+		calls++
+		if calls <= 2 {
+			failed++
+			return context.DeadlineExceeded
+		}
+		ok = true
+		return nil
+	}
+	var r received
+	runDurable(t, d, func(m jetstream.Msg) {
+		mu.Lock()
+		if !ok {
+			early = append(early, string(m.Data()))
+		}
+		mu.Unlock()
+		r.add(m)
+	})
+	publish(t, js, 0, 5)
+	got := r.wait(t, 5)
+	mu.Lock()
+	defer mu.Unlock()
+	if failed != 2 || !ok || len(early) > 0 {
+		t.Errorf("Pinned failed %d times, succeeded %v; handled before it succeeded: %v", failed, ok, early)
+	}
+	seen := map[string]bool{}
+	for _, g := range got {
+		seen[g] = true
+	}
+	if len(seen) != 5 {
+		t.Errorf("handled %v, want 0..4", got)
+	}
+}
