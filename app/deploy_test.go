@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -168,5 +169,62 @@ func checkNATSConf(t *testing.T, name, conf string, routes int) {
 	}
 	if !opts.JetStream || len(opts.Routes) != routes || !slices.ContainsFunc(opts.Users, func(u *server.User) bool { return u.Username == "vigil" && u.Password == "pw" }) {
 		t.Errorf("%s: jetstream %v, %d routes, users %v", name, opts.JetStream, len(opts.Routes), opts.Users)
+	}
+}
+
+// The systemd units pass `systemd-analyze verify` (with ExecStart pointed at
+// /bin/true, since vigil is not installed here), and an instance of the
+// per-role template, given a NATS in the environment as its header says,
+// runs a configuration that validates.
+func TestSystemdUnits(t *testing.T) {
+	analyze, err := exec.LookPath("systemd-analyze")
+	if err != nil {
+		t.Fatal("systemd-analyze not found: apt-get install systemd")
+	}
+	dir := t.TempDir()
+	for unit, instance := range map[string]string{"vigil.service": "vigil.service", "vigil@.service": "vigil@detect.service"} {
+		data, err := os.ReadFile(filepath.Join("../deploy/systemd", unit))
+		if err != nil {
+			t.Fatal(err)
+		}
+		text := strings.ReplaceAll(string(data), "/usr/local/bin/vigil", "/bin/true")
+		if err := os.WriteFile(filepath.Join(dir, unit), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command(analyze, "verify", "./"+instance)
+		cmd.Dir = dir
+		if out, err := cmd.CombinedOutput(); err != nil || len(bytes.TrimSpace(out)) > 0 {
+			t.Errorf("systemd-analyze verify %s: %v\n%s", instance, err, out)
+		}
+	}
+
+	data, err := os.ReadFile("../deploy/systemd/vigil@.service")
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{"VIGIL_NATS": "nats://nats-1:4222"}
+	for _, line := range strings.Split(string(data), "\n") {
+		if rest, ok := strings.CutPrefix(line, "Environment="); ok {
+			for _, kv := range strings.Fields(strings.ReplaceAll(rest, "%i", RoleDetect)) {
+				k, v, _ := strings.Cut(kv, "=")
+				env[k] = v
+			}
+		}
+	}
+	if env["VIGIL_ROLES"] != RoleDetect {
+		t.Fatalf("the template sets no VIGIL_ROLES from its instance: %v", env)
+	}
+	cfg := Default()
+	if err := cfg.LoadFile("../deploy/systemd/vigil.yaml"); err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.LoadEnv(func(k string) (string, bool) { v, ok := env[k]; return v, ok }); err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Errorf("vigil@detect with vigil.yaml and a NATS: %v", err)
+	}
+	if r := cfg.roles(); !r.detect || r.ingest || r.respond || cfg.DataDir != "/var/lib/vigil/detect" {
+		t.Errorf("vigil@detect runs %v in %s", r.names(), cfg.DataDir)
 	}
 }

@@ -21,6 +21,8 @@ if [ "${VIGIL_SETUP_TESTS:-0}" = 1 ]; then
 	# and sqlmap (SQL injection).
 	command -v gobuster >/dev/null || need+=(gobuster)
 	command -v sqlmap >/dev/null || need+=(sqlmap)
+	# systemd-analyze checks the units in deploy/systemd.
+	command -v systemd-analyze >/dev/null || need+=(systemd)
 	# promtool and a real Prometheus for the dashboard and alert-rule tests.
 	command -v promtool >/dev/null || need+=(prometheus)
 	# Elasticsearch for the indexer tests runs on a JDK >= 17, fetched with Maven.
