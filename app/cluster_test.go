@@ -129,14 +129,5 @@ func TestNATSClusterLosesANode(t *testing.T) {
 		ip := fmt.Sprintf("203.0.113.%d", 110+i)
 		waitFor(t, 60*time.Second, "ban of "+ip+" after a node was lost", func() bool { return h.banTTL(ip) > 0 })
 	}
-	seen := map[string]int{}
-	waitFor(t, 30*time.Second, "every line on the stream", func() bool {
-		seen = eventTargets(t, alive.url())
-		return len(seen) == 250
-	})
-	for target, n := range seen {
-		if n != 1 {
-			t.Errorf("%s stored %d times", target, n)
-		}
-	}
+	waitStoredOnce(t, alive.url(), 250)
 }

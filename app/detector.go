@@ -175,16 +175,11 @@ func (d *detector) run(ctx context.Context) error {
 // process evaluates the events of one batch and publishes the alerts they
 // cause. It fails only when ctx ends before the alerts are stored.
 func (d *detector) process(ctx context.Context, msg jetstream.Msg) error {
-	d.alertBuf = d.alertBuf[:0]
 	now := time.Now()
 	d.lock.mu.Lock()
-	bad := bus.DecodeBatch(msg.Data(), func(ev *event.Event) {
+	bad := d.evaluate(msg.Data(), func(ev *event.Event) {
 		d.events.Add(1)
 		d.lag.Observe(now.Sub(ev.Time).Seconds())
-		d.obsBuf = d.matcher.Match(ev, detect.Sample(ev), d.obsBuf[:0])
-		for i := range d.obsBuf {
-			d.alertBuf = d.engine.Observe(&d.obsBuf[i], d.alertBuf)
-		}
 	})
 	d.lock.mu.Unlock()
 	for _, err := range bad {
@@ -197,6 +192,23 @@ func (d *detector) process(ctx context.Context, msg jetstream.Msg) error {
 		}
 	}
 	return nil
+}
+
+// evaluate runs the engine over the events of one batch, calling each (when
+// set) for every event first, and leaves the alerts they caused in
+// d.alertBuf. It returns the events that could not be decoded. The caller
+// holds d.lock.mu.
+func (d *detector) evaluate(data []byte, each func(*event.Event)) []error {
+	d.alertBuf = d.alertBuf[:0]
+	return bus.DecodeBatch(data, func(ev *event.Event) {
+		if each != nil {
+			each(ev)
+		}
+		d.obsBuf = d.matcher.Match(ev, detect.Sample(ev), d.obsBuf[:0])
+		for i := range d.obsBuf {
+			d.alertBuf = d.engine.Observe(&d.obsBuf[i], d.alertBuf)
+		}
+	})
 }
 
 // takeOver prepares this process's engine when the consumer has just been
@@ -367,11 +379,7 @@ func (d *detector) warmUp(ctx context.Context, floor uint64) {
 	// last batch processed, not from now.
 	d.engine.SetNotBefore(last.Time)
 	start := last.Time.Add(-time.Duration(d.engine.RuleSet().MaxWindow()) - d.lateness)
-	var (
-		obs    []detect.Observation
-		alerts []event.Alert
-		events int
-	)
+	events := 0
 	d.lock.mu.Lock()
 	defer d.lock.mu.Unlock()
 	d.engine.SetWarmUp(true)
@@ -380,13 +388,7 @@ func (d *detector) warmUp(ctx context.Context, floor uint64) {
 		DeliverPolicy: jetstream.DeliverByStartTimePolicy,
 		OptStartTime:  &start,
 	}, floor, func(msg jetstream.Msg, _ uint64) error {
-		bus.DecodeBatch(msg.Data(), func(ev *event.Event) {
-			events++
-			obs = d.matcher.Match(ev, detect.Sample(ev), obs[:0])
-			for i := range obs {
-				alerts = d.engine.Observe(&obs[i], alerts[:0])
-			}
-		})
+		d.evaluate(msg.Data(), func(*event.Event) { events++ }) // warm-up mode: no alerts
 		return nil
 	})
 	if err != nil {

@@ -83,6 +83,22 @@ func eventTargets(t *testing.T, url string) map[string]int {
 	return seen
 }
 
+// waitStoredOnce waits until the stream of the server at url holds lines
+// distinct targets, and checks each is stored once.
+func waitStoredOnce(t *testing.T, url string, lines int) {
+	t.Helper()
+	seen := map[string]int{}
+	waitFor(t, 30*time.Second, "every line on the stream", func() bool {
+		seen = eventTargets(t, url)
+		return len(seen) == lines
+	})
+	for target, n := range seen {
+		if n != 1 {
+			t.Errorf("%s stored %d times", target, n)
+		}
+	}
+}
+
 // externalNATSHarness runs Vigil against a NATS server of its own, reached
 // through --nats.
 func externalNATSHarness(t *testing.T) (*harness, *natsServer) {
@@ -120,16 +136,7 @@ func TestExternalNATSOutage(t *testing.T) {
 	for _, ip := range during {
 		waitFor(t, 60*time.Second, "ban of "+ip+" after NATS came back", func() bool { return h.banTTL(ip) > 0 })
 	}
-	seen := map[string]int{}
-	waitFor(t, 30*time.Second, "every line on the stream", func() bool {
-		seen = eventTargets(t, ns.url())
-		return len(seen) == 200
-	})
-	for target, n := range seen {
-		if n != 1 {
-			t.Errorf("%s stored %d times", target, n)
-		}
-	}
+	waitStoredOnce(t, ns.url(), 200)
 }
 
 // TestExternalNATSLosesItsStore: a NATS server that comes back without its

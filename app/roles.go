@@ -30,25 +30,35 @@ func (c *Config) roles() roleSet {
 	}
 	var r roleSet
 	for _, name := range c.Roles {
-		switch name {
-		case RoleIngest:
-			r.ingest = true
-		case RoleDetect:
-			r.detect = true
-		case RoleRespond:
-			r.respond = true
-		case RoleIndex:
-			r.index = true
-		}
+		*r.flag(name) = true
 	}
 	return r
 }
+
+// flag points at the field of role name (a throwaway for an unknown one;
+// Validate refuses those).
+func (r *roleSet) flag(name string) *bool {
+	switch name {
+	case RoleIngest:
+		return &r.ingest
+	case RoleDetect:
+		return &r.detect
+	case RoleRespond:
+		return &r.respond
+	case RoleIndex:
+		return &r.index
+	}
+	return new(bool)
+}
+
+// has reports whether r includes role name.
+func (r roleSet) has(name string) bool { return *r.flag(name) }
 
 // names lists the roles of r, for logs and errors.
 func (r roleSet) names() []string {
 	var out []string
 	for _, n := range allRoles {
-		if (n == RoleIngest && r.ingest) || (n == RoleDetect && r.detect) || (n == RoleRespond && r.respond) || (n == RoleIndex && r.index) {
+		if r.has(n) {
 			out = append(out, n)
 		}
 	}
