@@ -19,7 +19,8 @@ type Metrics struct {
 	// Batches are the JetStream messages that carried the published
 	// events, per source: Published/Batches is the mean batch size.
 	Batches *prometheus.CounterVec
-	// Duplicates are batches JetStream already had (re-sent after a restart).
+	// Duplicates are batches JetStream already had (re-sent after a restart,
+	// or a POST /events sent again under its Idempotency-Key).
 	Duplicates *prometheus.CounterVec
 	// PublishRetries counts publishes retried after an error.
 	PublishRetries *prometheus.CounterVec
@@ -41,7 +42,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "vigil_ingest_batches_published_total", Help: "JetStream messages (NDJSON batches) acknowledged, by source; events_published / batches_published is the mean batch size.",
 		}, []string{"source"}),
 		Duplicates: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "vigil_ingest_batches_duplicate_total", Help: "Batches JetStream already had (re-sent after a restart), by source.",
+			Name: "vigil_ingest_batches_duplicate_total", Help: "Batches JetStream already had and dropped (re-sent after a restart, or an application events request sent again under its Idempotency-Key), by source.",
 		}, []string{"source"}),
 		PublishRetries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "vigil_ingest_publish_retries_total", Help: "Publishes retried after an error, by source.",

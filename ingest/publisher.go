@@ -76,6 +76,7 @@ const maxGroupEvents = 4096
 
 type request struct {
 	source string
+	key    string  // PublishOnce's key: its own batches, ids derived from it
 	buf    *[]byte // the encoded events, a line each (from bufs)
 	lines  []line
 	one    [1]line     // lines of a request of one event
@@ -144,8 +145,13 @@ func (p *Publisher) Submit(ctx context.Context, source string, events []event.Ev
 // ctx's error if ctx ends first, and ErrSlow while JetStream is stalled;
 // either wraps ErrNotQueued if the events were not even queued.
 func (p *Publisher) Publish(ctx context.Context, source string, events []event.Event) error {
+	return p.publish(ctx, "", source, events)
+}
+
+func (p *Publisher) publish(ctx context.Context, key, source string, events []event.Event) error {
 	stalled := *p.stalled.Load()
 	r := p.encode(source, events, nil, make(chan error, 1))
+	r.key = key
 	select {
 	case p.in <- r: // queued even while stalled, to be stored when it ends
 	default:
@@ -165,6 +171,16 @@ func (p *Publisher) Publish(ctx context.Context, source string, events []event.E
 	case <-stalled:
 		return ErrSlow
 	}
+}
+
+// PublishOnce is Publish for the events of a request that its client may
+// send again after an error or a timeout, identified by key (the same on
+// every attempt): they are stored in their own batches, whose dedupe ids
+// derive from key, so the stream keeps the first copy and drops those sent
+// again within its duplicate window, even from another Vigil process. The
+// same events sent under another key, or without one, are stored again.
+func (p *Publisher) PublishOnce(ctx context.Context, key, source string, events []event.Event) error {
+	return p.publish(ctx, key, source, events)
 }
 
 // stall marks JetStream stalled (Publish answers ErrSlow) or, with false,
@@ -295,6 +311,8 @@ func (p *Publisher) Run(ctx context.Context) error {
 // groupState is publishGroup's scratch space, reused from group to group.
 type groupState struct {
 	batches []*bus.Batch // in order of first appearance; the open one last per subject
+	ids     []string     // per batch, its dedupe id if a keyed request's, else ""
+	dups    []bool       // per batch, whether JetStream had it already
 	counts  []sourceCount
 	msgs    []*nats.Msg
 	acks    []jetstream.PubAckFuture
@@ -306,10 +324,11 @@ type sourceCount struct {
 	n      int
 }
 
-// openBatch returns the batch of subject still taking events, nil if none.
-func (st *groupState) openBatch(subject string) *bus.Batch {
-	for i := len(st.batches) - 1; i >= 0; i-- {
-		if st.batches[i].Subject == subject {
+// openBatch returns the batch of subject still taking events, among
+// batches[from:] keyed (a keyed request's) or not, nil if none.
+func (st *groupState) openBatch(subject string, from int, keyed bool) *bus.Batch {
+	for i := len(st.batches) - 1; i >= from; i-- {
+		if st.batches[i].Subject == subject && (st.ids[i] != "") == keyed {
 			if len(st.batches[i].Buf) >= maxBatchBytes {
 				return nil
 			}
@@ -319,19 +338,43 @@ func (st *groupState) openBatch(subject string) *bus.Batch {
 	return nil
 }
 
+// addBatch starts a batch for subject; a keyed request's gets the id
+// key:<subject>.<part>, part counting its request's batches of subject.
+func (st *groupState) addBatch(subject string, from int, key string) *bus.Batch {
+	b := &bus.Batch{Subject: subject, Buf: batchBuf()}
+	id := ""
+	if key != "" {
+		part := 0
+		for i := from; i < len(st.batches); i++ {
+			if st.batches[i].Subject == subject {
+				part++
+			}
+		}
+		id = key + ":" + subject + "." + strconv.Itoa(part)
+	}
+	st.batches, st.ids = append(st.batches, b), append(st.ids, id)
+	return b
+}
+
 // publishGroup publishes the events of a group of requests as batches per
 // subject (split past maxBatchBytes), all at once, and waits until every
 // batch is stored; a batch JetStream did not acknowledge is sent again
 // until it is, or until ctx ends (ErrStopped).
 func (p *Publisher) publishGroup(ctx context.Context, group []*request, st *groupState) error {
 	clear(st.batches)
-	st.batches, st.counts = st.batches[:0], st.counts[:0]
+	clear(st.ids)
+	st.batches, st.ids, st.counts = st.batches[:0], st.ids[:0], st.counts[:0]
 	for _, r := range group {
+		// A keyed request's events go in batches of their own, the same
+		// on every attempt; the others share theirs.
+		from := 0
+		if r.key != "" {
+			from = len(st.batches)
+		}
 		for _, l := range r.lines {
-			b := st.openBatch(l.subject)
+			b := st.openBatch(l.subject, from, r.key != "")
 			if b == nil {
-				b = &bus.Batch{Subject: l.subject, Buf: batchBuf()}
-				st.batches = append(st.batches, b)
+				b = st.addBatch(l.subject, from, r.key)
 			}
 			b.Buf = append(b.Buf, (*r.buf)[l.start:l.end]...)
 			b.N++
@@ -342,16 +385,25 @@ func (p *Publisher) publishGroup(ctx context.Context, group []*request, st *grou
 	}
 	st.msgs = slices.Grow(st.msgs[:0], len(st.batches))[:len(st.batches)]
 	st.acks = slices.Grow(st.acks[:0], len(st.batches))[:len(st.batches)]
+	st.dups = slices.Grow(st.dups[:0], len(st.batches))[:len(st.batches)]
+	clear(st.dups)
 	msgs, acks := st.msgs, st.acks
 	defer func() { clear(msgs); clear(acks) }()
 	for i, b := range st.batches {
-		msgs[i] = b.Take(p.idPrefix + strconv.FormatUint(p.seq.Add(1), 36))
+		id := st.ids[i]
+		if id == "" {
+			id = p.idPrefix + strconv.FormatUint(p.seq.Add(1), 36)
+		}
+		msgs[i] = b.Take(id)
 		acks[i], _ = p.js.PublishMsgAsync(msgs[i]) // nil on error: sent again below
 	}
 	for i, f := range acks {
 		if f != nil {
 			select {
-			case <-f.Ok():
+			case ack := <-f.Ok():
+				if ack.Duplicate {
+					st.duplicate(i, msgs[i])
+				}
 				continue
 			case err := <-f.Err():
 				p.log.Debug("event batch not acknowledged, sending it again", "err", err, "subject", msgs[i].Subject)
@@ -359,8 +411,12 @@ func (p *Publisher) publishGroup(ctx context.Context, group []*request, st *grou
 				return ErrStopped
 			}
 		}
-		if err := p.store(ctx, msgs[i]); err != nil {
+		dup, err := p.store(ctx, msgs[i])
+		if err != nil {
 			return err
+		}
+		if dup {
+			st.duplicate(i, msgs[i])
 		}
 	}
 	for _, m := range msgs {
@@ -369,10 +425,23 @@ func (p *Publisher) publishGroup(ctx context.Context, group []*request, st *grou
 	for _, c := range st.counts {
 		p.counters(c.source).published.Add(float64(c.n))
 	}
-	for _, b := range st.batches {
-		p.counters(sourceOf(b.Subject)).batches.Inc()
+	for i, b := range st.batches {
+		c := p.counters(sourceOf(b.Subject))
+		if st.dups[i] {
+			c.duplicates.Inc()
+		} else {
+			c.batches.Inc()
+		}
 	}
 	return nil
+}
+
+// duplicate notes that JetStream already had batch i (m): its events are
+// not counted as published again.
+func (st *groupState) duplicate(i int, m *nats.Msg) {
+	st.dups[i] = true
+	n, _ := strconv.Atoi(m.Header.Get(bus.HeaderCount))
+	st.count(sourceOf(m.Subject), -n)
 }
 
 // count adds n events of source.
@@ -388,7 +457,7 @@ func (st *groupState) count(source string, n int) {
 
 // sourceCounters are the metric children of one source.
 type sourceCounters struct {
-	published, batches prometheus.Counter
+	published, batches, duplicates prometheus.Counter
 }
 
 // counters returns the metric children of source, made once.
@@ -396,28 +465,33 @@ func (p *Publisher) counters(source string) *sourceCounters {
 	if c := p.metrics[source]; c != nil {
 		return c
 	}
-	c := &sourceCounters{published: p.m.Published.WithLabelValues(source), batches: p.m.Batches.WithLabelValues(source)}
+	c := &sourceCounters{
+		published:  p.m.Published.WithLabelValues(source),
+		batches:    p.m.Batches.WithLabelValues(source),
+		duplicates: p.m.Duplicates.WithLabelValues(source),
+	}
 	p.metrics[source] = c
 	return c
 }
 
-// store publishes one batch until JetStream has it.
-func (p *Publisher) store(ctx context.Context, m *nats.Msg) error {
+// store publishes one batch until JetStream has it, and reports whether
+// JetStream had it already.
+func (p *Publisher) store(ctx context.Context, m *nats.Msg) (duplicate bool, err error) {
 	for backoff := 100 * time.Millisecond; ; backoff = min(2*backoff, 5*time.Second) {
 		pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		_, err := p.js.PublishMsg(pctx, m)
+		ack, err := p.js.PublishMsg(pctx, m)
 		cancel()
 		if err == nil {
-			return nil
+			return ack.Duplicate, nil
 		}
 		if ctx.Err() != nil {
-			return ErrStopped
+			return false, ErrStopped
 		}
 		p.m.PublishRetries.WithLabelValues(sourceOf(m.Subject)).Inc()
 		p.log.Warn("publishing events, will retry", "err", err, "subject", m.Subject)
 		select {
 		case <-ctx.Done():
-			return ErrStopped
+			return false, ErrStopped
 		case <-time.After(backoff):
 		}
 	}

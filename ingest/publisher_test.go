@@ -217,6 +217,68 @@ func TestPublisherNotQueued(t *testing.T) {
 	}
 }
 
+// TestPublishOnce: the events of a keyed request go in batches of their
+// own, even in a group shared with other requests, so the same request sent
+// again under the same key (in another group) is dropped by the stream:
+// each event stored once, the re-sent batches counted as duplicates, not
+// as published. Without a key, or under another key, it is stored again.
+func TestPublishOnce(t *testing.T) {
+	js := natstest.Start(t, "test", true)
+	m := NewMetrics(prometheus.NewRegistry())
+	p := NewPublisher(js, 4, m, slog.New(slog.DiscardHandler))
+	ctx := context.Background()
+	// Two events per partition subject, more than one of them: the keyed
+	// request's batches are one per subject.
+	var keyed []event.Event
+	for i := range 14 {
+		keyed = append(keyed, cspEvent(100+i))
+	}
+	subjects := map[string]bool{}
+	for i := range keyed {
+		subjects[p.subject(event.SourceCSP, bus.Partition([]byte(keyed[i].SourceIP.String()), 4))] = true
+	}
+	if len(subjects) < 2 {
+		t.Fatalf("the keyed request spans %d subjects, want several", len(subjects))
+	}
+	// One group: an unkeyed request on each side of the keyed one.
+	var st groupState
+	group := []*request{
+		p.encode(event.SourceCSP, []event.Event{cspEvent(1), cspEvent(2)}, nil, nil),
+		p.encode(event.SourceCSP, keyed, nil, nil),
+		p.encode(event.SourceCSP, []event.Event{cspEvent(3)}, nil, nil),
+	}
+	group[1].key = "k1"
+	if err := p.publishGroup(ctx, group, &st); err != nil {
+		t.Fatal(err)
+	}
+	runPublisher(t, p)
+	if err := p.PublishOnce(ctx, "k1", event.SourceCSP, keyed); err != nil {
+		t.Fatal(err)
+	}
+	ids, _ := storedIDs(t, js)
+	for _, ev := range append(keyed, cspEvent(1), cspEvent(2), cspEvent(3)) {
+		if ids[ev.ID] != 1 {
+			t.Errorf("event %s stored %d times, want once", ev.ID, ids[ev.ID])
+		}
+	}
+	if got := testutil.ToFloat64(m.Duplicates.WithLabelValues(event.SourceCSP)); int(got) != len(subjects) {
+		t.Errorf("duplicate batches %v, want %d (one per subject of the keyed request)", got, len(subjects))
+	}
+	if got := testutil.ToFloat64(m.Published.WithLabelValues(event.SourceCSP)); got != 17 {
+		t.Errorf("published counter %v, want 17 (the duplicates not counted)", got)
+	}
+
+	if err := p.PublishOnce(ctx, "k2", event.SourceCSP, keyed[:1]); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Publish(ctx, event.SourceCSP, keyed[:1]); err != nil {
+		t.Fatal(err)
+	}
+	if ids, _ := storedIDs(t, js); ids[keyed[0].ID] != 3 {
+		t.Errorf("event %s stored %d times, want 3 (under k1, under k2, without a key)", keyed[0].ID, ids[keyed[0].ID])
+	}
+}
+
 // BenchmarkPublish is the durable path of a report without HTTP: 64
 // concurrent callers each Publish one CSP event of the size a browser's
 // report makes (~900 bytes encoded) and wait until JetStream (embedded, file

@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"mime"
 	"net"
@@ -27,7 +28,8 @@ import (
 //
 //	POST /csp-report  application/csp-report (or application/json): legacy report-uri
 //	POST /reports     application/reports+json: Reporting API (CORS preflight answered)
-//	POST /events      application/json: application events; bearer token or HMAC signature
+//	POST /events      application/json: application events; bearer token or HMAC signature,
+//	                  optional Idempotency-Key (stored once per key and body)
 //
 // Success is 204; refusals are 400/401/405/413/415/429 with a JSON body
 // {"error": ..., "field": ...}; 503 when the bus cannot take the events.
@@ -188,6 +190,10 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request, client netip.Add
 	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/json" {
 		return http.StatusUnsupportedMediaType, errors.New("Content-Type must be application/json")
 	}
+	key, err := idempotencyKey(r, body)
+	if err != nil {
+		return http.StatusBadRequest, err
+	}
 	evs, st, err := appevent.Parse(body, s.now())
 	if err != nil {
 		s.m.Skipped.WithLabelValues(event.SourceApp, "malformed").Inc()
@@ -199,7 +205,38 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request, client netip.Add
 	for i := range evs {
 		s.m.events(event.SourceApp, evs[i].Action).Inc()
 	}
+	if key != "" {
+		return 0, s.pub.PublishOnce(r.Context(), key, event.SourceApp, evs)
+	}
 	return 0, s.publish(r.Context(), event.SourceApp, evs)
+}
+
+// maxIdempotencyKey bounds the Idempotency-Key header of POST /events.
+const maxIdempotencyKey = 128
+
+// idempotencyKey derives the dedupe key of a POST /events from its
+// Idempotency-Key header (1 to 128 visible ASCII characters) and its body:
+// a client sending the same body again under the same header value gets
+// the same key, and a header value reused with another body does not
+// suppress it. "" without the header.
+func idempotencyKey(r *http.Request, body []byte) (string, error) {
+	h := r.Header.Get("Idempotency-Key")
+	if h == "" {
+		return "", nil
+	}
+	if len(h) > maxIdempotencyKey {
+		return "", fmt.Errorf("Idempotency-Key longer than %d characters", maxIdempotencyKey)
+	}
+	for i := 0; i < len(h); i++ {
+		if h[i] <= ' ' || h[i] > '~' {
+			return "", errors.New("Idempotency-Key must be visible ASCII characters (a UUID, say)")
+		}
+	}
+	sum := sha256.New()
+	sum.Write([]byte(h))
+	sum.Write([]byte{0})
+	sum.Write(body)
+	return "k" + hex.EncodeToString(sum.Sum(nil)[:16]), nil
 }
 
 // queued reports whether the events of a request refused with err (and no

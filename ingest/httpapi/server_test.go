@@ -357,6 +357,57 @@ func TestSignedRetryAfterFailure(t *testing.T) {
 	}
 }
 
+// TestEventsIdempotencyKey: a POST /events sent again with the same body
+// and Idempotency-Key (a shipper retrying after a timeout, its events
+// stored) is answered 204 and stored once; another key or body is stored
+// again; a malformed key is refused with a 400 naming it, storing nothing.
+func TestEventsIdempotencyKey(t *testing.T) {
+	h := start(t, nil)
+	body := []byte(`[{"kind":"auth.login_failed","client_ip":"203.0.113.7","user":{"name":"dave"}},` +
+		`{"kind":"auth.login_failed","client_ip":"198.51.100.9","user":{"name":"dave"}},` +
+		`{"kind":"auth.login_failed","client_ip":"192.0.2.44","user":{"name":"dave"}}]`)
+	other := []byte(`{"kind":"auth.login_failed","client_ip":"203.0.113.7","user":{"name":"erin"}}`)
+	auth := []string{"Authorization", "Bearer " + token}
+	for _, tc := range []struct {
+		name    string
+		body    []byte
+		headers []string
+		code    int
+	}{
+		{"first", body, append(auth, "Idempotency-Key", "b7e4c1de-0f6a-4c39-9a4e-3d2f8c1b5a60"), 204},
+		{"sent again", body, append(auth, "Idempotency-Key", "b7e4c1de-0f6a-4c39-9a4e-3d2f8c1b5a60"), 204},
+		{"signed, sent again", body, []string{"X-Vigil-Signature", sign(time.Now().Unix(), body), "Idempotency-Key", "b7e4c1de-0f6a-4c39-9a4e-3d2f8c1b5a60"}, 204},
+		{"another body, same key", other, append(auth, "Idempotency-Key", "b7e4c1de-0f6a-4c39-9a4e-3d2f8c1b5a60"), 204},
+		{"space in key", body, append(auth, "Idempotency-Key", "a b"), 400},
+		{"key too long", body, append(auth, "Idempotency-Key", strings.Repeat("k", 129)), 400},
+	} {
+		code, resp, _ := h.post("/events", "application/json", tc.body, tc.headers...)
+		if code != tc.code {
+			t.Fatalf("%s: %d %v, want %d", tc.name, code, resp, tc.code)
+		}
+		if code == 400 && !strings.Contains(resp["error"], "Idempotency-Key") {
+			t.Errorf("%s: error %q does not name Idempotency-Key", tc.name, resp["error"])
+		}
+	}
+	count := func() map[string]int {
+		n := map[string]int{}
+		for _, ev := range h.events() {
+			n[ev.UserName+" "+ev.SourceIP.String()]++
+		}
+		return n
+	}
+	want := map[string]int{"dave 203.0.113.7": 1, "dave 198.51.100.9": 1, "dave 192.0.2.44": 1, "erin 203.0.113.7": 1}
+	if got := count(); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("stored %v, want %v", got, want)
+	}
+	h.post("/events", "application/json", body, append(auth, "Idempotency-Key", "another")...)
+	h.post("/events", "application/json", body, auth...)
+	want = map[string]int{"dave 203.0.113.7": 3, "dave 198.51.100.9": 3, "dave 192.0.2.44": 3, "erin 203.0.113.7": 1}
+	if got := count(); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("after another key and no key: stored %v, want %v", got, want)
+	}
+}
+
 // TestHTTPSServesHTTP2: the TLS listener negotiates HTTP/2 (browsers
 // deliver Reporting API reports to HTTPS endpoints only).
 func TestHTTPSServesHTTP2(t *testing.T) {

@@ -225,12 +225,17 @@ def test_5xx_and_429_are_retried_4xx_rejected(client, shipping, alice):
     assert shipper.stats()["retries"] == 2
     assert len(shipping.requests) == 3
     assert shipping.requests[0]["body"] == shipping.requests[2]["body"]
+    # Every attempt at a batch under one key: Vigil stores it once even if
+    # an attempt timed out after it was stored.
+    keys = {r["headers"]["Idempotency-Key"] for r in shipping.requests}
+    assert len(keys) == 1 and re.fullmatch(r"[0-9a-f]{32}", keys.pop())
 
     shipping.statuses = [400]
     obtain(client, password="bad")
     assert wait_until(lambda: shipper.stats()["rejected"] == 1, timeout=5)
     time.sleep(0.3)
     assert len(shipping.requests) == 4  # not retried
+    assert shipping.requests[3]["headers"]["Idempotency-Key"] != shipping.requests[0]["headers"]["Idempotency-Key"]
     assert len(shipping.events("auth.login_failed")) == 1
 
 

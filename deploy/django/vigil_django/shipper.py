@@ -5,7 +5,9 @@ is dropped and counted), and one daemon thread per process that POSTs JSON
 arrays of up to BATCH_SIZE events, at the latest FLUSH_SECONDS after the
 first event of a batch was queued. Failures that may pass (connection
 errors, timeouts, 5xx, 429) are retried with back-off, the batch kept; other
-4xx answers drop the batch (counted "rejected"). Events waiting plus the
+4xx answers drop the batch (counted "rejected"). Every attempt at a batch
+carries the same Idempotency-Key, so Vigil stores a batch once even when an
+attempt timed out after Vigil had stored it. Events waiting plus the
 batch being retried never exceed QUEUE_SIZE.
 """
 
@@ -22,6 +24,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+import uuid
 from collections import deque
 from typing import Optional
 
@@ -129,9 +132,10 @@ class Shipper:
     def _deliver(self, batch: list) -> None:
         backoff = BACKOFF_MIN
         body = json.dumps(batch, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        key = uuid.uuid4().hex  # the same on every attempt at this batch
         while True:
             try:
-                self._post(body)
+                self._post(body, key)
                 stats_mod.incr("sent", len(batch))
                 return
             except _Retryable as e:
@@ -160,8 +164,8 @@ class Shipper:
                 )
                 return
 
-    def _post(self, body: bytes) -> None:
-        headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT}
+    def _post(self, body: bytes, key: str) -> None:
+        headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT, "Idempotency-Key": key}
         if self.conf.events_token:
             headers["Authorization"] = f"Bearer {self.conf.events_token}"
         if self.conf.events_hmac_secret:
