@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -311,6 +312,58 @@ func TestScanStraddlingARestartIsCaught(t *testing.T) {
 	h2.start()
 	h2.appendLines("access.log", lines[30:])
 	waitFor(t, 20*time.Second, "ban after the restart", func() bool { return h2.banTTL("203.0.113.99") > 0 })
+}
+
+// TestCooldownSurvivesARestart: a key that fired before the span the
+// restarted detector rebuilds its windows from (the longest window) stays
+// in its cooldown: the same scanner scanning again after the restart is
+// not alerted on twice, while a new one is. The cooldown comes back from
+// the alerts stream.
+func TestCooldownSurvivesARestart(t *testing.T) {
+	rs := redistest.Start(t)
+	rulesDir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(rulesDir, "fast.yaml"), []byte(`rules:
+  - id: fast-scan
+    match: {status: [404]}
+    distinct: url.path
+    threshold: 5
+    window: 2s
+    actions: {ban: 1h}
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	dataDir := t.TempDir()
+	h := newHarness(t, rs, dataDir)
+	h.cfg.Rules, h.cfg.Lateness = rulesDir, time.Second
+	h.start()
+	h.appendLines("access.log", scanLines("203.0.113.60", time.Now().UTC(), 5))
+	waitFor(t, 20*time.Second, "the first ban", func() bool { return h.banTTL("203.0.113.60") > 0 })
+	// Past the window and the lateness, one more event: the restarted
+	// detector's warm-up starts after the scan.
+	time.Sleep(3500 * time.Millisecond)
+	h.appendLines("access.log", []string{clf("198.51.100.1", time.Now().UTC(), "GET", "/", 200)})
+	waitFor(t, 10*time.Second, "every event evaluated", func() bool { return h.app.detectedEvents() == 6 })
+	time.Sleep(300 * time.Millisecond) // let the detector acknowledge
+	h.stop()
+
+	h2 := newHarness(t, rs, dataDir)
+	h2.logDir, h2.cfg.AccessLogs, h2.cfg.Rules, h2.cfg.Lateness = h.logDir, h.cfg.AccessLogs, rulesDir, time.Second
+	h2.start()
+	now := time.Now().UTC()
+	h2.appendLines("access.log", append(scanLines("203.0.113.60", now, 5), scanLines("203.0.113.61", now, 5)...))
+	waitFor(t, 20*time.Second, "the new scanner's ban", func() bool { return h2.banTTL("203.0.113.61") > 0 })
+	waitFor(t, 10*time.Second, "every event evaluated", func() bool { return h2.app.detectedEvents() == 10 })
+	per := map[string]int{}
+	for _, m := range streamMessages(t, h2.app, bus.StreamAlerts) {
+		var a event.Alert
+		if err := json.Unmarshal(m.Data(), &a); err != nil {
+			t.Fatal(err)
+		}
+		per[a.Key]++
+	}
+	if per["203.0.113.60"] != 1 || per["203.0.113.61"] != 1 {
+		t.Fatalf("alerts per key %v, want one each: .60 is in its cooldown after the restart", per)
+	}
 }
 
 // TestBacklogAfterDowntimeIsEvaluated: lines written while Vigil was down

@@ -249,6 +249,7 @@ func (d *detector) takeOver(ctx context.Context, cons jetstream.Consumer, lastSe
 		d.engine.Reset()
 		d.lock.mu.Unlock()
 		lastSeq = floor
+		d.restoreCooldowns(ctx)
 		if floor > 0 {
 			d.warmUp(ctx, floor)
 		}
@@ -294,14 +295,24 @@ func (d *detector) catchUp(ctx context.Context, from, to uint64) (uint64, error)
 // stops at the first error, from fn or from reading; a batch missing from
 // the stream for 5 s (removed by the limits) ends it with an error.
 func (d *detector) readStream(ctx context.Context, cfg jetstream.OrderedConsumerConfig, last uint64, fn func(msg jetstream.Msg, seq uint64) error) error {
-	stream, err := d.js.Stream(ctx, bus.StreamEvents)
+	return readMessages(ctx, d.js, bus.StreamEvents, bus.SubjectEvents+".>", cfg, last, fn)
+}
+
+// readMessages hands fn the messages of stream name on subjects from cfg's start
+// position through stream sequence last, as (*detector).readStream does;
+// none if nothing is stored from that position on.
+func readMessages(ctx context.Context, js jetstream.JetStream, name, subjects string, cfg jetstream.OrderedConsumerConfig, last uint64, fn func(msg jetstream.Msg, seq uint64) error) error {
+	stream, err := js.Stream(ctx, name)
 	if err != nil {
 		return err
 	}
-	cfg.FilterSubjects = []string{bus.SubjectEvents + ".>"}
+	cfg.FilterSubjects = []string{subjects}
 	oc, err := stream.OrderedConsumer(ctx, cfg)
 	if err != nil {
 		return err
+	}
+	if info := oc.CachedInfo(); info != nil && info.NumPending == 0 {
+		return nil
 	}
 	it, err := oc.Messages(jetstream.PullMaxMessages(256))
 	if err != nil {
@@ -354,6 +365,52 @@ func (d *detector) publish(ctx context.Context, batch jetstream.Msg, a *event.Al
 		d.notify(a)
 	}
 	return nil
+}
+
+// restoreCooldowns puts back the cooldowns that the alerts stored in
+// VIGIL_ALERTS over the rules' longest cooldown left (Engine.Fired): warm-up
+// rebuilds windows from the longest window of events only, and a key that
+// fired before that must not fire again, alert twice and count as a new
+// offence, because Vigil restarted or another detector took over. Alerts
+// that do not decode, or whose rule or key kind changed, are passed over.
+func (d *detector) restoreCooldowns(ctx context.Context) {
+	stream, err := d.js.Stream(ctx, bus.StreamAlerts)
+	if err != nil {
+		d.log.Warn("cooldowns not restored: reading the alerts stream", "err", err)
+		return
+	}
+	last := stream.CachedInfo().State.LastSeq
+	if last == 0 {
+		return
+	}
+	start := time.Now().Add(-d.engine.RuleSet().MaxCooldown())
+	var a struct {
+		Rule     string    `json:"rule"`
+		KeyField string    `json:"key_field"`
+		Key      string    `json:"key"`
+		At       time.Time `json:"at"`
+	}
+	alerts, restored := 0, 0
+	d.lock.mu.Lock()
+	defer d.lock.mu.Unlock()
+	err = readMessages(ctx, d.js, bus.StreamAlerts, bus.SubjectAlerts+".>", jetstream.OrderedConsumerConfig{
+		DeliverPolicy: jetstream.DeliverByStartTimePolicy,
+		OptStartTime:  &start,
+	}, last, func(msg jetstream.Msg, _ uint64) error {
+		alerts++
+		a.Rule, a.KeyField, a.Key, a.At = "", "", "", time.Time{}
+		if json.Unmarshal(msg.Data(), &a) == nil && d.engine.Fired(a.Rule, a.KeyField, a.Key, a.At) {
+			restored++
+		}
+		return nil
+	})
+	if err != nil {
+		d.log.Warn("cooldowns restored in part", "alerts", alerts, "restored", restored, "err", err)
+		return
+	}
+	if alerts > 0 {
+		d.log.Info("detector cooldowns restored from the alerts stream", "alerts", alerts, "restored", restored, "since", start)
+	}
 }
 
 // warmUp rebuilds the windows a restart (or a take-over) lost: it feeds the

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"math"
+	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
@@ -194,6 +195,53 @@ func (e *Engine) Reset() {
 	e.SetNotBefore(e.opts.NotBefore)
 	e.stats.Keys.Store(0)
 	e.stats.Quiet.Store(0)
+}
+
+// Fired restores, from an alert stored before a restart or a take-over,
+// what rule firing for key at the given event time left behind: the key's
+// cooldown and, for a rule that another follows, when it fired. Warm-up
+// rebuilds windows from the events of the longest window only, and a
+// cooldown is longer (a ban's, 72h by default), so without this a key that
+// fired before the warm-up's span would fire again. A cooldown already
+// longer is kept. It reports false, changing nothing, for a rule the engine
+// does not have or whose key is no longer the alert's kind (the rule's
+// group_by changed).
+func (e *Engine) Fired(rule, keyField, key string, at time.Time) bool {
+	c := e.rs.byID(rule)
+	if c == nil {
+		return false
+	}
+	var k Key
+	switch c.groupBy {
+	case fieldNone:
+		if keyField != "" {
+			return false
+		}
+	case fieldSourceIP:
+		addr, err := netip.ParseAddr(key)
+		if keyField != FieldSourceIP || err != nil {
+			return false
+		}
+		k = addr.Unmap().As16()
+	default:
+		if keyField != c.GroupBy {
+			return false
+		}
+		k = e.rs.hashKey(key)
+	}
+	tk := tableKey{rule: c.index, key: k}
+	t := at.UnixNano()
+	if until := t + c.cooldown; until > e.quiet[tk] {
+		e.quiet[tk] = until
+		if len(e.quiet) > e.opts.MaxKeys {
+			e.trimQuiet()
+		}
+		e.stats.Quiet.Store(int64(len(e.quiet)))
+	}
+	if c.followed && t > e.fired[tk] {
+		e.fired[tk] = t
+	}
+	return true
 }
 
 // Stats returns the engine's counters.

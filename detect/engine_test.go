@@ -448,6 +448,63 @@ func TestReset(t *testing.T) {
 	}
 }
 
+// TestFired: cooldowns restored from stored alerts after a reset keep
+// those keys quiet for the rest of their cooldown, in event time, whatever
+// their kind of key; other keys fire as before, and an alert of a rule the
+// engine lacks, or of another kind of key, changes nothing.
+func TestFired(t *testing.T) {
+	e, m := testEngine(t, Options{})
+	stuffing := func(start time.Duration, user string) []hit {
+		var hs []hit
+		for i := range 5 {
+			hs = append(hs, hit{at: start + time.Duration(i)*time.Second, ip: fmt.Sprintf("198.51.100.%d", i+1),
+				method: "POST", path: "/login/", status: 401, user: user})
+		}
+		return hs
+	}
+	before := run(t, e, m, append(scan("203.0.113.7", 0, time.Millisecond, 60), stuffing(0, "alice")...))
+	if len(before) != 2 {
+		t.Fatalf("alerts before the reset: %v", keys(before))
+	}
+	e.Reset()
+	for _, a := range before {
+		if !e.Fired(a.Rule, a.KeyField, a.Key, a.At) {
+			t.Fatalf("Fired(%s, %s, %s) refused", a.Rule, a.KeyField, a.Key)
+		}
+	}
+	if q := e.Stats().Quiet.Load(); q != 2 {
+		t.Fatalf("%d keys in cooldown, want 2", q)
+	}
+	// Half an hour later, past every window: both keys are still quiet
+	// (scan's cooldown is its 72h ban, stuffing's the 1h default); the
+	// same behaviour from another IP and user fires.
+	later := 30 * time.Minute
+	after := run(t, e, m, append(append(scan("203.0.113.7", later, time.Millisecond, 60), stuffing(later, "alice")...),
+		append(scan("203.0.113.8", later, time.Millisecond, 60), stuffing(later, "bob")...)...))
+	if fmt.Sprint(keys(after)) != "[scan:203.0.113.8 stuffing:bob]" {
+		t.Fatalf("alerts after the cooldowns were restored: %v, want scan/203.0.113.8 and stuffing/bob", keys(after))
+	}
+	// Past stuffing's hour, alice fires again; .7 stays banned-quiet.
+	again := run(t, e, m, append(scan("203.0.113.7", 2*time.Hour, time.Millisecond, 60), stuffing(2*time.Hour, "alice")...))
+	if fmt.Sprint(keys(again)) != "[stuffing:alice]" {
+		t.Fatalf("alerts two hours on: %v, want stuffing/alice only", keys(again))
+	}
+
+	for _, c := range []struct{ rule, field, key string }{
+		{"gone", FieldSourceIP, "203.0.113.9"},     // no such rule
+		{"scan", "user.name", "203.0.113.9"},       // scan is keyed by IP
+		{"scan", FieldSourceIP, "not-an-ip"},       // bad key
+		{"stuffing", FieldSourceIP, "203.0.113.9"}, // stuffing is keyed by user
+	} {
+		if e.Fired(c.rule, c.field, c.key, t0) {
+			t.Errorf("Fired(%s, %s, %s) accepted", c.rule, c.field, c.key)
+		}
+	}
+	if a := run(t, e, m, scan("203.0.113.9", 3*time.Hour, time.Millisecond, 60)); len(a) != 1 {
+		t.Fatalf(".9 fired %d times after refused restores, want 1", len(a))
+	}
+}
+
 const relRules = `
 rules:
   - id: spike

@@ -231,6 +231,25 @@ func (rs *RuleSet) MaxWindow() int64 {
 	return m
 }
 
+// MaxCooldown returns the longest rule cooldown.
+func (rs *RuleSet) MaxCooldown() time.Duration {
+	var m int64
+	for _, c := range rs.rules {
+		m = max(m, c.cooldown)
+	}
+	return time.Duration(m)
+}
+
+// byID returns the rule with id, nil if none.
+func (rs *RuleSet) byID(id string) *compiled {
+	for _, c := range rs.rules {
+		if c.ID == id {
+			return c
+		}
+	}
+	return nil
+}
+
 // Matcher turns events into Observations. Each goroutine needs its own: it
 // owns scratch buffers.
 type Matcher struct {
