@@ -78,13 +78,13 @@ func TestApplyManualActions(t *testing.T) {
 	if au.Target != "42" || !au.Expires.Equal(t0.Add(7*24*time.Hour).Truncate(time.Second)) {
 		t.Errorf("revoke-user audit = %+v", au)
 	}
-	if n := f.revocation(t, f.store.RevokeUserKey("42")); n != t0.Unix() {
-		t.Errorf("revoke:user:42 = %d", n)
+	if n := f.revocation(t, f.store.RevokeUserKey("42")); n != t0.Unix()+1 {
+		t.Errorf("revoke:user:42 = %d, want the second after t0", n)
 	}
 	apply(respond.ManualAction{Kind: "revoke-user", Target: "42", Actor: "ann"}, "revoke_user", "unchanged")
 	apply(respond.ManualAction{Kind: "revoke-all", Duration: time.Hour, Actor: "ann"}, "revoke_all", "applied")
-	if n := f.revocation(t, f.store.RevokeAllKey()); n != t0.Unix() {
-		t.Errorf("revoke:all = %d", n)
+	if n := f.revocation(t, f.store.RevokeAllKey()); n != t0.Unix()+1 {
+		t.Errorf("revoke:all = %d, want the second after t0", n)
 	}
 	if ttl := f.pttl(t, f.store.RevokeAllKey()); !within(ttl, time.Hour, time.Second) {
 		t.Errorf("revoke:all TTL = %s", ttl)
@@ -226,9 +226,10 @@ func TestHandleRevokeUser(t *testing.T) {
 	if len(audits) != 1 || audits[0] != want {
 		t.Errorf("audits\n got %+v\nwant %+v", audits, want)
 	}
-	// The alert's time, not the wall clock, so that a retry is a repeat.
-	if n := f.revocation(t, f.store.RevokeUserKey("42")); n != a.At.Unix() {
-		t.Errorf("value = %d, want the alert time %d", n, a.At.Unix())
+	// The alert's time, not the wall clock, so that a retry is a repeat;
+	// the second after it, so a token issued within it is refused.
+	if n := f.revocation(t, f.store.RevokeUserKey("42")); n != a.At.Unix()+1 {
+		t.Errorf("value = %d, want the second after the alert time %d", n, a.At.Unix())
 	}
 	if ttl := f.pttl(t, f.store.RevokeUserKey("42")); !within(ttl, 24*time.Hour, time.Second) {
 		t.Errorf("TTL = %s, want 24h", ttl)

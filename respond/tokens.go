@@ -140,10 +140,11 @@ func (s *Store) JTIDenied(ctx context.Context, jti string) (*JTIDenial, error) {
 	return &d, nil
 }
 
-// RevokeUser revokes every token of the user userID issued before at: it
-// sets <prefix>revoke:user:<userID> to at in unix seconds (integer text;
-// Django refuses tokens whose iat is smaller, so a token issued within the
-// second of at is kept), for ttl (DefaultTokenTTL if ttl <= 0; choose the
+// RevokeUser revokes every token of the user userID issued up to at: it
+// sets <prefix>revoke:user:<userID> to the unix second after at (integer
+// text; Django refuses tokens whose iat is smaller, and iat is whole
+// seconds, so a token issued within at's second is refused too: the one an
+// attacker got from the login that fired the rule), for ttl (DefaultTokenTTL if ttl <= 0; choose the
 // refresh-token lifetime, after which no older token is left to refuse).
 //
 // It never lowers a revocation: a time already there that is as late or
@@ -165,7 +166,7 @@ func (s *Store) RevokeUser(ctx context.Context, userID string, at time.Time, ttl
 	return applied, nil
 }
 
-// RevokeAll revokes every token issued before at: it sets
+// RevokeAll revokes every token issued up to at: it sets
 // <prefix>revoke:all as RevokeUser sets a user's key, with the same rules,
 // and publishes {"type":"revoke-all","at":<unix seconds>,"actor":...,
 // "reason":...}.
@@ -186,7 +187,11 @@ func (s *Store) revoke(ctx context.Context, key, typ, user string, at time.Time,
 	if err != nil {
 		return false, err
 	}
-	sec := at.Unix()
+	// The stored time is the second after at: a token's iat is whole
+	// seconds, so one issued in at's second, the attacker's from the very
+	// login that fired the rule, has iat = at.Unix() and must be refused
+	// too ("issued before" the stored time, DESIGN.md).
+	sec := at.Unix() + 1
 	msg, err := json.Marshal(struct {
 		Type   string `json:"type"`
 		User   string `json:"user,omitempty"`

@@ -136,18 +136,18 @@ func TestRevokeUserNeverLowers(t *testing.T) {
 	if err != nil || !applied {
 		t.Fatalf("RevokeUser = %v, %v; want applied", applied, err)
 	}
-	if n := f.revocation(t, key); n != t0.Unix() {
-		t.Errorf("value = %d, want %d", n, t0.Unix())
+	if n := f.revocation(t, key); n != t0.Unix()+1 {
+		t.Errorf("value = %d, want %d (the second after t0)", n, t0.Unix()+1)
 	}
 	if ttl := f.pttl(t, key); !within(ttl, 24*time.Hour, time.Second) {
 		t.Errorf("TTL = %s, want 24h", ttl)
 	}
 	if m := ev.raw(); !reflect.DeepEqual(m, map[string]any{
-		"type": "revoke-user", "user": "42", "at": float64(t0.Unix()), "actor": "admin:ann", "reason": "password leaked",
+		"type": "revoke-user", "user": "42", "at": float64(t0.Unix() + 1), "actor": "admin:ann", "reason": "password leaked",
 	}) {
 		t.Errorf("event = %v", m)
 	}
-	if at, ok, err := f.store.Revoked(ctx, key); err != nil || !ok || !at.Equal(t0.Truncate(time.Second)) {
+	if at, ok, err := f.store.Revoked(ctx, key); err != nil || !ok || !at.Equal(t0.Truncate(time.Second).Add(time.Second)) {
 		t.Errorf("Revoked = %s, %v, %v", at, ok, err)
 	}
 
@@ -158,8 +158,8 @@ func TestRevokeUserNeverLowers(t *testing.T) {
 			t.Errorf("RevokeUser(%s) = %v, %v; want not applied", at, applied, err)
 		}
 	}
-	if n := f.revocation(t, key); n != t0.Unix() {
-		t.Errorf("value after earlier revocations = %d, want %d", n, t0.Unix())
+	if n := f.revocation(t, key); n != t0.Unix()+1 {
+		t.Errorf("value after earlier revocations = %d, want %d", n, t0.Unix()+1)
 	}
 	ev.none()
 	// ...but a longer TTL is kept, so the revocation still covers what it
@@ -178,13 +178,13 @@ func TestRevokeUserNeverLowers(t *testing.T) {
 	if err != nil || !applied {
 		t.Fatalf("later RevokeUser = %v, %v; want applied", applied, err)
 	}
-	if n := f.revocation(t, key); n != later.Unix() {
-		t.Errorf("value = %d, want %d", n, later.Unix())
+	if n := f.revocation(t, key); n != later.Unix()+1 {
+		t.Errorf("value = %d, want %d", n, later.Unix()+1)
 	}
 	if ttl := f.pttl(t, key); !within(ttl, 48*time.Hour, time.Second) {
 		t.Errorf("TTL = %s, want 48h kept", ttl)
 	}
-	if m := ev.raw(); m["type"] != "revoke-user" || m["at"] != float64(later.Unix()) {
+	if m := ev.raw(); m["type"] != "revoke-user" || m["at"] != float64(later.Unix()+1) {
 		t.Errorf("event = %v", m)
 	}
 
@@ -195,7 +195,7 @@ func TestRevokeUserNeverLowers(t *testing.T) {
 	if applied, err := f.store.RevokeUser(ctx, "7", t0, 0, "", ""); err != nil || !applied {
 		t.Fatalf("RevokeUser over garbage = %v, %v", applied, err)
 	}
-	if n := f.revocation(t, f.store.RevokeUserKey("7")); n != t0.Unix() {
+	if n := f.revocation(t, f.store.RevokeUserKey("7")); n != t0.Unix()+1 {
 		t.Errorf("value = %d", n)
 	}
 }
@@ -212,22 +212,22 @@ func TestRevokeAll(t *testing.T) {
 	if err != nil || !applied {
 		t.Fatalf("RevokeAll = %v, %v", applied, err)
 	}
-	if n := f.revocation(t, key); n != t0.Unix() {
-		t.Errorf("value = %d, want %d", n, t0.Unix())
+	if n := f.revocation(t, key); n != t0.Unix()+1 {
+		t.Errorf("value = %d, want %d (the second after t0)", n, t0.Unix()+1)
 	}
 	if ttl := f.pttl(t, key); !within(ttl, 7*24*time.Hour, time.Second) {
 		t.Errorf("TTL = %s, want 168h", ttl)
 	}
 	if m := ev.raw(); !reflect.DeepEqual(m, map[string]any{
-		"type": "revoke-all", "at": float64(t0.Unix()), "actor": "admin:ann", "reason": "breach",
+		"type": "revoke-all", "at": float64(t0.Unix() + 1), "actor": "admin:ann", "reason": "breach",
 	}) {
 		t.Errorf("event = %v", m)
 	}
 	if applied, err := f.store.RevokeAll(ctx, t0.Add(-time.Minute), 0, "", ""); err != nil || applied {
 		t.Errorf("earlier RevokeAll = %v, %v; want not applied", applied, err)
 	}
-	if n := f.revocation(t, key); n != t0.Unix() {
-		t.Errorf("value = %d after an earlier revocation, want %d", n, t0.Unix())
+	if n := f.revocation(t, key); n != t0.Unix()+1 {
+		t.Errorf("value = %d after an earlier revocation, want %d", n, t0.Unix()+1)
 	}
 	ev.none()
 }
