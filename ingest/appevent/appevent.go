@@ -21,6 +21,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -146,9 +147,14 @@ func parseOne(raw json.RawMessage, received time.Time, prefix string) (event.Eve
 	if err := dec.Decode(&w); err != nil {
 		var te *json.UnmarshalTypeError
 		if ok := asTypeError(err, &te); ok {
-			return bad(te.Field, "must be a %s", jsonType(te.Type.Kind().String()))
+			return bad(te.Field, "must be %s", jsonType(te.Type.Kind().String()))
 		}
 		return event.Event{}, false, &Error{Status: 400, Field: strings.TrimSuffix(prefix, "."), Msg: "malformed JSON: " + err.Error()}
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		// A second object after the first is not an array of them.
+		return event.Event{}, false, &Error{Status: 400, Field: strings.TrimSuffix(prefix, "."),
+			Msg: "malformed JSON: data after the event object (send several events as an array)"}
 	}
 	if w.Kind == "" {
 		return bad("kind", "required (one of %s, or any other dotted name)", strings.Join(sortedKinds(), ", "))
@@ -191,9 +197,11 @@ func parseOne(raw json.RawMessage, received time.Time, prefix string) (event.Eve
 	}
 	if w.User != nil {
 		ev.UserName = truncate(w.User.Name, 256)
-		if id := strings.Trim(string(w.User.ID), `"`); id != "" && id != "null" {
-			ev.UserID = truncate(id, 128)
+		id, err := userID(w.User.ID)
+		if err != nil {
+			return bad("user.id", "%v", err)
 		}
+		ev.UserID = truncate(id, 128)
 	}
 	if i := strings.IndexByte(ev.Target, '?'); i >= 0 {
 		ev.Path, ev.Query = ev.Target[:i], ev.Target[i+1:]
@@ -201,6 +209,26 @@ func parseOne(raw json.RawMessage, received time.Time, prefix string) (event.Eve
 	sum := sha256.Sum256(raw)
 	ev.ID = "app-" + hex.EncodeToString(sum[:12])
 	return ev, !known, nil
+}
+
+// userID reads user.id, a JSON string or number (a primary key of any
+// type, as text); "" when absent or null.
+func userID(raw json.RawMessage) (string, error) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return "", nil
+	}
+	if raw[0] == '"' {
+		var s string
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return "", err
+		}
+		return s, nil
+	}
+	var n json.Number
+	if err := json.Unmarshal(raw, &n); err != nil {
+		return "", fmt.Errorf("must be a string or a number, not %s", truncate(string(raw), 32))
+	}
+	return n.String(), nil
 }
 
 func asTypeError(err error, target **json.UnmarshalTypeError) bool {
@@ -211,14 +239,17 @@ func asTypeError(err error, target **json.UnmarshalTypeError) bool {
 	return ok
 }
 
+// jsonType names the JSON type a Go kind decodes from, with its article.
 func jsonType(kind string) string {
 	switch kind {
 	case "string":
-		return "string"
+		return "a string"
 	case "ptr", "struct":
-		return "object"
+		return "an object"
+	case "int", "int64", "float64":
+		return "a number"
 	}
-	return kind
+	return "a " + kind
 }
 
 func sortedKinds() []string {

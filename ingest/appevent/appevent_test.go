@@ -71,7 +71,11 @@ func TestParseErrors(t *testing.T) {
 		{`{"kind":"a.b","time":"yesterday"}`, "time", "RFC 3339"},
 		{`{"kind":"a.b","status":"abc"}`, "status", "not an HTTP status"},
 		{`{"kind":7}`, "kind", "must be a string"},
-		{`[{"kind":"a.b"},{"kind":"a.b","user":"x"}]`, "[1].user", "must be a"},
+		{`[{"kind":"a.b"},{"kind":"a.b","user":"x"}]`, "[1].user", "must be an object"},
+		{`{"kind":"a.b"}{"kind":"a.b"}`, "", "data after the event object"},
+		{`{"kind":"a.b"} garbage!!`, "", "data after the event object"},
+		{`{"kind":"a.b","user":{"id":{"nested":[1,2]}}}`, "user.id", "must be a string or a number"},
+		{`{"kind":"a.b","user":{"id":[42]}}`, "user.id", "must be a string or a number"},
 		{`{"kind":"a.b"`, "", "malformed JSON"},
 		{"[" + strings.Repeat(`{"kind":"a.b"},`, MaxEvents) + `{"kind":"a.b"}]`, "", "at most 1000"},
 	}
@@ -80,6 +84,25 @@ func TestParseErrors(t *testing.T) {
 		var e *Error
 		if !errors.As(err, &e) || e.Status != 400 || e.Field != tc.field || !strings.Contains(e.Msg, tc.msg) {
 			t.Errorf("Parse(%.40q) = %v (field %q), want field %q and %q", tc.body, err, fieldOf(e), tc.field, tc.msg)
+		}
+	}
+}
+
+// TestUserID: user.id is read as JSON, a string (escapes decoded) or a
+// number (its text), so it matches the key Django reads.
+func TestUserID(t *testing.T) {
+	for body, want := range map[string]string{
+		`{"kind":"a.b","user":{"id":"\u0034\u0032\"x"}}`: `42"x`,
+		`{"kind":"a.b","user":{"id":42}}`:                  "42",
+		`{"kind":"a.b","user":{"id":"caf\u00e9"}}`:        "café",
+		`{"kind":"a.b","user":{"id":null,"name":"a"}}`:     "",
+		`{"kind":"a.b","user":{"name":"a"}}`:               "",
+	} {
+		evs, _, err := Parse([]byte(body), received)
+		if err != nil {
+			t.Errorf("Parse(%s): %v", body, err)
+		} else if evs[0].UserID != want {
+			t.Errorf("Parse(%s): user id %q, want %q", body, evs[0].UserID, want)
 		}
 	}
 }

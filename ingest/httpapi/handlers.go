@@ -73,7 +73,11 @@ func (s *Server) serve(name string, w http.ResponseWriter, r *http.Request, h fu
 		return http.StatusNoContent
 	case http.MethodPost:
 	default:
-		w.Header().Set("Allow", "POST, OPTIONS")
+		if cors {
+			w.Header().Set("Allow", "POST, OPTIONS")
+		} else {
+			w.Header().Set("Allow", "POST")
+		}
 		return writeError(w, http.StatusMethodNotAllowed, "", "use POST")
 	}
 	client := s.clientIP(r)
@@ -154,8 +158,8 @@ func (s *Server) cspReport(w http.ResponseWriter, r *http.Request, client netip.
 	for reason, n := range res.Filtered {
 		s.m.Skipped.WithLabelValues(event.SourceCSP, reason).Add(float64(n))
 	}
-	for typ, n := range res.Other {
-		s.m.OtherReports.WithLabelValues(boundedLabel(typ)).Add(float64(n))
+	for typ, n := range res.Other { // types csp.Parse does not know are "other"
+		s.m.OtherReports.WithLabelValues(typ).Add(float64(n))
 	}
 	if len(res.Events) == 0 {
 		return 0, nil
@@ -260,9 +264,10 @@ func (s *Server) authenticate(r *http.Request, body []byte) (int, string, error)
 	if sig := r.Header.Get("X-Vigil-Signature"); sig != "" && len(s.cfg.EventsHMACSecret) > 0 {
 		return s.checkSignature(sig, body)
 	}
-	auth := r.Header.Get("Authorization")
-	token, ok := strings.CutPrefix(auth, "Bearer ")
-	if !ok || token == "" {
+	// The scheme is case-insensitive (RFC 9110 11.1).
+	scheme, token, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+	token = strings.TrimSpace(token)
+	if !strings.EqualFold(scheme, "Bearer") || token == "" {
 		return http.StatusUnauthorized, "", errors.New("missing credentials: send Authorization: Bearer <token> or X-Vigil-Signature")
 	}
 	for _, want := range s.cfg.EventsTokens {
@@ -329,7 +334,7 @@ func (s *Server) clientIP(r *http.Request) netip.Addr {
 	}
 	hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
 	for i := len(hops) - 1; i >= 0; i-- {
-		ip, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
+		ip, err := parseHop(hops[i])
 		if err != nil {
 			break
 		}
@@ -339,6 +344,23 @@ func (s *Server) clientIP(r *http.Request) netip.Addr {
 		}
 	}
 	return peer
+}
+
+// parseHop reads one X-Forwarded-For entry: an address, possibly quoted,
+// with a port ("203.0.113.7:4711", "[2001:db8::7]:443") or in brackets, as
+// some proxies write them.
+func parseHop(hop string) (netip.Addr, error) {
+	h := strings.Trim(strings.TrimSpace(hop), `"`)
+	if strings.HasPrefix(h, "[") {
+		end := strings.IndexByte(h, ']')
+		if end < 0 {
+			return netip.Addr{}, errors.New("unclosed [")
+		}
+		h = h[1:end]
+	} else if strings.Count(h, ":") == 1 {
+		h, _, _ = strings.Cut(h, ":")
+	}
+	return netip.ParseAddr(h)
 }
 
 func (s *Server) trusted(ip netip.Addr) bool {
@@ -387,12 +409,3 @@ func writeError(w http.ResponseWriter, code int, field, msg string) int {
 	return code
 }
 
-// boundedLabel keeps a client-chosen report type from minting metric series.
-func boundedLabel(typ string) string {
-	switch typ {
-	case "deprecation", "intervention", "crash", "coep", "coop", "document-policy-violation",
-		"permissions-policy-violation", "network-error", "csp-hash":
-		return typ
-	}
-	return "other"
-}

@@ -161,6 +161,11 @@ func TestCountedNotKept(t *testing.T) {
 	if code, body, _ := h.post("/reports", "application/reports+json", []byte(reportingAPI)); code != 204 {
 		t.Fatalf("reporting API: %d %v, want 204", code, body)
 	}
+	others := `[{"age":0,"body":{},"type":"integrity-violation","url":"https://shop.example/","user_agent":"x"},` +
+		`{"age":0,"body":{},"type":"made-up-type","url":"https://shop.example/","user_agent":"x"}]`
+	if code, body, _ := h.post("/reports", "application/reports+json", []byte(others)); code != 204 {
+		t.Fatalf("other report types: %d %v, want 204", code, body)
+	}
 	unknown := []byte(`{"kind":"payments.chargeback","client_ip":"203.0.113.9"}`)
 	if code, body, _ := h.post("/events", "application/json", unknown, "Authorization", "Bearer "+token); code != 204 {
 		t.Fatalf("unknown kind: %d %v, want 204", code, body)
@@ -183,9 +188,11 @@ func TestCountedNotKept(t *testing.T) {
 		t.Errorf("app events stored: %+v, want one of action unknown", apps)
 	}
 	for name, got := range map[string]float64{
-		`skipped{csp,extension}`:     testutil.ToFloat64(h.srv.m.Skipped.WithLabelValues(event.SourceCSP, csp.ReasonExtension)),
-		`reports_other{deprecation}`: testutil.ToFloat64(h.srv.m.OtherReports.WithLabelValues("deprecation")),
-		`app_unknown_kinds`:          testutil.ToFloat64(h.srv.m.UnknownKinds),
+		`skipped{csp,extension}`:             testutil.ToFloat64(h.srv.m.Skipped.WithLabelValues(event.SourceCSP, csp.ReasonExtension)),
+		`reports_other{deprecation}`:         testutil.ToFloat64(h.srv.m.OtherReports.WithLabelValues("deprecation")),
+		`reports_other{integrity-violation}`: testutil.ToFloat64(h.srv.m.OtherReports.WithLabelValues("integrity-violation")),
+		`reports_other{other}`:               testutil.ToFloat64(h.srv.m.OtherReports.WithLabelValues("other")),
+		`app_unknown_kinds`:                  testutil.ToFloat64(h.srv.m.UnknownKinds),
 	} {
 		if got != 1 {
 			t.Errorf("%s = %v, want 1", name, got)
@@ -237,10 +244,17 @@ func TestRefusals(t *testing.T) {
 	if len(h.events()) != 0 {
 		t.Errorf("refused requests stored events")
 	}
-	resp, _ := http.Get(h.url + "/events")
-	resp.Body.Close()
-	if resp.StatusCode != 405 {
-		t.Errorf("GET: %d", resp.StatusCode)
+	// GET is refused naming the methods each endpoint takes: OPTIONS only
+	// where browsers make preflights.
+	for path, allow := range map[string]string{"/events": "POST", "/csp-report": "POST, OPTIONS"} {
+		resp, err := http.Get(h.url + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 405 || resp.Header.Get("Allow") != allow {
+			t.Errorf("GET %s: %d, Allow %q; want 405, %q", path, resp.StatusCode, resp.Header.Get("Allow"), allow)
+		}
 	}
 	// Exhaust the rate limit: 30 burst, 1/s.
 	limited := 0
@@ -275,6 +289,8 @@ func TestEventsAuth(t *testing.T) {
 	}{
 		{"wrong token", []string{"Authorization", "Bearer nope"}, 401},
 		{"good token", []string{"Authorization", "Bearer " + token}, 204},
+		{"scheme in lower case", []string{"Authorization", "bearer " + token}, 204},
+		{"basic scheme", []string{"Authorization", "Basic " + token}, 401},
 		{"good signature", []string{"X-Vigil-Signature", sign(time.Now().Unix(), body)}, 204},
 		{"stale signature", []string{"X-Vigil-Signature", sign(time.Now().Add(-10*time.Minute).Unix(), body)}, 401},
 		{"forged signature", []string{"X-Vigil-Signature", sign(time.Now().Unix(), []byte("other"))}, 401},
@@ -290,7 +306,7 @@ func TestEventsAuth(t *testing.T) {
 		t.Errorf("replayed signature: %d, want 401", code)
 	}
 	evs := h.events()
-	if len(evs) != 3 || evs[0].Action != "login-failed" || evs[0].UserName != "alice" || evs[0].SourceIP.String() != "203.0.113.7" {
+	if len(evs) != 4 || evs[0].Action != "login-failed" || evs[0].UserName != "alice" || evs[0].SourceIP.String() != "203.0.113.7" {
 		t.Fatalf("stored %d events: %+v", len(evs), evs)
 	}
 }
@@ -473,6 +489,10 @@ func TestClientIP(t *testing.T) {
 		{"[::ffff:10.0.0.5]:5000", "2001:db8::1", "2001:db8::1"},             // mapped peer
 		{"10.0.0.5:5000", "", "10.0.0.5"},                                    // no header
 		{"10.0.0.5:5000", "garbage, 198.51.100.2", "198.51.100.2"},           // right-most valid
+		{"10.0.0.5:5000", "198.51.100.3:4444", "198.51.100.3"},               // with a port
+		{"10.0.0.5:5000", `"[2001:db8::3]:443"`, "2001:db8::3"},              // bracketed, quoted
+		{"10.0.0.5:5000", "[2001:db8::4]", "2001:db8::4"},                    // bracketed
+		{"10.0.0.5:5000", "198.51.100.5, garbage", "10.0.0.5"},               // nothing left of garbage is believed
 	}
 	for _, tc := range cases {
 		r, _ := http.NewRequest("POST", "/", nil)
