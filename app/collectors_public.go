@@ -67,7 +67,11 @@ func (a *App) publicConfig() (httpapi.Config, error) {
 		Listen: a.cfg.Listen, ListenTLS: a.cfg.ListenTLS, TLSCert: a.cfg.TLSCert, TLSKey: a.cfg.TLSKey,
 		BodyLimit: a.cfg.BodyLimit, RatePerSecond: float64(a.cfg.RateLimit), Burst: 3 * a.cfg.RateLimit,
 		TrustedProxies: proxies, CORSOrigins: a.cfg.CORSOrigins, CSPFilter: filter,
+		MaxConns: a.cfg.MaxConns, MaxConnsPerClient: a.cfg.MaxConnsPerClient,
 		Logger: a.log.With("role", "public"),
+	}
+	if cfg.MaxConnsPerClient == 0 {
+		cfg.MaxConnsPerClient = -1 // no cap
 	}
 	token := a.cfg.EventsToken
 	if a.cfg.EventsTokenFile != "" {

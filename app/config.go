@@ -169,6 +169,14 @@ type Config struct {
 	// RateLimit is requests per second per client IP on the public listener,
 	// with bursts of 3x. Default 20.
 	RateLimit int `yaml:"rate_limit"`
+	// MaxConns caps the public listener's open connections (HTTP and HTTPS
+	// together); at the cap a new connection closes the one waiting longest
+	// without a request in progress. 0 = half the file descriptor limit, at
+	// most 16,384.
+	MaxConns int `yaml:"max_conns"`
+	// MaxConnsPerClient caps one client address's connections (trusted
+	// proxies exempt); 0 = no cap. Default 128.
+	MaxConnsPerClient int `yaml:"max_conns_per_client"`
 	// CORSOrigins may post reports cross-origin. Default any.
 	CORSOrigins []string `yaml:"cors_origins"`
 	// CSPDocuments are the origins (scheme://host[:port], "*." wildcards)
@@ -216,6 +224,7 @@ func Default() Config {
 		ESMode:            "auto",
 		BodyLimit:         64 << 10,
 		RateLimit:         20,
+		MaxConnsPerClient: 128,
 		Partitions:        8,
 		StreamReplicas:    1,
 		Lateness:          5 * time.Second,
@@ -466,6 +475,12 @@ func (c *Config) Validate() error {
 	if c.RateLimit < 1 {
 		bad("rate_limit", "must be >= 1")
 	}
+	if c.MaxConns < 0 {
+		bad("max_conns", "must be >= 0 (0: half the file descriptor limit), got %d", c.MaxConns)
+	}
+	if c.MaxConnsPerClient < 0 {
+		bad("max_conns_per_client", "must be >= 0 (0: no cap), got %d", c.MaxConnsPerClient)
+	}
 	if c.StreamReplicas != 1 && c.StreamReplicas != 3 && c.StreamReplicas != 5 {
 		bad("stream_replicas", "must be 1, 3 or 5, got %d", c.StreamReplicas)
 	}
@@ -642,6 +657,8 @@ var Help = map[string]string{
 	"events_hmac_secret_file": "file holding a secret for HMAC-signed /events requests",
 	"body_limit":              "largest report or event request body (e.g. 64KiB)",
 	"rate_limit":              "requests per second per client IP on the public listener (bursts of 3x)",
+	"max_conns":               "open connections on the public listener; at the cap the longest idle one is closed (0: half the fd limit, at most 16384)",
+	"max_conns_per_client":    "open connections of one client IP on the public listener, trusted proxies exempt (0: no cap)",
 	"cors_origins":            "origin allowed to post reports cross-origin (repeatable; default any)",
 	"csp_documents":           "origin whose pages may report CSP violations (repeatable; default any)",
 	"csp_drop_hosts":          "host of an injected widget whose CSP reports are noise (repeatable)",

@@ -93,10 +93,10 @@ func TestParseErrors(t *testing.T) {
 func TestUserID(t *testing.T) {
 	for body, want := range map[string]string{
 		`{"kind":"a.b","user":{"id":"\u0034\u0032\"x"}}`: `42"x`,
-		`{"kind":"a.b","user":{"id":42}}`:                  "42",
-		`{"kind":"a.b","user":{"id":"caf\u00e9"}}`:        "café",
-		`{"kind":"a.b","user":{"id":null,"name":"a"}}`:     "",
-		`{"kind":"a.b","user":{"name":"a"}}`:               "",
+		`{"kind":"a.b","user":{"id":42}}`:                "42",
+		`{"kind":"a.b","user":{"id":"caf\u00e9"}}`:       "café",
+		`{"kind":"a.b","user":{"id":null,"name":"a"}}`:   "",
+		`{"kind":"a.b","user":{"name":"a"}}`:             "",
 	} {
 		evs, _, err := Parse([]byte(body), received)
 		if err != nil {

@@ -408,4 +408,3 @@ func writeError(w http.ResponseWriter, code int, field, msg string) int {
 	_ = json.NewEncoder(w).Encode(body)
 	return code
 }
-

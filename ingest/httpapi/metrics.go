@@ -19,6 +19,11 @@ type Metrics struct {
 	OtherReports *prometheus.CounterVec
 	UnknownKinds prometheus.Counter
 	Preflights   *prometheus.CounterVec
+	// Conns are the connections open; ConnsRefused and ConnsEvicted count
+	// those the connection guard closed.
+	Conns        prometheus.Gauge
+	ConnsRefused *prometheus.CounterVec
+	ConnsEvicted *prometheus.CounterVec
 
 	// The children of Requests and Events in use, so that a request does
 	// not hash its labels.
@@ -86,6 +91,18 @@ func NewMetrics(reg prometheus.Registerer, shared *ingest.Metrics) *Metrics {
 	m.Preflights = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "vigil_http_preflights_total", Help: "CORS preflight (OPTIONS) requests answered, by endpoint.",
 	}, []string{"endpoint"})
-	reg.MustRegister(m.Requests, m.RateLimited, m.Unauthorized, m.OtherReports, m.UnknownKinds, m.Preflights)
+	m.Conns = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "vigil_http_connections", Help: "Connections open on the public listener.",
+	})
+	m.ConnsRefused = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "vigil_http_connections_refused_total",
+		Help: "Connections to the public listener closed on arrival, by reason: per_client (the address holds max_conns_per_client) or limit (max_conns open, every one with a request in progress).",
+	}, []string{"reason"})
+	m.ConnsEvicted = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "vigil_http_connections_evicted_total",
+		Help: "Connections without a request in progress closed to make room for a new one at max_conns, by state: idle (kept alive after a request) or new (accepted, nothing sent yet).",
+	}, []string{"state"})
+	reg.MustRegister(m.Requests, m.RateLimited, m.Unauthorized, m.OtherReports, m.UnknownKinds, m.Preflights,
+		m.Conns, m.ConnsRefused, m.ConnsEvicted)
 	return m
 }

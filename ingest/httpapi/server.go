@@ -53,6 +53,14 @@ type Config struct {
 	// Timeouts bound how long a client may take (see Timeouts); zero
 	// fields take its defaults.
 	Timeouts Timeouts
+	// MaxConns caps the connections open on the public listeners together;
+	// at the cap a new connection closes the one that has waited longest
+	// without a request in progress (see connGuard). Default half the
+	// process's file descriptor limit, at most 16,384; negative = no cap.
+	MaxConns int
+	// MaxConnsPerClient caps the connections of one client address
+	// (trusted proxies exempt). Default 128; negative = no cap.
+	MaxConnsPerClient int
 	// Logger logs refusals at debug level and failures at warn.
 	Logger *slog.Logger
 }
@@ -101,6 +109,12 @@ func (c *Config) defaults() {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
+	if c.MaxConns == 0 {
+		c.MaxConns = defaultMaxConns()
+	}
+	if c.MaxConnsPerClient == 0 {
+		c.MaxConnsPerClient = 128
+	}
 }
 
 // Server serves the public endpoints.
@@ -109,6 +123,7 @@ type Server struct {
 	pub     *ingest.Publisher
 	m       *Metrics
 	limiter *limiter
+	guard   *connGuard
 	replay  *replayCache
 	log     *slog.Logger
 	now     func() time.Time
@@ -132,13 +147,15 @@ func New(cfg Config, pub *ingest.Publisher, m *Metrics) (*Server, error) {
 			return nil, fmt.Errorf("tls_cert/tls_key: %w", err)
 		}
 	}
-	return &Server{
+	s := &Server{
 		cfg: cfg, pub: pub, m: m, log: cfg.Logger, now: time.Now,
 		limiter: newLimiter(cfg.RatePerSecond, cfg.Burst),
 		replay:  newReplayCache(2 * cfg.MaxSkew),
 		addrs:   map[string]net.Addr{},
 		ready:   make(chan struct{}),
-	}, nil
+	}
+	s.guard = newConnGuard(cfg.MaxConns, cfg.MaxConnsPerClient, s.trusted, m)
+	return s, nil
 }
 
 // Ready is closed once every listener is bound.
@@ -196,14 +213,16 @@ func (s *Server) Run(ctx context.Context) error {
 			IdleTimeout:       s.cfg.Timeouts.Idle,
 			MaxHeaderBytes:    16 << 10,
 			ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+			ConnState:         s.guard.state,
 		}
 		servers = append(servers, srv)
 		wg.Go(func() {
 			var err error
+			ln := s.guard.listen(l.ln)
 			if l.scheme == "https" {
-				err = srv.ServeTLS(l.ln, s.cfg.TLSCert, s.cfg.TLSKey)
+				err = srv.ServeTLS(ln, s.cfg.TLSCert, s.cfg.TLSKey)
 			} else {
-				err = srv.Serve(l.ln)
+				err = srv.Serve(ln)
 			}
 			if err != nil && !errors.Is(err, http.ErrServerClosed) {
 				errs <- fmt.Errorf("%s listener: %w", l.scheme, err)

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/hmac"
@@ -8,6 +9,7 @@ import (
 	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -560,5 +562,142 @@ func TestClientGoneWhileStoring(t *testing.T) {
 			t.Fatal("the report of the client that left was not stored")
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// dialFrom opens a TCP connection to the listener from a loopback address
+// of its own (127.0.0.x), standing for a client.
+func (h *harness) dialFrom(x int) net.Conn {
+	h.t.Helper()
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(x))}, Timeout: 2 * time.Second}
+	c, err := d.Dial("tcp", strings.TrimPrefix(h.url, "http://"))
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	h.t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// closedByServer reports whether the server closed c (a read ends at once
+// with EOF or a reset rather than waiting).
+func closedByServer(c net.Conn) bool {
+	_ = c.SetReadDeadline(time.Now().Add(2 * time.Second))
+	_, err := c.Read(make([]byte, 1))
+	var ne net.Error
+	return err != nil && !(errors.As(err, &ne) && ne.Timeout())
+}
+
+// TestConnectionCaps: a client holding max_conns_per_client connections
+// gets its next one closed at once, while another client is served; at
+// max_conns a new connection closes the one waiting longest without a
+// request, and when every connection has a request in progress the new one
+// is closed. Nothing else is disturbed, and every case is counted.
+func TestConnectionCaps(t *testing.T) {
+	h := start(t, func(c *Config) { c.TrustedProxies, c.MaxConns, c.MaxConnsPerClient = nil, 6, 3 })
+	m := h.srv.m
+	hog := []net.Conn{h.dialFrom(11), h.dialFrom(11), h.dialFrom(11)}
+	waitFor(t, func() bool { return testutil.ToFloat64(m.Conns) == 3 })
+	if extra := h.dialFrom(11); !closedByServer(extra) {
+		t.Fatal("a fourth connection of one client was kept")
+	}
+	if got := testutil.ToFloat64(m.ConnsRefused.WithLabelValues("per_client")); got != 1 {
+		t.Errorf("refused per_client = %v, want 1", got)
+	}
+	// Another client is served meanwhile, over a connection it keeps
+	// alive (idle after its request).
+	kept := h.dialFrom(12)
+	post := "POST /csp-report HTTP/1.1\r\nHost: x\r\nContent-Type: application/csp-report\r\nContent-Length: " +
+		strconv.Itoa(len(legacyReport)) + "\r\n\r\n" + legacyReport
+	if _, err := kept.Write([]byte(post)); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(kept), nil)
+	if err != nil || resp.StatusCode != 204 {
+		t.Fatalf("another client's report: %v %v", resp, err)
+	}
+	// Two more silent connections: six, the cap. The next one evicts the
+	// longest waiting, the hog's first.
+	silent := []net.Conn{h.dialFrom(13), h.dialFrom(13)}
+	waitFor(t, func() bool { return testutil.ToFloat64(m.Conns) == 6 })
+	late := h.dialFrom(14)
+	if !closedByServer(hog[0]) {
+		t.Fatal("at the cap, the connection waiting longest was not closed")
+	}
+	if got := testutil.ToFloat64(m.ConnsEvicted.WithLabelValues("new")); got != 1 {
+		t.Errorf("evicted new = %v, want 1", got)
+	}
+	if _, err := late.Write([]byte(post)); err != nil {
+		t.Fatal(err)
+	}
+	if resp, err := http.ReadResponse(bufio.NewReader(late), nil); err != nil || resp.StatusCode != 204 {
+		t.Fatalf("the new connection's report: %v %v", resp, err)
+	}
+	// Every connection busy (a request's head read, its body coming): a
+	// new one is closed and the busy ones are left alone.
+	waitFor(t, func() bool { return testutil.ToFloat64(m.Conns) == 6 })
+	for _, c := range []net.Conn{hog[1], hog[2], kept, late, silent[0], silent[1]} {
+		if _, err := c.Write([]byte("POST /csp-report HTTP/1.1\r\nHost: x\r\nContent-Type: application/csp-report\r\nContent-Length: 100\r\n\r\n{")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, func() bool {
+		h.srv.guard.mu.Lock()
+		defer h.srv.guard.mu.Unlock()
+		return len(h.srv.guard.waiting) == 0
+	})
+	if extra := h.dialFrom(17); !closedByServer(extra) {
+		t.Fatal("a connection past the cap was kept while every one was busy")
+	}
+	if got := testutil.ToFloat64(m.ConnsRefused.WithLabelValues("limit")); got != 1 {
+		t.Errorf("refused limit = %v, want 1", got)
+	}
+	if got := testutil.ToFloat64(m.Conns); got != 6 {
+		t.Errorf("open connections %v, want the 6 busy ones", got)
+	}
+}
+
+// waitFor polls cond for up to 5 s.
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); !cond(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met in 5s")
+		}
+	}
+}
+
+// TestLimiterBuckets: the addresses of one IPv6 /64 share a bucket; at the
+// bucket cap, a flood of one request from each of many new /64s neither
+// goes unlimited from one /64 nor refuses new clients their first request.
+func TestLimiterBuckets(t *testing.T) {
+	l := newLimiter(1, 3)
+	now := time.Now()
+	ok := 0
+	for i := range 10 {
+		if l.allow(netip.MustParseAddr(fmt.Sprintf("2001:db8:1:2::%x", i+1)), now) {
+			ok++
+		}
+	}
+	if ok != 3 {
+		t.Fatalf("10 addresses of one /64 got %d requests through, want the burst of 3", ok)
+	}
+	if !l.allow(netip.MustParseAddr("2001:db8:1:3::1"), now) || !l.allow(netip.MustParseAddr("198.51.100.1"), now) {
+		t.Fatal("another /64 or an IPv4 address shares the bucket")
+	}
+
+	b := netip.MustParseAddr("3fff::").As16() // clear of the /64s above
+	for i := range maxBuckets + 1000 { // each request from a /64 of its own
+		b[4], b[5], b[6], b[7] = byte(i>>24), byte(i>>16), byte(i>>8), byte(i)
+		if !l.allow(netip.AddrFrom16(b), now) {
+			t.Fatalf("the first request of new client %d refused", i)
+		}
+	}
+	if n := len(l.buckets); n > maxBuckets {
+		t.Fatalf("%d buckets, cap %d", n, maxBuckets)
+	}
+	for i := range 200 {
+		if !l.allow(netip.AddrFrom4([4]byte{198, 51, 100, byte(i)}), now.Add(time.Duration(i)*time.Millisecond)) {
+			t.Fatalf("a new client's first request refused after the flood")
+		}
 	}
 }

@@ -1,0 +1,165 @@
+package httpapi
+
+import (
+	"net"
+	"net/http"
+	"net/netip"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// connGuard caps the public listener's connections, in all and per client
+// address, so that no client can exhaust the process's file descriptors
+// and memory by opening connections and keeping them idle.
+//
+// A connection from an address that holds PerClient already is closed at
+// once (trusted proxies are exempt: their clients are many). A connection
+// past Max makes room by closing the connection that has waited longest
+// without a request in progress (kept alive after a request, or not yet
+// done sending a request head: silent or slow); if every connection has a
+// request in progress, the new one is closed. Each refusal and eviction is
+// counted.
+type connGuard struct {
+	max, perClient int
+	trusted        func(netip.Addr) bool
+
+	m *Metrics
+
+	mu      sync.Mutex
+	total   int
+	clients map[netip.Addr]int
+	waiting map[net.Conn]waiting // connections without a request in progress
+}
+
+// waiting is since when a connection has had no request in progress, and
+// whether it had one before (idle) or never (new).
+type waiting struct {
+	since time.Time
+	idle  bool
+}
+
+// defaultMaxConns is Max when it is not configured: half the process's
+// file descriptor limit (the rest is for the bus, Redis, log files and the
+// other listeners), at most 16,384.
+func defaultMaxConns() int {
+	var rl syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil || rl.Cur == 0 {
+		return 4096
+	}
+	return int(min(rl.Cur/2, 16384))
+}
+
+func newConnGuard(maxConns, perClient int, trusted func(netip.Addr) bool, m *Metrics) *connGuard {
+	return &connGuard{
+		max: maxConns, perClient: perClient, trusted: trusted, m: m,
+		clients: map[netip.Addr]int{},
+		waiting: map[net.Conn]waiting{},
+	}
+}
+
+// listen wraps ln so that its connections pass the guard.
+func (g *connGuard) listen(ln net.Listener) net.Listener { return &guardedListener{ln, g} }
+
+type guardedListener struct {
+	net.Listener
+	g *connGuard
+}
+
+func (l *guardedListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		if gc := l.g.admit(c); gc != nil {
+			return gc, nil
+		}
+	}
+}
+
+// admit counts c in, or closes it (nil) when its client holds its share
+// or the listener is full with nothing to evict.
+func (g *connGuard) admit(c net.Conn) net.Conn {
+	var client netip.Addr
+	if ap, err := netip.ParseAddrPort(c.RemoteAddr().String()); err == nil {
+		client = ap.Addr().Unmap()
+	}
+	g.mu.Lock()
+	if g.perClient > 0 && client.IsValid() && g.clients[client] >= g.perClient && !g.trusted(client) {
+		g.mu.Unlock()
+		g.m.ConnsRefused.WithLabelValues("per_client").Inc()
+		c.Close()
+		return nil
+	}
+	var victim net.Conn
+	var vw waiting
+	if g.max > 0 && g.total >= g.max {
+		for wc, w := range g.waiting {
+			if victim == nil || w.since.Before(vw.since) {
+				victim, vw = wc, w
+			}
+		}
+		if victim == nil {
+			g.mu.Unlock()
+			g.m.ConnsRefused.WithLabelValues("limit").Inc()
+			c.Close()
+			return nil
+		}
+		delete(g.waiting, victim) // closing it releases its count
+	}
+	g.total++
+	g.clients[client]++
+	g.mu.Unlock()
+	g.m.Conns.Inc()
+	if victim != nil {
+		state := "new"
+		if vw.idle {
+			state = "idle"
+		}
+		g.m.ConnsEvicted.WithLabelValues(state).Inc()
+		// A TLS close may write an alert: not on the accept loop.
+		go victim.Close()
+	}
+	return &guardedConn{Conn: c, g: g, client: client}
+}
+
+// state is the http.Server's ConnState hook: it tracks which connections
+// wait without a request in progress.
+func (g *connGuard) state(c net.Conn, st http.ConnState) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	switch st {
+	case http.StateNew, http.StateIdle:
+		g.waiting[c] = waiting{since: time.Now(), idle: st == http.StateIdle}
+	default:
+		delete(g.waiting, c)
+	}
+}
+
+// release counts a closed connection out.
+func (g *connGuard) release(client netip.Addr) {
+	g.mu.Lock()
+	g.total--
+	if n := g.clients[client] - 1; n > 0 {
+		g.clients[client] = n
+	} else {
+		delete(g.clients, client)
+	}
+	g.mu.Unlock()
+	g.m.Conns.Dec()
+}
+
+// guardedConn releases its place in the guard when it is first closed.
+type guardedConn struct {
+	net.Conn
+	g      *connGuard
+	client netip.Addr
+	once   sync.Once
+}
+
+func (c *guardedConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(func() { c.g.release(c.client) })
+	return err
+}
