@@ -84,8 +84,8 @@ func (c *consumerCollector) Collect(ch chan<- prometheus.Metric) {
 
 // syslogCollector exposes the syslog receiver's statistics.
 type syslogCollector struct {
-	s                                   *syslog.Server
-	received, malformed, rejected, open *prometheus.Desc
+	s                                                    *syslog.Server
+	received, malformed, rejected, evicted, denied, open *prometheus.Desc
 }
 
 func newSyslogCollector(s *syslog.Server) *syslogCollector {
@@ -93,13 +93,15 @@ func newSyslogCollector(s *syslog.Server) *syslogCollector {
 		s:         s,
 		received:  prometheus.NewDesc("vigil_syslog_messages_total", "Syslog messages received (datagrams and TCP frames).", nil, nil),
 		malformed: prometheus.NewDesc("vigil_syslog_malformed_total", "Syslog messages that could not be parsed, by reason.", []string{"reason"}, nil),
-		rejected:  prometheus.NewDesc("vigil_syslog_connections_rejected_total", "TCP connections refused past the connection cap.", nil, nil),
+		rejected:  prometheus.NewDesc("vigil_syslog_connections_rejected_total", "TCP connections closed on arrival: their address held 16 already.", nil, nil),
+		evicted:   prometheus.NewDesc("vigil_syslog_connections_evicted_total", "TCP connections closed at the cap of 256 to make room for a new one: the one silent longest.", nil, nil),
+		denied:    prometheus.NewDesc("vigil_syslog_denied_total", "Datagrams dropped and TCP connections closed: the sender is outside syslog_allow.", nil, nil),
 		open:      prometheus.NewDesc("vigil_syslog_connections", "TCP connections open now.", nil, nil),
 	}
 }
 
 func (c *syslogCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.received, c.malformed, c.rejected, c.open} {
+	for _, d := range []*prometheus.Desc{c.received, c.malformed, c.rejected, c.evicted, c.denied, c.open} {
 		ch <- d
 	}
 }
@@ -111,5 +113,7 @@ func (c *syslogCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.malformed, prometheus.CounterValue, float64(s.MalformedByReason[r]), r)
 	}
 	ch <- prometheus.MustNewConstMetric(c.rejected, prometheus.CounterValue, float64(s.ConnsRejected))
+	ch <- prometheus.MustNewConstMetric(c.evicted, prometheus.CounterValue, float64(s.ConnsEvicted))
+	ch <- prometheus.MustNewConstMetric(c.denied, prometheus.CounterValue, float64(s.Denied))
 	ch <- prometheus.MustNewConstMetric(c.open, prometheus.GaugeValue, float64(s.ConnsOpen))
 }

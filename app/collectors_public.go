@@ -3,6 +3,7 @@ package app
 import (
 	"bytes"
 	"fmt"
+	"net/netip"
 	"os"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -38,14 +39,21 @@ func (a *App) addCollectors(g *group, js jetstream.JetStream) error {
 		}
 	}
 	if a.cfg.SyslogUDP != "" || a.cfg.SyslogTCP != "" {
-		col, err := ingest.NewSyslogCollector(syslog.Config{UDP: a.cfg.SyslogUDP, TCP: a.cfg.SyslogTCP}, pub, a.ingestMetrics, a.log.With("role", "syslog"))
+		allow, err := parsePrefixes(a.cfg.SyslogAllow)
+		if err != nil {
+			return fmt.Errorf("syslog_allow: %w", err)
+		}
+		if len(allow) == 0 {
+			allow = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
+		}
+		col, err := ingest.NewSyslogCollector(syslog.Config{UDP: a.cfg.SyslogUDP, TCP: a.cfg.SyslogTCP, Allow: allow}, pub, a.ingestMetrics, a.log.With("role", "syslog"))
 		if err != nil {
 			return err
 		}
 		a.syslog.Store(col)
 		a.reg.MustRegister(newSyslogCollector(col.Server()))
 		g.add("syslog", col.Run)
-		a.log.Info("syslog receiver", "udp", a.cfg.SyslogUDP, "tcp", a.cfg.SyslogTCP)
+		a.log.Info("syslog receiver", "udp", a.cfg.SyslogUDP, "tcp", a.cfg.SyslogTCP, "allow", allow)
 	}
 	return nil
 }

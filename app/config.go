@@ -197,6 +197,11 @@ type Config struct {
 	// Default off.
 	SyslogUDP string `yaml:"syslog_udp"`
 	SyslogTCP string `yaml:"syslog_tcp"`
+	// SyslogAllow are the networks (CIDRs or addresses) syslog messages
+	// are accepted from; others are dropped and counted. A message names
+	// the client IP it is about, so whoever may send one may get any
+	// address banned. Default loopback only (127.0.0.0/8, ::1).
+	SyslogAllow []string `yaml:"syslog_allow"`
 
 	// LogLevel is debug, info (default), warn or error.
 	LogLevel string `yaml:"log_level"`
@@ -438,6 +443,9 @@ func (c *Config) Validate() error {
 	if _, err := c.TrustedProxyPrefixes(); err != nil {
 		bad("trusted_proxies", "%v", err)
 	}
+	if _, err := parsePrefixes(c.SyslogAllow); err != nil {
+		bad("syslog_allow", "%v", err)
+	}
 	if c.AdminToken != "" && c.AdminTokenFile != "" {
 		bad("admin_token_file", "give admin_token or admin_token_file, not both")
 	}
@@ -555,8 +563,13 @@ func (c *Config) Ladder() ([]time.Duration, error) {
 
 // TrustedProxyPrefixes parses TrustedProxies.
 func (c *Config) TrustedProxyPrefixes() ([]netip.Prefix, error) {
+	return parsePrefixes(c.TrustedProxies)
+}
+
+// parsePrefixes parses CIDRs or single addresses.
+func parsePrefixes(list []string) ([]netip.Prefix, error) {
 	var out []netip.Prefix
-	for i, s := range c.TrustedProxies {
+	for i, s := range list {
 		p, err := netip.ParsePrefix(s)
 		if err != nil {
 			a, aerr := netip.ParseAddr(s)
@@ -664,6 +677,7 @@ var Help = map[string]string{
 	"csp_drop_hosts":          "host of an injected widget whose CSP reports are noise (repeatable)",
 	"csp_drop_schemes":        "URI scheme whose CSP reports are extension/browser noise (repeatable; replaces the defaults)",
 	"syslog_udp":              "receive access log lines over syslog UDP on this address (e.g. 127.0.0.1:5514)",
+	"syslog_allow":            "CIDR or address syslog messages are accepted from (repeatable; default loopback only: a message names the IP to ban)",
 	"syslog_tcp":              "receive access log lines over syslog TCP on this address",
 	"log_level":               "debug, info, warn or error",
 	"log_format":              "text or json",

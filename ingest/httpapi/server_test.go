@@ -686,7 +686,7 @@ func TestLimiterBuckets(t *testing.T) {
 	}
 
 	b := netip.MustParseAddr("3fff::").As16() // clear of the /64s above
-	for i := range maxBuckets + 1000 { // each request from a /64 of its own
+	for i := range maxBuckets + 1000 {        // each request from a /64 of its own
 		b[4], b[5], b[6], b[7] = byte(i>>24), byte(i>>16), byte(i>>8), byte(i)
 		if !l.allow(netip.AddrFrom16(b), now) {
 			t.Fatalf("the first request of new client %d refused", i)

@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -113,6 +114,10 @@ func (s *Server) serveUDP(ctx context.Context, conn *net.UDPConn) {
 			s.tooLong.Add(1)
 		}
 		m.Peer = from.Addr().Unmap()
+		if !s.allowed(m.Peer) {
+			s.denied.Add(1)
+			continue
+		}
 		s.deliver(&p, b, &m)
 	}
 }
@@ -155,35 +160,82 @@ func (s *Server) serveTCP(ctx context.Context, ln net.Listener, wg *sync.WaitGro
 			c.Close()
 			return
 		}
-		if len(s.conns) >= s.cfg.MaxConns {
+		tc := &tcpConn{}
+		if a, ok := c.RemoteAddr().(*net.TCPAddr); ok {
+			tc.peer = a.AddrPort().Addr().Unmap()
+		}
+		if !s.allowed(tc.peer) {
+			s.mu.Unlock()
+			c.Close()
+			s.denied.Add(1)
+			s.log.Debug("syslog connection from outside syslog_allow closed", "peer", tc.peer)
+			continue
+		}
+		tc.lastRead.Store(time.Now().UnixNano())
+		held := 0
+		var victim net.Conn
+		var oldest int64
+		for oc, o := range s.conns {
+			if o.peer == tc.peer {
+				held++
+			}
+			if t := o.lastRead.Load(); victim == nil || t < oldest {
+				victim, oldest = oc, t
+			}
+		}
+		if held >= s.cfg.MaxConnsPerPeer {
 			s.mu.Unlock()
 			c.Close()
 			s.connsRejected.Add(1)
-			s.log.Debug("too many syslog connections, closing one", "peer", c.RemoteAddr(), "max_conns", s.cfg.MaxConns)
+			s.log.Debug("too many syslog connections from one address, closing the new one", "peer", tc.peer, "max_conns_per_peer", s.cfg.MaxConnsPerPeer)
 			continue
 		}
-		s.conns[c] = struct{}{}
+		if len(s.conns) >= s.cfg.MaxConns && victim != nil {
+			// Make room: the connection silent for longest goes (its
+			// serveConn ends and counts it out).
+			delete(s.conns, victim)
+			victim.Close()
+			s.connsEvicted.Add(1)
+			s.log.Debug("syslog connections at max_conns, closing the one idle longest", "peer", victim.RemoteAddr().String(), "idle", time.Since(time.Unix(0, oldest)))
+		}
+		s.conns[c] = tc
 		s.connsOpen.Add(1)
 		s.mu.Unlock()
-		wg.Go(func() { s.serveConn(c) })
+		wg.Go(func() { s.serveConn(c, tc) })
 	}
 }
 
+// allowed reports whether messages from peer are taken.
+func (s *Server) allowed(peer netip.Addr) bool {
+	if len(s.cfg.Allow) == 0 {
+		return true
+	}
+	for _, p := range s.cfg.Allow {
+		if p.Contains(peer) {
+			return true
+		}
+	}
+	return false
+}
+
+// tcpConn is what the server knows of an open TCP connection.
+type tcpConn struct {
+	peer     netip.Addr
+	lastRead atomic.Int64 // unix nanoseconds of the last read that returned data
+}
+
 // serveConn reads messages from one TCP connection until it ends, fails,
-// idles out or is closed by Run.
-func (s *Server) serveConn(c net.Conn) {
+// idles out or is closed by Run or to make room.
+func (s *Server) serveConn(c net.Conn, tc *tcpConn) {
 	defer func() {
 		c.Close()
 		s.mu.Lock()
-		delete(s.conns, c)
+		delete(s.conns, c) // gone already if it was evicted
 		s.connsOpen.Add(-1)
 		s.mu.Unlock()
 	}()
-	var peer netip.Addr
-	if a, ok := c.RemoteAddr().(*net.TCPAddr); ok {
-		peer = a.AddrPort().Addr().Unmap()
-	}
-	fr := newFrameReader(deadlineReader{c, s.cfg.IdleTimeout}, s.cfg.MaxMessage)
+	peer := tc.peer
+	fr := newFrameReader(deadlineReader{c, s.cfg.IdleTimeout, &tc.lastRead}, s.cfg.MaxMessage)
 	p := parser{strs: make(map[string]string)}
 	m := Message{Peer: peer}
 	for {
@@ -214,10 +266,12 @@ func (s *Server) serveConn(c net.Conn) {
 	}
 }
 
-// deadlineReader reads from a connection with an idle timeout per read.
+// deadlineReader reads from a connection with an idle timeout per read,
+// noting when a read last returned data.
 type deadlineReader struct {
-	c       net.Conn
-	timeout time.Duration
+	c        net.Conn
+	timeout  time.Duration
+	lastRead *atomic.Int64
 }
 
 // Read sets the read deadline and reads.
@@ -225,7 +279,11 @@ func (r deadlineReader) Read(p []byte) (int, error) {
 	if err := r.c.SetReadDeadline(time.Now().Add(r.timeout)); err != nil {
 		return 0, err
 	}
-	return r.c.Read(p)
+	n, err := r.c.Read(p)
+	if n > 0 {
+		r.lastRead.Store(time.Now().UnixNano())
+	}
+	return n, err
 }
 
 // sleep waits for d and reports whether ctx is still live.

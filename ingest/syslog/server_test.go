@@ -255,25 +255,55 @@ func TestTCPIdleTimeout(t *testing.T) {
 	}
 }
 
-func TestMaxConns(t *testing.T) {
-	s := startServer(t, Config{MaxConns: 1})
-	c1 := dial(t, "tcp", s.tcp)
-	write(t, c1, "<13>one\n")
-	s.next(t) // c1 is registered
-	c2 := dial(t, "tcp", s.tcp)
-	c2.SetReadDeadline(time.Now().Add(5 * time.Second))
-	if _, err := c2.Read(make([]byte, 1)); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
-		t.Errorf("read from a connection over MaxConns: %v, want it closed", err)
+// dialFrom connects from the loopback address 127.0.0.x, standing for
+// another sender.
+func dialFrom(t *testing.T, x int, addr string) net.Conn {
+	t.Helper()
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(x))}}
+	c, err := d.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
 	}
-	s.waitStats(t, "rejecting", func(st Stats) bool { return st.ConnsRejected == 1 && st.ConnsOpen == 1 })
+	t.Cleanup(func() { c.Close() })
+	return c
+}
 
-	c1.Close()
-	s.waitStats(t, "closing", func(st Stats) bool { return st.ConnsOpen == 0 })
-	c3 := dial(t, "tcp", s.tcp)
-	write(t, c3, "<13>three\n")
+// closed reports whether the server closed c.
+func closed(c net.Conn) bool {
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_, err := c.Read(make([]byte, 1))
+	return err != nil && !errors.Is(err, os.ErrDeadlineExceeded)
+}
+
+// TestMaxConns: at MaxConns a new connection closes the one that has sent
+// nothing for longest, so connections opened and left idle cannot lock a
+// forwarder out; an address holding MaxConnsPerPeer gets its next one
+// closed on arrival.
+func TestMaxConns(t *testing.T) {
+	s := startServer(t, Config{MaxConns: 2, MaxConnsPerPeer: 1})
+	idle := dialFrom(t, 21, s.tcp) // connects and never sends
+	s.waitStats(t, "accepting", func(st Stats) bool { return st.ConnsOpen == 1 })
+	busy := dialFrom(t, 22, s.tcp)
+	write(t, busy, "<13>two\n")
+	s.next(t)
+	if extra := dialFrom(t, 22, s.tcp); !closed(extra) {
+		t.Fatal("a second connection from one address was kept (MaxConnsPerPeer 1)")
+	}
+	s.waitStats(t, "rejecting", func(st Stats) bool { return st.ConnsRejected == 1 && st.ConnsOpen == 2 })
+
+	forwarder := dialFrom(t, 23, s.tcp)
+	if !closed(idle) {
+		t.Fatal("at MaxConns, the connection idle longest was not closed")
+	}
+	write(t, forwarder, "<13>three\n")
 	if m := s.next(t); m.content != "three" {
 		t.Errorf("got %q", m.content)
 	}
+	write(t, busy, "<13>four\n")
+	if m := s.next(t); m.content != "four" {
+		t.Errorf("got %q from the connection that was sending", m.content)
+	}
+	s.waitStats(t, "evicting", func(st Stats) bool { return st.ConnsEvicted == 1 && st.ConnsOpen == 2 })
 }
 
 // TestRunStops checks that cancelling Run closes open connections, waits
@@ -369,8 +399,8 @@ func TestNewErrors(t *testing.T) {
 	}{
 		{Config{}, handle, []string{"udp, tcp: at least one"}},
 		{Config{UDP: "nohost", TCP: "a:b:c"}, handle, []string{"udp: ", "tcp: "}},
-		{Config{TCP: ":0", MaxMessage: 100, MaxConns: -1, IdleTimeout: -1, ReadBuffer: -1}, nil,
-			[]string{"max_message: ", "max_conns: ", "idle_timeout: ", "read_buffer: ", "handler: "}},
+		{Config{TCP: ":0", MaxMessage: 100, MaxConns: -1, MaxConnsPerPeer: -1, IdleTimeout: -1, ReadBuffer: -1}, nil,
+			[]string{"max_message: ", "max_conns: ", "max_conns_per_peer: ", "idle_timeout: ", "read_buffer: ", "handler: "}},
 		{Config{TCP: ":0", MaxMessage: MaxMaxMessage + 1}, handle, []string{"max_message: "}},
 	}
 	for _, tt := range tests {
@@ -389,11 +419,42 @@ func TestNewErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := Config{TCP: ":0", MaxMessage: DefaultMaxMessage, MaxConns: DefaultMaxConns, IdleTimeout: DefaultIdleTimeout, ReadBuffer: DefaultReadBuffer}
+	want := Config{TCP: ":0", MaxMessage: DefaultMaxMessage, MaxConns: DefaultMaxConns, MaxConnsPerPeer: DefaultMaxConnsPerPeer,
+		IdleTimeout: DefaultIdleTimeout, ReadBuffer: DefaultReadBuffer}
 	if fmt.Sprint(s.cfg) != fmt.Sprint(want) {
 		t.Errorf("defaults: %+v, want %+v", s.cfg, want)
 	}
 	if u, tc := s.Addrs(); u != nil || tc != nil {
 		t.Errorf("Addrs before Run: %v %v", u, tc)
+	}
+}
+
+// TestAllow: with Allow set, datagrams from other senders are dropped and
+// their TCP connections closed on arrival, each counted; allowed senders
+// are served.
+func TestAllow(t *testing.T) {
+	s := startServer(t, Config{Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.2/32")}})
+	udpFrom := func(x int, msg string) {
+		c, err := net.DialUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, byte(x))}, net.UDPAddrFromAddrPort(netip.MustParseAddrPort(s.udp)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		write(t, c, msg)
+	}
+	udpFrom(1, "<13>from outside\n")
+	s.waitStats(t, "denying a datagram", func(st Stats) bool { return st.Denied == 1 })
+	udpFrom(2, "<13>allowed\n")
+	if m := s.next(t); m.content != "allowed" {
+		t.Errorf("got %q, want the allowed sender's message only", m.content)
+	}
+	if c := dialFrom(t, 3, s.tcp); !closed(c) {
+		t.Fatal("a TCP connection from outside Allow was kept")
+	}
+	s.waitStats(t, "denying a connection", func(st Stats) bool { return st.Denied == 2 && st.ConnsOpen == 0 })
+	c := dialFrom(t, 2, s.tcp)
+	write(t, c, "<13>allowed over tcp\n")
+	if m := s.next(t); m.content != "allowed over tcp" {
+		t.Errorf("got %q", m.content)
 	}
 }

@@ -25,6 +25,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -32,10 +33,11 @@ import (
 
 // Defaults for the zero fields of Config.
 const (
-	DefaultMaxMessage  = 64 << 10
-	DefaultMaxConns    = 256
-	DefaultIdleTimeout = 5 * time.Minute
-	DefaultReadBuffer  = 4 << 20
+	DefaultMaxMessage      = 64 << 10
+	DefaultMaxConns        = 256
+	DefaultMaxConnsPerPeer = 16
+	DefaultIdleTimeout     = 5 * time.Minute
+	DefaultReadBuffer      = 4 << 20
 )
 
 // Limits of Config.MaxMessage. RFC 5424 receivers must accept 480 bytes;
@@ -60,9 +62,18 @@ type Config struct {
 	// next '\n'). Both count in Stats.TooLong.
 	MaxMessage int
 	// MaxConns is how many TCP connections may be open at once, default
-	// 256. A connection beyond it is closed as soon as it is accepted and
-	// counted in Stats.ConnsRejected.
+	// 256. A connection beyond it closes the open one that has gone longest
+	// without sending anything (counted in Stats.ConnsEvicted), so idle
+	// connections cannot lock a forwarder out.
 	MaxConns int
+	// MaxConnsPerPeer is how many TCP connections one address may hold,
+	// default 16 (a forwarder needs one). One beyond it is closed as soon
+	// as it is accepted and counted in Stats.ConnsRejected.
+	MaxConnsPerPeer int
+	// Allow, when set, are the only networks messages are taken from:
+	// datagrams from elsewhere are dropped and TCP connections closed on
+	// arrival, counted in Stats.Denied. Empty: any sender.
+	Allow []netip.Prefix
 	// IdleTimeout closes a TCP connection that sends nothing for this long,
 	// default 5m. Time spent in the handler does not count.
 	IdleTimeout time.Duration
@@ -89,9 +100,15 @@ type Stats struct {
 	// handled) and TCP frames skipped (also counted in Malformed as
 	// "too-long").
 	TooLong uint64
-	// ConnsRejected counts TCP connections closed because MaxConns were
-	// open.
+	// ConnsRejected counts TCP connections closed on arrival because
+	// their address held MaxConnsPerPeer.
 	ConnsRejected uint64
+	// ConnsEvicted counts TCP connections closed, at MaxConns, to make
+	// room for a new one: the one that had sent nothing for the longest.
+	ConnsEvicted uint64
+	// Denied counts datagrams dropped and TCP connections closed because
+	// their sender is outside Config.Allow.
+	Denied uint64
 	// ConnsOpen is the number of TCP connections open now.
 	ConnsOpen uint64
 	// MalformedByReason splits Malformed by reason, with a key for every
@@ -112,12 +129,14 @@ type Server struct {
 	mu      sync.Mutex
 	udpAddr net.Addr              // guarded by mu
 	tcpAddr net.Addr              // guarded by mu
-	conns   map[net.Conn]struct{} // guarded by mu: open TCP connections
+	conns   map[net.Conn]*tcpConn // guarded by mu: open TCP connections
 	closing bool                  // guarded by mu: Run is stopping
 
 	received      atomic.Uint64
 	tooLong       atomic.Uint64
 	connsRejected atomic.Uint64
+	connsEvicted  atomic.Uint64
+	denied        atomic.Uint64
 	connsOpen     atomic.Int64
 	malformed     [numReasons]atomic.Uint64
 }
@@ -145,6 +164,9 @@ func New(cfg Config, handle func(*Message)) (*Server, error) {
 	if cfg.MaxConns < 0 {
 		errs = append(errs, errors.New("max_conns: must be >= 0"))
 	}
+	if cfg.MaxConnsPerPeer < 0 {
+		errs = append(errs, errors.New("max_conns_per_peer: must be >= 0"))
+	}
 	if cfg.IdleTimeout < 0 {
 		errs = append(errs, errors.New("idle_timeout: must be >= 0"))
 	}
@@ -163,6 +185,9 @@ func New(cfg Config, handle func(*Message)) (*Server, error) {
 	if cfg.MaxConns == 0 {
 		cfg.MaxConns = DefaultMaxConns
 	}
+	if cfg.MaxConnsPerPeer == 0 {
+		cfg.MaxConnsPerPeer = DefaultMaxConnsPerPeer
+	}
 	if cfg.IdleTimeout == 0 {
 		cfg.IdleTimeout = DefaultIdleTimeout
 	}
@@ -178,7 +203,7 @@ func New(cfg Config, handle func(*Message)) (*Server, error) {
 		handle: handle,
 		log:    log,
 		ready:  make(chan struct{}),
-		conns:  make(map[net.Conn]struct{}),
+		conns:  make(map[net.Conn]*tcpConn),
 	}, nil
 }
 
@@ -200,6 +225,8 @@ func (s *Server) Stats() Stats {
 		Received:          s.received.Load(),
 		TooLong:           s.tooLong.Load(),
 		ConnsRejected:     s.connsRejected.Load(),
+		ConnsEvicted:      s.connsEvicted.Load(),
+		Denied:            s.denied.Load(),
 		ConnsOpen:         uint64(max(s.connsOpen.Load(), 0)),
 		MalformedByReason: make(map[string]uint64, numReasons-1),
 	}
