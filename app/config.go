@@ -228,6 +228,8 @@ func Default() Config {
 		ESNamespace:       "default",
 		ESMode:            "auto",
 		BodyLimit:         64 << 10,
+		EventsMaxAge:      24 * time.Hour,
+		EventsMaxBytes:    4 << 30,
 		RateLimit:         20,
 		MaxConnsPerClient: 128,
 		Partitions:        8,
