@@ -39,6 +39,10 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("/reports", s.endpoint("reports", s.cspReport))
 	mux.HandleFunc("/events", s.endpoint("events", s.events))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		if _, code := s.limit(w, r, "other"); code != 0 {
+			s.m.Requests.WithLabelValues("other", strconv.Itoa(code)).Inc()
+			return
+		}
 		s.m.Requests.WithLabelValues("other", "404").Inc()
 		writeError(w, http.StatusNotFound, "", "no such endpoint: POST /csp-report, /reports or /events")
 	})
@@ -58,6 +62,10 @@ func (s *Server) serve(name string, w http.ResponseWriter, r *http.Request, h fu
 	cors := name != "events"
 	if cors {
 		s.corsHeaders(w, r)
+	}
+	client, code := s.limit(w, r, name)
+	if code != 0 {
+		return code
 	}
 	switch r.Method {
 	case http.MethodOptions:
@@ -80,12 +88,6 @@ func (s *Server) serve(name string, w http.ResponseWriter, r *http.Request, h fu
 		}
 		return writeError(w, http.StatusMethodNotAllowed, "", "use POST")
 	}
-	client := s.clientIP(r)
-	if !s.limiter.allow(client, s.now()) {
-		s.m.RateLimited.WithLabelValues(name).Inc()
-		w.Header().Set("Retry-After", "1")
-		return writeError(w, http.StatusTooManyRequests, "", "rate limit exceeded for "+client.String())
-	}
 	if r.ContentLength > s.cfg.BodyLimit {
 		return writeError(w, http.StatusRequestEntityTooLarge, "", "body larger than "+strconv.FormatInt(s.cfg.BodyLimit, 10)+" bytes")
 	}
@@ -97,7 +99,7 @@ func (s *Server) serve(name string, w http.ResponseWriter, r *http.Request, h fu
 		}
 		return writeError(w, http.StatusBadRequest, "", "reading body: "+err.Error())
 	}
-	code, err := h(w, r, client, body)
+	code, err = h(w, r, client, body)
 	if err != nil {
 		var ce *csp.Error
 		var ae *appevent.Error
@@ -120,6 +122,19 @@ func (s *Server) serve(name string, w http.ResponseWriter, r *http.Request, h fu
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return http.StatusNoContent
+}
+
+// limit takes a token of the client's rate limit for any request, wrong
+// method or path included. It returns the client and 0 to go on, or 429
+// once it has answered so.
+func (s *Server) limit(w http.ResponseWriter, r *http.Request, name string) (netip.Addr, int) {
+	client := s.clientIP(r)
+	if s.limiter.allow(client, s.now()) {
+		return client, 0
+	}
+	s.m.RateLimited.WithLabelValues(name).Inc()
+	w.Header().Set("Retry-After", "1")
+	return client, writeError(w, http.StatusTooManyRequests, "", "rate limit exceeded for "+client.String())
 }
 
 // readBody reads a request body of at most limit bytes; a longer one is a

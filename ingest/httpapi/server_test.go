@@ -272,6 +272,23 @@ func TestRefusals(t *testing.T) {
 	if code, _, _ := h.post("/csp-report", "application/csp-report", []byte(legacyReport), "X-Forwarded-For", "198.51.100.78"); code != 204 {
 		t.Errorf("another client got %d", code)
 	}
+	// Requests to no endpoint, or with the wrong method, take tokens too.
+	limited = 0
+	for range 40 {
+		req, _ := http.NewRequest("GET", h.url+"/wp-login.php", nil)
+		req.Header.Set("X-Forwarded-For", "198.51.100.79")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode == 429 {
+			limited++
+		}
+	}
+	if limited == 0 {
+		t.Errorf("no 429 after 40 quick requests to no endpoint")
+	}
 }
 
 func sign(ts int64, body []byte) string {
