@@ -55,6 +55,10 @@ func Kinds() []string {
 // MaxEvents is the most events one request may carry.
 const MaxEvents = 1000
 
+// MaxAhead is how far ahead of its arrival an event's time may be; a later
+// time is replaced by the time of arrival.
+const MaxAhead = 5 * time.Minute
+
 // Error is a client error: the request is refused with Status (400) and
 // nothing of it is published. Field names the JSON path at fault.
 type Error struct {
@@ -180,6 +184,12 @@ func parseOne(raw json.RawMessage, received time.Time, prefix string) (event.Eve
 			return bad("time", "%q is not an RFC 3339 time", truncate(w.Time, 64))
 		}
 		ev.Time = t.UTC()
+		if ev.Time.After(received.Add(MaxAhead)) {
+			// A skewed clock or a forged time: the detector would drop
+			// the event as from the future, and an index would file it
+			// under a year to come.
+			ev.Time = received.UTC()
+		}
 	}
 	if w.ClientIP != "" {
 		ip, err := netip.ParseAddr(w.ClientIP)

@@ -107,6 +107,24 @@ func TestUserID(t *testing.T) {
 	}
 }
 
+// TestFutureTime: a time more than MaxAhead past the arrival becomes the
+// arrival; one within it is kept.
+func TestFutureTime(t *testing.T) {
+	for body, want := range map[string]time.Time{
+		`{"kind":"a.b","time":"9999-12-31T23:59:59Z"}`:                                       received,
+		`{"kind":"a.b","time":"` + received.Add(time.Minute).Format(time.RFC3339Nano) + `"}`: received.Add(time.Minute),
+		`{"kind":"a.b","time":"2020-01-01T00:00:00Z"}`:                                       time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC),
+	} {
+		evs, _, err := Parse([]byte(body), received)
+		if err != nil {
+			t.Fatalf("Parse(%s): %v", body, err)
+		}
+		if !evs[0].Time.Equal(want) {
+			t.Errorf("Parse(%s): time %s, want %s", body, evs[0].Time, want)
+		}
+	}
+}
+
 func fieldOf(e *Error) string {
 	if e == nil {
 		return "<nil>"
