@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -26,17 +27,21 @@ type connGuard struct {
 
 	m *Metrics
 
-	mu      sync.Mutex
+	mu      sync.Mutex // over total and clients, and eviction
 	total   int
 	clients map[netip.Addr]int
-	waiting map[net.Conn]waiting // connections without a request in progress
+	// conns holds every connection the server has seen (the conn its
+	// ConnState hook gets: a *tls.Conn for HTTPS) and its state. The hook
+	// runs twice a request, so it takes no lock.
+	conns sync.Map // net.Conn → *connState
 }
 
-// waiting is since when a connection has had no request in progress, and
-// whether it had one before (idle) or never (new).
-type waiting struct {
-	since time.Time
-	idle  bool
+// connState is since when (unix nanoseconds) a connection has had no
+// request in progress, 0 while it has one; and whether it had one before
+// (idle) or never (new).
+type connState struct {
+	waitingSince atomic.Int64
+	idle         atomic.Bool
 }
 
 // defaultMaxConns is Max when it is not configured: half the process's
@@ -54,7 +59,6 @@ func newConnGuard(maxConns, perClient int, trusted func(netip.Addr) bool, m *Met
 	return &connGuard{
 		max: maxConns, perClient: perClient, trusted: trusted, m: m,
 		clients: map[netip.Addr]int{},
-		waiting: map[net.Conn]waiting{},
 	}
 }
 
@@ -93,20 +97,23 @@ func (g *connGuard) admit(c net.Conn) net.Conn {
 		return nil
 	}
 	var victim net.Conn
-	var vw waiting
+	var vs *connState
 	if g.max > 0 && g.total >= g.max {
-		for wc, w := range g.waiting {
-			if victim == nil || w.since.Before(vw.since) {
-				victim, vw = wc, w
+		var oldest int64
+		g.conns.Range(func(k, v any) bool {
+			cs := v.(*connState)
+			if t := cs.waitingSince.Load(); t != 0 && (victim == nil || t < oldest) {
+				victim, vs, oldest = k.(net.Conn), cs, t
 			}
-		}
+			return true
+		})
 		if victim == nil {
 			g.mu.Unlock()
 			g.m.ConnsRefused.WithLabelValues("limit").Inc()
 			c.Close()
 			return nil
 		}
-		delete(g.waiting, victim) // closing it releases its count
+		vs.waitingSince.Store(0) // not to be chosen again; closing it releases its count
 	}
 	g.total++
 	g.clients[client]++
@@ -114,7 +121,7 @@ func (g *connGuard) admit(c net.Conn) net.Conn {
 	g.m.Conns.Inc()
 	if victim != nil {
 		state := "new"
-		if vw.idle {
+		if vs.idle.Load() {
 			state = "idle"
 		}
 		g.m.ConnsEvicted.WithLabelValues(state).Inc()
@@ -127,13 +134,23 @@ func (g *connGuard) admit(c net.Conn) net.Conn {
 // state is the http.Server's ConnState hook: it tracks which connections
 // wait without a request in progress.
 func (g *connGuard) state(c net.Conn, st http.ConnState) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
 	switch st {
-	case http.StateNew, http.StateIdle:
-		g.waiting[c] = waiting{since: time.Now(), idle: st == http.StateIdle}
-	default:
-		delete(g.waiting, c)
+	case http.StateNew:
+		cs := &connState{}
+		cs.waitingSince.Store(time.Now().UnixNano())
+		g.conns.Store(c, cs)
+	case http.StateIdle, http.StateActive:
+		if v, ok := g.conns.Load(c); ok {
+			cs := v.(*connState)
+			if st == http.StateActive {
+				cs.waitingSince.Store(0)
+			} else {
+				cs.idle.Store(true)
+				cs.waitingSince.Store(time.Now().UnixNano())
+			}
+		}
+	default: // closed, hijacked
+		g.conns.Delete(c)
 	}
 }
 

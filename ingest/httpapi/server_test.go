@@ -658,9 +658,14 @@ func TestConnectionCaps(t *testing.T) {
 		}
 	}
 	waitFor(t, func() bool {
-		h.srv.guard.mu.Lock()
-		defer h.srv.guard.mu.Unlock()
-		return len(h.srv.guard.waiting) == 0
+		waiting := 0
+		h.srv.guard.conns.Range(func(_, v any) bool {
+			if v.(*connState).waitingSince.Load() != 0 {
+				waiting++
+			}
+			return true
+		})
+		return waiting == 0
 	})
 	if extra := h.dialFrom(17); !closedByServer(extra) {
 		t.Fatal("a connection past the cap was kept while every one was busy")
