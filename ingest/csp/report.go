@@ -167,6 +167,12 @@ func violation(o *object, env envelope, format string, raw []byte, meta *Meta) (
 		}
 	}
 	c.EffectiveDirective = truncate(strings.ToLower(strings.TrimSpace(c.EffectiveDirective)), maxDirective)
+	if c.DocumentURI == "" && c.BlockedURI == "" && c.EffectiveDirective == "" {
+		// No browser sends this: nothing to attribute or count.
+		field := o.path[strings.LastIndexByte(o.path, '.')+1:]
+		return event.Event{}, &Error{Status: 400, Field: field,
+			Msg: orTop(o.path) + ": an empty violation (no document, blocked URI or directive)"}
+	}
 	c.BlockedOrigin = BlockedOrigin(c.BlockedURI, c.DocumentURI)
 	c.Format = format
 	c.AgeMillis = env.age
