@@ -314,15 +314,12 @@ func TestScanStraddlingARestartIsCaught(t *testing.T) {
 	waitFor(t, 20*time.Second, "ban after the restart", func() bool { return h2.banTTL("203.0.113.99") > 0 })
 }
 
-// TestCooldownSurvivesARestart: a key that fired before the span the
-// restarted detector rebuilds its windows from (the longest window) stays
-// in its cooldown: the same scanner scanning again after the restart is
-// not alerted on twice, while a new one is. The cooldown comes back from
-// the alerts stream.
-func TestCooldownSurvivesARestart(t *testing.T) {
-	rs := redistest.Start(t)
-	rulesDir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(rulesDir, "fast.yaml"), []byte(`rules:
+// fastScanRules writes a rules directory with one rule, fast-scan: five
+// distinct 404 paths from one IP within 2 s bans it for an hour.
+func fastScanRules(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "fast.yaml"), []byte(`rules:
   - id: fast-scan
     match: {status: [404]}
     distinct: url.path
@@ -332,6 +329,17 @@ func TestCooldownSurvivesARestart(t *testing.T) {
 `), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	return dir
+}
+
+// TestCooldownSurvivesARestart: a key that fired before the span the
+// restarted detector rebuilds its windows from (the longest window) stays
+// in its cooldown: the same scanner scanning again after the restart is
+// not alerted on twice, while a new one is. The cooldown comes back from
+// the alerts stream.
+func TestCooldownSurvivesARestart(t *testing.T) {
+	rs := redistest.Start(t)
+	rulesDir := fastScanRules(t)
 	dataDir := t.TempDir()
 	h := newHarness(t, rs, dataDir)
 	h.cfg.Rules, h.cfg.Lateness = rulesDir, time.Second
@@ -371,17 +379,7 @@ func TestCooldownSurvivesARestart(t *testing.T) {
 // backlog, not an old log: they must still be evaluated.
 func TestBacklogAfterDowntimeIsEvaluated(t *testing.T) {
 	rs := redistest.Start(t)
-	rulesDir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(rulesDir, "fast.yaml"), []byte(`rules:
-  - id: fast-scan
-    match: {status: [404]}
-    distinct: url.path
-    threshold: 5
-    window: 2s
-    actions: {ban: 1h}
-`), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	rulesDir := fastScanRules(t)
 	dataDir := t.TempDir()
 	h := newHarness(t, rs, dataDir)
 	h.cfg.Rules = rulesDir
