@@ -87,12 +87,18 @@ class RedisServer:
 
 
 class Receiver:
-    """Stands in for Vigil's POST /events: records every request."""
+    """Stands in for Vigil's POST /events: records every request.
 
-    def __init__(self, port: int | None = None):
+    body_limit: like Vigil's body_limit, a larger body is answered 413 (and
+    does not use up an answer of statuses). statuses: answers to give, in
+    order, then 204; an entry may be (status, {header: value}).
+    """
+
+    def __init__(self, port: int | None = None, body_limit: int | None = None):
         self.port = port or free_port()
+        self.body_limit = body_limit
         self.requests: list[dict] = []
-        self.statuses: list[int] = []  # answers to give, in order; then 204
+        self.statuses: list = []
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
 
@@ -107,14 +113,25 @@ class Receiver:
             def do_POST(self):
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length)
+                headers = {}
                 with receiver._lock:
-                    status = receiver.statuses.pop(0) if receiver.statuses else 204
+                    if receiver.body_limit is not None and len(body) > receiver.body_limit:
+                        status = 413
+                    else:
+                        status = receiver.statuses.pop(0) if receiver.statuses else 204
+                    if isinstance(status, tuple):
+                        status, headers = status
                     receiver.requests.append(
-                        {"path": self.path, "headers": dict(self.headers), "body": body, "status": status}
+                        {"method": self.command, "path": self.path, "headers": dict(self.headers),
+                         "body": body, "status": status}
                     )
                 self.send_response(status)
+                for k, v in headers.items():
+                    self.send_header(k, v)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
+
+            do_GET = do_PUT = do_POST  # recorded too: the shipper must only ever POST
 
             def log_message(self, *args):
                 pass
@@ -136,7 +153,7 @@ class Receiver:
         with self._lock:
             reqs = list(self.requests)
         for r in reqs:
-            if r["status"] < 300:
+            if r["status"] < 300 and r["method"] == "POST":
                 out.extend(json.loads(r["body"]))
         return [e for e in out if kind is None or e["kind"] == kind]
 

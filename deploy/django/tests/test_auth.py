@@ -60,6 +60,32 @@ def test_user_revocation(client, rdb, alice, bob):
     assert me(client, access_for(bob, iat=now - 60)).status_code == 200  # other users unaffected
 
 
+@pytest.mark.parametrize("key", ["user", "all"])
+def test_revocation_boundary_is_the_stored_second(client, rdb, alice, key):
+    """Vigil stores the second after the revocation; iat < stored is
+    refused, iat == stored is kept."""
+    stored = int(time.time()) - 5
+    rdb.set(f"vigil:revoke:user:{alice.pk}" if key == "user" else "vigil:revoke:all", stored)
+    assert me(client, access_for(alice, iat=stored - 1)).status_code == 401
+    assert me(client, access_for(alice, iat=stored)).status_code == 200
+
+
+def test_token_without_iat_is_refused_when_a_revocation_applies(client, rdb, alice, bob):
+    def without_iat(user):
+        token = access_for(user)
+        del token["iat"]
+        return token
+
+    assert "iat" not in without_iat(alice).payload
+    assert me(client, without_iat(alice)).status_code == 200  # no revocation: nothing to compare
+    rdb.set(f"vigil:revoke:user:{alice.pk}", int(time.time()) - 3600)
+    r = me(client, without_iat(alice))
+    assert r.status_code == 401 and r.json()["code"] == "token_revoked"
+    assert me(client, without_iat(bob)).status_code == 200
+    rdb.set("vigil:revoke:all", int(time.time()) - 3600)
+    assert me(client, without_iat(bob)).status_code == 401
+
+
 def test_revoke_all(client, rdb, alice, bob):
     now = int(time.time())
     rdb.set("vigil:revoke:all", now - 10)

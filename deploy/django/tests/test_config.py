@@ -22,6 +22,7 @@ def test_minimal_settings_get_defaults():
     assert c.ipv6_ban_prefixes == (64,)
     assert c.exempt_paths == ("/healthz",)
     assert (c.queue_size, c.batch_size, c.flush_seconds, c.timeout_seconds) == (10000, 100, 1.0, 2.0)
+    assert c.max_batch_bytes == 60000 and c.trust_unix_socket_peer is True
     assert c.ban_key("2001:db8::/64") == "vigil:ban:ip:2001:db8::/64"
     assert c.lockdown_key == "vigil:lockdown"
     assert c.channel == "vigil:events"
@@ -41,7 +42,9 @@ def test_full_settings():
             "IPV6_BAN_PREFIXES": [48, 64, 64],
             "EXEMPT_PATHS": ["/healthz", "/status/"],
             "QUEUE_SIZE": 5,
-            "BATCH_SIZE": 10,
+            "BATCH_SIZE": 1000,
+            "MAX_BATCH_BYTES": 1024,
+            "TRUST_UNIX_SOCKET_PEER": False,
             "FLUSH_SECONDS": 0.5,
             "TIMEOUT_SECONDS": 1,
             "REDIS_TIMEOUT_SECONDS": 0.2,
@@ -49,6 +52,7 @@ def test_full_settings():
     )
     assert c.shipping and c.events_hmac_secret == b"k" and c.events_token is None
     assert c.ipv6_ban_prefixes == (48, 64)
+    assert (c.batch_size, c.max_batch_bytes, c.trust_unix_socket_peer) == (1000, 1024, False)
     assert c.is_exempt("/healthz") and c.is_exempt("/healthz/") and c.is_exempt("/status/db")
     assert not c.is_exempt("/healthzz") and not c.is_exempt("/api/")
 
@@ -83,12 +87,45 @@ def test_full_settings():
         ({**OK, "BATCH_SIZE": True}, 'VIGIL["BATCH_SIZE"]: expected an integer, got bool'),
         ({**OK, "FLUSH_SECONDS": 0}, 'VIGIL["FLUSH_SECONDS"]: 0 must be > 0'),
         ({**OK, "TIMEOUT_SECONDS": None}, 'VIGIL["TIMEOUT_SECONDS"]: expected a number of seconds'),
+        # A URL redis-py cannot use fails at startup, not on every request.
+        ({"REDIS_URL": "redis://127.0.0.1:abc/0"}, 'VIGIL["REDIS_URL"]: "redis://127.0.0.1:abc/0" is not a Redis URL'),
+        ({"REDIS_URL": "redis://127.0.0.1:99999/0"}, 'VIGIL["REDIS_URL"]: "redis://127.0.0.1:99999/0" is not'),
+        ({"REDIS_URL": "redis://h/0?socket_timeout=abc"}, 'VIGIL["REDIS_URL"]: "redis://h/0?socket_timeout=abc" is not'),
+        ({"REDIS_URL": "redis://h/0?bogus=1"}, 'VIGIL["REDIS_URL"]: "redis://h/0?bogus=1" is not a Redis URL'),
+        ({"REDIS_URL": "unix://"}, 'VIGIL["REDIS_URL"]: "unix://" names no socket path'),
+        ({"REDIS_URL": "redis://u:hunter2@h:abc/0"}, 'VIGIL["REDIS_URL"]: "redis://u:***@h:abc/0" is not'),
+        ({**OK, "KEY_PREFIX": ""}, 'VIGIL["KEY_PREFIX"]: must not be empty'),
+        ({**OK, "KEY_PREFIX": None}, 'VIGIL["KEY_PREFIX"]: is required'),
+        ({**OK, "EVENTS_TOKEN": "t\r\nX-Evil: 1"}, 'VIGIL["EVENTS_TOKEN"]: must be visible ASCII'),
+        ({**OK, "EVENTS_TOKEN": "tök€n"}, 'VIGIL["EVENTS_TOKEN"]: must be visible ASCII'),
+        ({**OK, "EVENTS_TOKEN": "two words"}, 'VIGIL["EVENTS_TOKEN"]: must be visible ASCII'),
+        ({**OK, "TRUST_UNIX_SOCKET_PEER": 1}, 'VIGIL["TRUST_UNIX_SOCKET_PEER"]: expected True or False, got int 1'),
+        ({**OK, "BATCH_SIZE": 1001}, 'VIGIL["BATCH_SIZE"]: 1001 must be <= 1000 (Vigil refuses'),
+        ({**OK, "MAX_BATCH_BYTES": 1023}, 'VIGIL["MAX_BATCH_BYTES"]: 1023 must be >= 1024'),
+        ({**OK, "MAX_BATCH_BYTES": (16 << 20) + 1}, 'VIGIL["MAX_BATCH_BYTES"]: 16777217 must be <= 16777216'),
+        ({**OK, "MAX_BATCH_BYTES": 6e4}, 'VIGIL["MAX_BATCH_BYTES"]: expected an integer, got float'),
+        ({**OK, "FLUSH_SECONDS": 1e10}, 'VIGIL["FLUSH_SECONDS"]: 10000000000.0 must be <= 300'),
+        ({**OK, "FLUSH_SECONDS": 10**400}, 'VIGIL["FLUSH_SECONDS"]: '),
+        ({**OK, "CACHE_SECONDS": 3601}, 'VIGIL["CACHE_SECONDS"]: 3601 must be <= 3600'),
+        ({**OK, "TIMEOUT_SECONDS": 301}, 'VIGIL["TIMEOUT_SECONDS"]: 301 must be <= 300'),
+        ({**OK, "REDIS_TIMEOUT_SECONDS": 61}, 'VIGIL["REDIS_TIMEOUT_SECONDS"]: 61 must be <= 60'),
+    ]
+    + [
+        ({**OK, key: value}, f'VIGIL["{key}"]: {value!r} is not a finite number of seconds')
+        for key in ("CACHE_SECONDS", "FLUSH_SECONDS", "TIMEOUT_SECONDS", "REDIS_TIMEOUT_SECONDS")
+        for value in (float("nan"), float("inf"), float("-inf"))
     ],
 )
 def test_bad_settings_name_the_setting(vigil, message):
     with pytest.raises(ImproperlyConfigured) as e:
         conf.parse(vigil)
     assert message in str(e.value)
+
+
+def test_redis_urls_that_work():
+    for url in ("redis://127.0.0.1:6379/0", "rediss://redis.internal:6380/1", "unix:///run/redis/redis.sock?db=2",
+                "redis://:p%40ss@[::1]:6379/0?socket_keepalive=true"):
+        assert conf.parse({"REDIS_URL": url}).redis_url == url
 
 
 def test_middleware_init_validates(settings):

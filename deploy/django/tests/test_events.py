@@ -88,23 +88,40 @@ def test_session_login_ships_login_succeeded(client, shipping, alice):
     assert ev["user"]["name"] == "alice"
 
 
-def test_hmac_signature(client, vigil, receiver, alice):
+def vigil_verifies(secret: bytes, header: str, body: bytes) -> bool:
+    """Vigil's check of X-Vigil-Signature (ingest/httpapi checkSignature):
+    t within 5 minutes, v1 = hex HMAC-SHA256(secret, "<t as sent>." + body)."""
+    fields = dict(part.strip().partition("=")[::2] for part in header.split(","))
+    ts, v1 = fields.get("t", ""), fields.get("v1", "")
+    if not ts.isdigit() or not v1 or abs(time.time() - int(ts)) > 300:
+        return False
+    try:
+        got = bytes.fromhex(v1)
+    except ValueError:
+        return False
+    return hmac.compare_digest(got, hmac.new(secret, ts.encode() + b"." + body, hashlib.sha256).digest())
+
+
+def test_hmac_signature(client, vigil, receiver, db):
     secret = "s3cret-for-hmac"
     vigil(EVENTS_URL=receiver.url, EVENTS_TOKEN=None, EVENTS_HMAC_SECRET=secret)
-    obtain(client, password="bad")
-    receiver.wait_events("auth.login_failed")
+    # A name outside ASCII: the signature must cover the very bytes sent
+    # (UTF-8), not another encoding of the same events.
+    obtain(client, username="zoë-アリス", password="bad")
+    (ev,) = receiver.wait_events("auth.login_failed")
+    assert ev["user"] == {"name": "zoë-アリス"}
     req = receiver.requests[0]
     assert "Authorization" not in req["headers"]
     sig = req["headers"]["X-Vigil-Signature"]
-    m = re.fullmatch(r"t=(\d+),v1=([0-9a-f]{64})", sig)
-    assert m, sig
-    t, mac = m.groups()
-    assert abs(int(t) - time.time()) < 10
-    expected = hmac.new(secret.encode(), f"{t}.".encode() + req["body"], hashlib.sha256).hexdigest()
-    assert hmac.compare_digest(mac, expected)
-    # A different secret does not verify.
-    wrong = hmac.new(b"other", f"{t}.".encode() + req["body"], hashlib.sha256).hexdigest()
-    assert mac != wrong
+    assert re.fullmatch(r"t=(\d+),v1=([0-9a-f]{64})", sig), sig
+    assert "zoë-アリス".encode() in req["body"]
+    # What the shipper sent verifies the way Vigil checks it...
+    assert vigil_verifies(secret.encode(), sig, req["body"])
+    # ...and would not with another secret, another body or another time.
+    assert not vigil_verifies(b"other", sig, req["body"])
+    assert not vigil_verifies(secret.encode(), sig, req["body"].replace("アリス".encode(), b"alice"))
+    t = int(sig.split(",")[0][2:])
+    assert not vigil_verifies(secret.encode(), sig.replace(f"t={t}", f"t={t + 1}"), req["body"])
 
 
 def test_disallowed_host(client, shipping):
@@ -130,13 +147,57 @@ def test_disallowed_host_after_logging_is_reconfigured(client, shipping, setting
     assert ev["name"] == "DisallowedHost"
 
 
-def test_any_django_security_record_is_shipped(shipping):
+def test_suspicious_operation_records_are_shipped(shipping):
+    """Records Django logs for a SuspiciousOperation: on
+    django.security.<class name>, with exc_info (the request handler), or
+    without (the session backends' SuspiciousSession warnings)."""
     import logging
 
-    logging.getLogger("django.security.SuspiciousFileOperation").error("path traversal: %s", "../../etc/passwd")
+    from django.core.exceptions import SuspiciousFileOperation
+
+    exc = SuspiciousFileOperation("path traversal: ../../etc/passwd")
+    logging.getLogger("django.security.SuspiciousFileOperation").error(
+        str(exc), exc_info=exc, extra={"status_code": 400}
+    )
+    logging.getLogger("django.security.SuspiciousSession").warning("Session data corrupted")
+    evs = shipping.wait_events("django.suspicious_operation", n=2)
+    assert [(e["name"], e["message"]) for e in evs] == [
+        ("SuspiciousFileOperation", "path traversal: ../../etc/passwd"),
+        ("SuspiciousSession", "Session data corrupted"),
+    ]
+    assert evs[0]["status"] == 400
+
+
+def test_csrf_records_are_not_suspicious_operations(shipping):
+    import logging
+
+    logging.getLogger("django.security.csrf").warning("Forbidden (%s): %s", "CSRF token missing.", "/x")
+    logging.getLogger("django.security.DisallowedHost").error("Invalid HTTP_HOST header: 'evil'")
     (ev,) = shipping.wait_events("django.suspicious_operation")
-    assert ev["name"] == "SuspiciousFileOperation"
-    assert ev["message"] == "path traversal: ../../etc/passwd"
+    assert ev["name"] == "DisallowedHost"
+    time.sleep(0.3)
+    assert len(shipping.events()) == 1
+
+
+@pytest.mark.urls("tests.urls")
+def test_csrf_failure_ships_http_forbidden_only(shipping, db):
+    """A cross-site form post (no CSRF token) is a 403, shipped as
+    http.forbidden, and no django.suspicious_operation: Vigil bans after a
+    few suspicious operations, and any web page can make a visitor's
+    browser fail CSRF checks."""
+    from django.test import Client
+
+    csrf_client = Client(enforce_csrf_checks=True)
+    r = csrf_client.post("/form/", {"item": "x"}, REMOTE_ADDR="198.51.100.23")
+    assert r.status_code == 403
+    (ev,) = shipping.wait_events("http.forbidden")
+    assert ev["client_ip"] == "198.51.100.23" and ev["path"] == "/form/" and ev["status"] == 403
+    time.sleep(0.3)
+    assert shipping.events("django.suspicious_operation") == []
+    assert len(shipping.events()) == 1
+    # With the token the same post goes through.
+    token = csrf_client.get("/form/").json()["csrf"]
+    assert csrf_client.post("/form/", {"item": "x", "csrfmiddlewaretoken": token}).status_code == 200
 
 
 def test_app_403_ships_http_forbidden_but_ban_403_does_not(client, shipping, rdb):
@@ -175,6 +236,27 @@ def test_refresh_token_reuse_after_rotation(client, shipping, alice):
     assert ev["user"] == {"id": str(alice.pk)}
     assert ev["client_ip"] == "203.0.113.99"
     assert ev["status"] == 401
+
+
+def test_failed_refresh_of_a_never_used_token_is_not_reuse(client, shipping, alice):
+    """Only a token that is in simplejwt's blacklist is reuse: an expired
+    refresh token that was never rotated, or an access token sent to the
+    refresh endpoint, fail with a valid signature and are not."""
+    from datetime import timedelta
+
+    from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
+
+    expired = RefreshToken.for_user(alice)
+    expired.set_exp(lifetime=-timedelta(minutes=1))
+    r = client.post("/api/token/refresh/", {"refresh": str(expired)}, content_type="application/json")
+    assert r.status_code == 401
+    access = AccessToken.for_user(alice)
+    r = client.post("/api/token/refresh/", {"refresh": str(access)}, content_type="application/json")
+    assert r.status_code == 401
+    # A marker event: once it arrived, anything shipped before it has too.
+    assert obtain(client, password="bad").status_code == 401
+    shipping.wait_events("auth.login_failed")
+    assert shipping.events("auth.token_reuse") == []
 
 
 def test_forged_or_unknown_refresh_tokens_are_not_reuse(client, shipping, alice):
@@ -216,6 +298,34 @@ def test_receiver_down_then_up(client, vigil, alice):
         assert shipper.stats()["dropped"] == 0
     finally:
         receiver.stop()
+
+
+@pytest.mark.urls("tests.urls")
+def test_events_carry_simplejwts_user_id_field(client, shipping, rdb, alice, monkeypatch):
+    """user.id is what the user's tokens carry (USER_ID_FIELD), so that a
+    revocation Vigil keys by an event's user.id is the one
+    VigilJWTAuthentication reads (P revoke:user:<USER_ID_CLAIM value>)."""
+    from rest_framework_simplejwt.settings import api_settings
+    from rest_framework_simplejwt.tokens import AccessToken
+
+    # simplejwt's setting_changed reload rebinds a module global its own
+    # modules do not see: patch the live settings object.
+    monkeypatch.setattr(api_settings, "USER_ID_FIELD", "username")
+    r = obtain(client)
+    assert r.status_code == 200
+    access = r.json()["access"]
+    assert AccessToken(access)[api_settings.USER_ID_CLAIM] == "alice"
+    (ev,) = shipping.wait_events("auth.login_succeeded")
+    assert ev["user"] == {"id": "alice", "name": "alice"}
+    # A 403 of an authenticated request carries the same id.
+    r = client.get("/api/staff-only/", HTTP_AUTHORIZATION=f"Bearer {access}")
+    assert r.status_code == 403
+    (ev,) = shipping.wait_events("http.forbidden")
+    assert ev["user"]["id"] == "alice"
+    # The revocation Vigil writes for that user.id refuses the token.
+    assert client.get("/api/me/", HTTP_AUTHORIZATION=f"Bearer {access}").status_code == 200
+    rdb.set(f"vigil:revoke:user:{ev['user']['id']}", int(time.time()) + 1)
+    assert client.get("/api/me/", HTTP_AUTHORIZATION=f"Bearer {access}").status_code == 401
 
 
 def test_5xx_and_429_are_retried_4xx_rejected(client, shipping, alice):

@@ -92,13 +92,71 @@ def _conf(**overrides):
         ("::1", "2001:0DB8:0000::0007", "2001:db8::7"),
         ("::ffff:127.0.0.1", "::ffff:203.0.113.7", "203.0.113.7"),
         ("::ffff:198.51.100.1", "", "198.51.100.1"),
-        ("", "203.0.113.7", None),
+        ("not-an-ip", "203.0.113.7", None),
+        # An empty REMOTE_ADDR is a unix-socket peer (nginx -> gunicorn on
+        # unix:/run/app.sock): a trusted proxy, X-Forwarded-For is walked.
+        ("", "203.0.113.7", "203.0.113.7"),
+        ("", "1.1.1.1, 203.0.113.7", "203.0.113.7"),
+        ("", "203.0.113.7, 10.0.0.2", "203.0.113.7"),
+        ("", "10.0.0.2, 10.0.0.3", "10.0.0.2"),
+        ("", "203.0.113.7, garbage", None),
+        ("", "", None),
+        (None, "203.0.113.7", "203.0.113.7"),  # REMOTE_ADDR left out (ASGI over a unix socket)
     ],
 )
 def test_client_ip(remote, xff, expected):
-    meta = {"REMOTE_ADDR": remote, "HTTP_X_FORWARDED_FOR": xff}
+    meta = {"HTTP_X_FORWARDED_FOR": xff}
+    if remote is not None:
+        meta["REMOTE_ADDR"] = remote
     ip = net.client_ip(meta, _conf())
     assert (str(ip) if ip is not None else None) == expected
+
+
+def test_unix_socket_peer_is_trusted_even_with_no_trusted_proxies():
+    conf = vconf.parse({"REDIS_URL": "redis://127.0.0.1:1/0"})
+    assert conf.trusted_proxies == () and conf.trust_unix_socket_peer
+    assert str(net.client_ip({"REMOTE_ADDR": "", "HTTP_X_FORWARDED_FOR": "203.0.113.7"}, conf)) == "203.0.113.7"
+    # Nothing changes for a TCP peer.
+    assert str(net.client_ip({"REMOTE_ADDR": "127.0.0.1", "HTTP_X_FORWARDED_FOR": "203.0.113.7"}, conf)) == "127.0.0.1"
+
+
+def test_unix_socket_peer_can_be_distrusted():
+    conf = _conf(TRUST_UNIX_SOCKET_PEER=False)
+    assert net.client_ip({"REMOTE_ADDR": "", "HTTP_X_FORWARDED_FOR": "203.0.113.7"}, conf) is None
+
+
+def test_ban_applies_behind_a_unix_socket_proxy(client, rdb, shipping):
+    # nginx -> gunicorn bound to a unix socket: REMOTE_ADDR is "".
+    ban(rdb, BANNED)
+    r = client.get("/api/orders/", REMOTE_ADDR="", HTTP_X_FORWARDED_FOR=f"198.51.100.9, {BANNED}")
+    assert r.status_code == 403
+    assert client.get("/api/orders/", REMOTE_ADDR="", HTTP_X_FORWARDED_FOR="198.51.100.9").status_code == 200
+    # Its events carry the client address from X-Forwarded-For.
+    assert client.get("/forbidden/", REMOTE_ADDR="", HTTP_X_FORWARDED_FOR="198.51.100.9").status_code == 403
+    (ev,) = shipping.wait_events("http.forbidden")
+    assert ev["client_ip"] == "198.51.100.9"
+
+
+def test_unix_socket_peer_without_x_forwarded_for(client, rdb, shipping, caplog, monkeypatch):
+    """No address at all: no ban lookup (the lockdown still applies), events
+    without client_ip, and one warning per process."""
+    from vigil_django import middleware
+
+    monkeypatch.setattr(middleware, "_no_ip_warned_pid", None)
+    seen = []
+    real = state.Runtime.get_many
+    monkeypatch.setattr(state.Runtime, "get_many", lambda self, keys: seen.append(list(keys)) or real(self, keys))
+    with caplog.at_level("WARNING", logger="vigil_django"):
+        assert client.get("/forbidden/", REMOTE_ADDR="").status_code == 403
+        assert client.get("/api/orders/", REMOTE_ADDR="").status_code == 200
+    assert seen == [["vigil:lockdown"], ["vigil:lockdown"]]  # no ban key
+    warnings = [r for r in caplog.records if "no client IP address" in r.getMessage()]
+    assert len(warnings) == 1, caplog.text
+    assert "unix socket" in warnings[0].getMessage() and "X-Forwarded-For" in warnings[0].getMessage()
+    (ev,) = shipping.wait_events("http.forbidden")
+    assert "client_ip" not in ev
+    lockdown(rdb, "full")
+    assert client.get("/api/orders/", REMOTE_ADDR="").status_code == 503
 
 
 def test_client_ip_is_put_on_the_request(rf, rdb):
@@ -135,6 +193,18 @@ def test_ipv6_address_ban_and_ipv4_mapped(client, rdb, vigil):
     assert client.get("/api/orders/", REMOTE_ADDR="2001:db8:9:ffff::1").status_code == 403
 
 
+def test_every_ipv6_ban_prefix_is_checked(client, rdb, vigil):
+    vigil(IPV6_BAN_PREFIXES=[48, 56, 64])
+    rdb.set("vigil:ban:ip:2001:db8:1::/48", "{}")
+    rdb.set("vigil:ban:ip:2001:db8:2:100::/56", "{}")
+    rdb.set("vigil:ban:ip:2001:db8:3:4::/64", "{}")
+    assert client.get("/api/orders/", REMOTE_ADDR="2001:db8:1:ffff::1").status_code == 403  # first entry
+    assert client.get("/api/orders/", REMOTE_ADDR="2001:db8:2:1ff::1").status_code == 403  # second
+    assert client.get("/api/orders/", REMOTE_ADDR="2001:db8:3:4::1").status_code == 403  # third
+    assert client.get("/api/orders/", REMOTE_ADDR="2001:db8:2:200::1").status_code == 200
+    assert client.get("/api/orders/", REMOTE_ADDR="2001:db8:3:5::1").status_code == 200
+
+
 def test_full_lockdown_blocks_everything_but_exempt_paths(client, rdb):
     lockdown(rdb, "full", until=int(time.time()) + 120)
     for method in ("get", "post"):
@@ -159,11 +229,20 @@ def test_read_only_lockdown_blocks_unsafe_methods_only(client, rdb):
     lockdown(rdb, "read-only")
     assert client.get("/api/orders/").status_code == 200
     assert client.head("/api/orders/").status_code == 200
+    assert client.options("/api/orders/").status_code == 200
     for method in ("post", "put", "patch", "delete"):
         r = getattr(client, method)("/api/orders/", data={}, content_type="application/json")
         assert r.status_code == 503, method
         assert r.json()["reason"] == "incident 42"
         assert r["Retry-After"] == "60"
+
+
+@pytest.mark.parametrize("method", ["TRACE", "CONNECT", "PROPFIND"])
+def test_read_only_lockdown_lets_only_get_head_options_through(client, rdb, method):
+    # Vigil's contract: only GET, HEAD and OPTIONS pass a read-only lockdown.
+    lockdown(rdb, "read-only")
+    r = client.generic(method, "/api/orders/")
+    assert r.status_code == 503, method
 
 
 def test_unreadable_lockdown_value_means_full_lockdown(client, rdb):

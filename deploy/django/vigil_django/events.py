@@ -34,6 +34,7 @@ MAX_USER_AGENT = 512
 MAX_MESSAGE = 2048
 MAX_REQUEST_ID = 128
 MAX_NAME = 256
+MAX_METHOD = 16
 
 
 def now_rfc3339() -> str:
@@ -79,17 +80,39 @@ def client_ip(request) -> Optional[str]:
     return str(found) if found is not None else None
 
 
+def user_id_of(user) -> Any:
+    """The id Vigil's revocations are keyed by: the value simplejwt puts in
+    its tokens (the user's USER_ID_FIELD attribute, "id" by default), which
+    VigilJWTAuthentication looks up as P revoke:user:<USER_ID_CLAIM value>.
+    Falls back to the primary key when that attribute is missing."""
+    value = None
+    try:
+        from rest_framework_simplejwt.models import TokenUser
+        from rest_framework_simplejwt.settings import api_settings
+
+        if isinstance(user, TokenUser):  # built from the token: .id is the claim
+            value = user.id
+        else:
+            value = getattr(user, api_settings.USER_ID_FIELD, None)
+    except Exception:
+        value = None
+    if value is None:
+        value = getattr(user, "pk", None)
+    if value is None:
+        value = getattr(user, "id", None)
+    return value
+
+
 def user_of(user) -> Optional[dict]:
-    """{"id", "name"} of an authenticated user, else None."""
+    """{"id", "name"} of an authenticated user, else None. "id" is simplejwt's
+    USER_ID_FIELD value (see user_id_of), the same as in the user's tokens."""
     try:
         if user is None or not getattr(user, "is_authenticated", False):
             return None
         out = {}
-        pk = getattr(user, "pk", None)
-        if pk is None:
-            pk = getattr(user, "id", None)
-        if pk is not None:
-            out["id"] = str(pk)
+        uid = user_id_of(user)
+        if uid is not None:
+            out["id"] = _cut(uid, MAX_NAME)
         name = user.get_username() if hasattr(user, "get_username") else getattr(user, "username", None)
         if name:
             out["name"] = _cut(name, MAX_NAME)
@@ -116,7 +139,7 @@ def build(
         ip = client_ip(req)
         if ip:
             ev["client_ip"] = ip
-        ev["method"] = getattr(req, "method", None) or ""
+        ev["method"] = _cut(getattr(req, "method", None) or "", MAX_METHOD)
         ev["path"] = _cut(getattr(req, "path", "") or "", MAX_PATH)
         ev["request_id"] = request_id(req)
         ev["user_agent"] = _cut(meta.get("HTTP_USER_AGENT", ""), MAX_USER_AGENT)
@@ -214,15 +237,25 @@ def on_logged_in(sender, request=None, user=None, **kwargs):
 
 
 class SecurityLogHandler(logging.Handler):
-    """Turns every record of the django.security.* loggers into a
-    django.suspicious_operation event: name = the logger suffix
-    (DisallowedHost, SuspiciousFileOperation, csrf, ...), message = the text."""
+    """Turns the records of the django.security.* loggers into
+    django.suspicious_operation events: name = the logger suffix, which
+    Django makes the SuspiciousOperation's class name (DisallowedHost,
+    SuspiciousFileOperation, SuspiciousSession, ...), message = the text.
+
+    Records of django.security.csrf are not shipped: a CSRF failure is not a
+    SuspiciousOperation, and any page on the web can make a visitor's
+    browser fail a CSRF check (a cross-site form, a stale tab), so counting
+    them as suspicious operations would let it get the visitor's IP banned.
+    The failure's 403 is shipped as http.forbidden by the middleware."""
 
     PREFIX = "django.security."
+    SKIPPED = ("csrf",)
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
             name = record.name[len(self.PREFIX):] if record.name.startswith(self.PREFIX) else None
+            if name is not None and any(name == s or name.startswith(s + ".") for s in self.SKIPPED):
+                return
             try:
                 message = record.getMessage()
             except Exception:

@@ -3,6 +3,9 @@ app's 403 and 429 answers to Vigil."""
 
 from __future__ import annotations
 
+import logging
+import os
+import threading
 import time
 from datetime import datetime, timezone
 from typing import Optional
@@ -12,7 +15,11 @@ from django.http import JsonResponse
 from . import conf as conf_mod
 from . import events, net, shipper, state, stats
 
-SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
+logger = logging.getLogger("vigil_django")
+
+# What a read-only lockdown lets through (Vigil's contract): nothing else,
+# not even TRACE or a WebDAV method.
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 DEFAULT_LOCKDOWN_RETRY_AFTER = 60
 MAX_RETRY_AFTER = 3600
 REDIS_DOWN_RETRY_AFTER = 5
@@ -31,6 +38,8 @@ class VigilMiddleware:
         events.ensure_security_handler()
         ip = net.client_ip(request.META, conf)
         request.vigil_client_ip = str(ip) if ip is not None else None
+        if ip is None:
+            _warn_no_client_ip(request.META, conf)
         events.request_id(request)
 
         blocked = self._enforce(request, conf, ip)
@@ -102,6 +111,41 @@ class VigilMiddleware:
         resp = JsonResponse(body, status=503)
         resp["Retry-After"] = str(_retry_after(lockdown.get("until") if lockdown else None))
         return resp
+
+
+_no_ip_lock = threading.Lock()
+_no_ip_warned_pid = None
+
+
+def _warn_no_client_ip(meta, conf) -> None:
+    """Log once per process that a request had no client address: it was
+    not checked against bans and its events carry no client_ip."""
+    global _no_ip_warned_pid
+    pid = os.getpid()
+    if _no_ip_warned_pid == pid:
+        return
+    with _no_ip_lock:
+        if _no_ip_warned_pid == pid:
+            return
+        _no_ip_warned_pid = pid
+    if net.unix_socket_peer(meta):
+        if conf.trust_unix_socket_peer:
+            why = (
+                "it came over a unix socket (REMOTE_ADDR empty) without a usable X-Forwarded-For: "
+                "make the proxy in front set it (nginx: proxy_set_header X-Forwarded-For "
+                "$proxy_add_x_forwarded_for)"
+            )
+        else:
+            why = (
+                'it came over a unix socket (REMOTE_ADDR empty) and VIGIL["TRUST_UNIX_SOCKET_PEER"] is False'
+            )
+    else:
+        why = f"REMOTE_ADDR {meta.get('REMOTE_ADDR')!r} is not an IP address"
+    logger.warning(
+        "vigil: a request to %s has no client IP address (%s); such requests are not checked against "
+        "bans and their events carry no client_ip (logged once per process)",
+        meta.get("PATH_INFO", "?"), why,
+    )
 
 
 def _retry_after(until) -> int:

@@ -36,6 +36,14 @@ def parse_ip(text: str) -> Optional[IPAddress]:
     return ip
 
 
+def unix_socket_peer(meta) -> bool:
+    """Whether the request came over a unix socket: REMOTE_ADDR empty or
+    missing (gunicorn bound to unix:/run/app.sock sets it to "", an ASGI
+    server leaves it out), so the peer is a local process such as nginx."""
+    remote = meta.get("REMOTE_ADDR")
+    return remote is None or (isinstance(remote, str) and not remote.strip())
+
+
 def client_ip(meta, conf) -> Optional[IPAddress]:
     """The client address of a request (META dict) under the settings conf.
 
@@ -44,10 +52,19 @@ def client_ip(meta, conf) -> Optional[IPAddress]:
     a trusted proxy is the client. If every address is a trusted proxy, the
     leftmost is taken. An unparsable entry stops the walk: nothing left of it
     can be believed, so the last trusted hop seen is the answer.
+
+    An empty REMOTE_ADDR (a unix-socket peer) counts as a trusted proxy when
+    conf.trust_unix_socket_peer is set; with no usable X-Forwarded-For the
+    answer is then None (no address is known).
     """
-    remote = parse_ip(meta.get("REMOTE_ADDR", ""))
-    if remote is None or not conf.trusted_proxies or not conf.is_trusted_proxy(remote):
-        return remote
+    if unix_socket_peer(meta):
+        if not conf.trust_unix_socket_peer:
+            return None
+        remote = None
+    else:
+        remote = parse_ip(meta.get("REMOTE_ADDR", ""))
+        if remote is None or not conf.is_trusted_proxy(remote):
+            return remote
     xff = meta.get("HTTP_X_FORWARDED_FOR", "")
     if not xff:
         return remote

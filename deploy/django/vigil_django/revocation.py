@@ -16,8 +16,10 @@ def refusal(payload: Mapping[str, Any]) -> Optional[str]:
     """Why a validated token (its claims) must be refused, or None.
 
     Refused when its jti is on the deny-list (P jti:deny:<jti>), or its iat is
-    older than P revoke:user:<user id> or P revoke:all (unix seconds; a token
-    issued in the very second of the revocation is kept). A token without iat
+    older than P revoke:user:<user id> or P revoke:all (unix seconds: iat <
+    the stored value; a token whose iat equals it is kept. Vigil stores the
+    second after the revocation, so a token issued in the same second as the
+    revocation is refused). A token without iat
     is refused whenever a revocation applies to it. Claim names come from
     simplejwt's settings (JTI_CLAIM, USER_ID_CLAIM).
 

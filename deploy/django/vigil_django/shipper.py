@@ -2,13 +2,15 @@
 
 A bounded in-process queue (never blocks a request: when full the new event
 is dropped and counted), and one daemon thread per process that POSTs JSON
-arrays of up to BATCH_SIZE events, at the latest FLUSH_SECONDS after the
-first event of a batch was queued. Failures that may pass (connection
-errors, timeouts, 5xx, 429) are retried with back-off, the batch kept; other
-4xx answers drop the batch (counted "rejected"). Every attempt at a batch
-carries the same Idempotency-Key, so Vigil stores a batch once even when an
-attempt timed out after Vigil had stored it. Events waiting plus the
-batch being retried never exceed QUEUE_SIZE.
+arrays of up to BATCH_SIZE events and MAX_BATCH_BYTES bytes, at the latest
+FLUSH_SECONDS after the first event of a batch was queued. Failures that may
+pass (connection errors, timeouts, 5xx, 429) are retried with back-off, the
+body kept; a 413 (body too large for Vigil) splits the body in halves, each
+sent on its own; other 4xx answers drop the body (counted "rejected"). Every
+attempt at one body carries the same Idempotency-Key (a new body, as made by
+a split, gets a new one), so Vigil stores a body once even when an attempt
+timed out after Vigil had stored it. Events waiting plus the batch being
+sent never exceed QUEUE_SIZE.
 """
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ BACKOFF_MIN = 0.5
 BACKOFF_MAX = 30.0
 EXIT_FLUSH_SECONDS = 2.0
 USER_AGENT = "vigil-django"
+# Pause of the shipper thread after an unexpected error outside a POST.
+ERROR_PAUSE_SECONDS = 1.0
 
 
 def stats() -> dict:
@@ -83,7 +87,7 @@ class Shipper:
             stats_mod.incr("queued")
             if len(self._buf) >= self.conf.batch_size:
                 self._cond.notify_all()
-            if self._thread is None:
+            if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._run, name="vigil-shipper", daemon=True)
                 self._thread.start()
         return True
@@ -116,7 +120,14 @@ class Shipper:
 
     def _run(self) -> None:
         while True:
-            batch = self._take_batch()
+            try:
+                batch = self._take_batch()
+            except Exception:  # never let the thread die: the events stay queued
+                logger.exception("vigil: event shipper could not take a batch; trying again")
+                if self._stopped:
+                    return
+                time.sleep(ERROR_PAUSE_SECONDS)
+                continue
             if batch is None:
                 return
             try:
@@ -130,14 +141,52 @@ class Shipper:
                     self._cond.notify_all()
 
     def _deliver(self, batch: list) -> None:
+        """Send a batch as one or more bodies of at most MAX_BATCH_BYTES."""
+        parts = []
+        for ev in batch:
+            part = encode_event(ev)
+            if part is None:
+                stats_mod.incr("dropped")
+            else:
+                parts.append(part)
+        todo = deque(split_by_bytes(parts, self.conf.max_batch_bytes))
+        while todo:
+            chunk = todo.popleft()
+            outcome = self._send(chunk)
+            if outcome is _STOPPED:
+                stats_mod.incr("dropped", len(chunk) + sum(len(c) for c in todo))
+                return
+            if outcome is _TOO_LARGE:
+                if len(chunk) == 1:
+                    stats_mod.incr("rejected")
+                    logger.error(
+                        "vigil: %s refused one event of %d bytes as too large (413); event dropped "
+                        "(Vigil's body_limit is smaller than one event)",
+                        self.conf.events_url, len(chunk[0]) + 2,
+                    )
+                else:
+                    # Two new bodies, each with its own Idempotency-Key.
+                    half = len(chunk) // 2
+                    todo.appendleft(chunk[half:])
+                    todo.appendleft(chunk[:half])
+                    logger.warning(
+                        "vigil: %s refused %d events (%d bytes) as too large (413); sending them in two halves "
+                        '(set VIGIL["MAX_BATCH_BYTES"] below Vigil\'s body_limit)',
+                        self.conf.events_url, len(chunk), body_size(chunk),
+                    )
+
+    def _send(self, parts: list):
+        """POST one body (the JSON array of the encoded events parts) until
+        it is delivered or refused; None when done (sent or rejected),
+        _TOO_LARGE on a 413, _STOPPED if the shipper stopped meanwhile."""
         backoff = BACKOFF_MIN
-        body = json.dumps(batch, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-        key = uuid.uuid4().hex  # the same on every attempt at this batch
+        body = b"[" + b",".join(parts) + b"]"
+        key = uuid.uuid4().hex  # the same on every attempt at this body
         while True:
             try:
                 self._post(body, key)
-                stats_mod.incr("sent", len(batch))
-                return
+                stats_mod.incr("sent", len(parts))
+                return None
             except _Retryable as e:
                 stats_mod.incr("retries")
                 delay = e.retry_after if e.retry_after is not None else backoff
@@ -148,21 +197,22 @@ class Shipper:
                 else:
                     logger.warning(
                         "vigil: sending %d events to %s failed (%s); retrying in %.1fs",
-                        len(batch), self.conf.events_url, e, delay,
+                        len(parts), self.conf.events_url, e, delay,
                     )
                 with self._cond:
                     # A flush (exit) cuts a long back-off short.
                     self._cond.wait_for(lambda: self._stopped or (self._closing and not closing), timeout=delay)
                     if self._stopped:
-                        stats_mod.incr("dropped", len(batch))
-                        return
+                        return _STOPPED
                 backoff = min(backoff * 2, BACKOFF_MAX)
+            except _TooLarge:
+                return _TOO_LARGE
             except _Rejected as e:
-                stats_mod.incr("rejected", len(batch))
+                stats_mod.incr("rejected", len(parts))
                 logger.error(
-                    "vigil: %s refused %d events (%s); batch dropped", self.conf.events_url, len(batch), e
+                    "vigil: %s refused %d events (%s); batch dropped", self.conf.events_url, len(parts), e
                 )
-                return
+                return None
 
     def _post(self, body: bytes, key: str) -> None:
         headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT, "Idempotency-Key": key}
@@ -184,6 +234,8 @@ class Shipper:
                 e.close()
             if code == 429 or code >= 500:
                 raise _Retryable(f"HTTP {code}", _retry_after(e.headers)) from None
+            if code == 413:
+                raise _TooLarge(f"HTTP {code} {detail}".strip()) from None
             raise _Rejected(f"HTTP {code} {detail}".strip()) from None
         except (urllib.error.URLError, OSError, ValueError) as e:
             raise _Retryable(f"{type(e).__name__}: {getattr(e, 'reason', e)}") from None
@@ -226,6 +278,51 @@ class Shipper:
 
 class _Rejected(Exception):
     pass
+
+
+class _TooLarge(Exception):
+    pass
+
+
+_STOPPED = object()
+_TOO_LARGE = object()
+
+
+def encode_event(ev: dict) -> Optional[bytes]:
+    """One event as compact JSON bytes (UTF-8; a string that is not valid
+    Unicode, such as a lone surrogate, is written as a JSON escape); None if
+    it cannot be encoded at all."""
+    try:
+        try:
+            return json.dumps(ev, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            return json.dumps(ev, separators=(",", ":"), ensure_ascii=True).encode("ascii")
+    except Exception:
+        logger.exception("vigil: could not encode a %s event; dropped", ev.get("kind") if isinstance(ev, dict) else "?")
+        return None
+
+
+def body_size(parts: list) -> int:
+    """Bytes of the JSON array of the encoded events parts."""
+    return 2 + sum(len(p) for p in parts) + max(0, len(parts) - 1)
+
+
+def split_by_bytes(parts: list, limit: int) -> list:
+    """parts (encoded events) cut, in order, into runs whose JSON array is at
+    most limit bytes. An event too large on its own is a run of its own."""
+    runs: list = []
+    run: list = []
+    size = 2  # "[" and "]"
+    for p in parts:
+        add = len(p) + (1 if run else 0)
+        if run and size + add > limit:
+            runs.append(run)
+            run, size, add = [], 2, len(p)
+        run.append(p)
+        size += add
+    if run:
+        runs.append(run)
+    return runs
 
 
 def _retry_after(headers) -> Optional[float]:

@@ -9,7 +9,7 @@ _NAMES = (
     "queued",  # events accepted into the queue
     "sent",  # events delivered (2xx from EVENTS_URL)
     "dropped",  # events lost: queue full, or shipper shut down with events left
-    "rejected",  # events in batches EVENTS_URL refused with a 4xx other than 429
+    "rejected",  # events EVENTS_URL refused: a 3xx or 4xx other than 429 and 413, or 413 for one event alone
     "retries",  # failed POST attempts that will be retried
     # enforcement
     "redis_errors",  # decisions made without an answer from Redis (FAIL_OPEN applied)
