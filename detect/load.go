@@ -20,7 +20,7 @@ var (
 	ruleKeys     = []string{"id", "description", "source", "match", "group_by", "window", "threshold", "distinct", "severity", "cooldown", "baseline", "novelty", "after", "actions", "disabled"}
 	baselineKeys = []string{"factor", "learn"}
 	noveltyKeys  = []string{"field", "learn"}
-	matchKeys    = []string{"status", "method", "path", "path_prefix", "signature", "action"}
+	matchKeys    = []string{"status", "method", "path", "path_prefix", "signature", "action", "name", "not_name"}
 	actionsKeys  = []string{"ban", "revoke_user", "lockdown"}
 	afterKeys    = []string{"rule", "within"}
 )

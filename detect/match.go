@@ -305,6 +305,9 @@ func (m *Matcher) Match(ev *event.Event, sample string, out []Observation) []Obs
 		if len(c.Match.Action) > 0 && !slices.Contains(c.Match.Action, ev.Action) {
 			continue
 		}
+		if len(c.Match.Name) > 0 && !slices.Contains(c.Match.Name, ev.Name) || slices.Contains(c.Match.NotName, ev.Name) {
+			continue
+		}
 		if c.sig != 0 {
 			if !sigDone {
 				sigs, sigDone = m.sig.classify(ev.Target), true

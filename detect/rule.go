@@ -136,6 +136,10 @@ type Match struct {
 	PathPrefix []string `yaml:"path_prefix"`
 	Signature  []string `yaml:"signature"`
 	Action     []string `yaml:"action"`
+	// Name and NotName test an application event's vigil.app.name (the
+	// SuspiciousOperation subclass, say): one of Name, none of NotName.
+	Name    []string `yaml:"name"`
+	NotName []string `yaml:"not_name"`
 }
 
 // Actions are what the responder does when the rule fires for a key that is
@@ -312,6 +316,17 @@ func (r *Rule) validate() Errors {
 	}
 	if r.Cooldown < 0 {
 		bad("cooldown", "must be >= 0")
+	}
+	for _, f := range []struct {
+		field string
+		names []string
+	}{{"match.name", r.Match.Name}, {"match.not_name", r.Match.NotName}} {
+		if len(f.names) > 0 && r.Source != "app" {
+			bad(f.field, "applies to application events only (source: app)")
+		}
+		if slices.Contains(f.names, "") {
+			bad(f.field, "must not list an empty name")
+		}
 	}
 	if r.Actions.Ban < 0 {
 		bad("actions.ban", "must be >= 0")

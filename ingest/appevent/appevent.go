@@ -55,9 +55,24 @@ func Kinds() []string {
 // MaxEvents is the most events one request may carry.
 const MaxEvents = 1000
 
-// MaxAhead is how far ahead of its arrival an event's time may be; a later
-// time is replaced by the time of arrival.
+// MaxAhead is how far ahead of its arrival an event's time may be (see
+// ClampFuture).
 const MaxAhead = 5 * time.Minute
+
+// ClampFuture replaces the time of every event more than MaxAhead ahead of
+// received, its arrival, with received, and returns how many it changed. A
+// skewed clock or a forged time would otherwise have the detector drop the
+// event as from the future, and an index file it under a year to come.
+func ClampFuture(evs []event.Event, received time.Time) int {
+	n := 0
+	for i := range evs {
+		if evs[i].Time.After(received.Add(MaxAhead)) {
+			evs[i].Time = received.UTC()
+			n++
+		}
+	}
+	return n
+}
 
 // Error is a client error: the request is refused with Status (400) and
 // nothing of it is published. Field names the JSON path at fault.
@@ -184,12 +199,6 @@ func parseOne(raw json.RawMessage, received time.Time, prefix string) (event.Eve
 			return bad("time", "%q is not an RFC 3339 time", truncate(w.Time, 64))
 		}
 		ev.Time = t.UTC()
-		if ev.Time.After(received.Add(MaxAhead)) {
-			// A skewed clock or a forged time: the detector would drop
-			// the event as from the future, and an index would file it
-			// under a year to come.
-			ev.Time = received.UTC()
-		}
 	}
 	if w.ClientIP != "" {
 		ip, err := netip.ParseAddr(w.ClientIP)

@@ -213,11 +213,13 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request, client netip.Add
 	if err != nil {
 		return http.StatusBadRequest, err
 	}
-	evs, st, err := appevent.Parse(body, s.now())
+	received := s.now()
+	evs, st, err := appevent.Parse(body, received)
 	if err != nil {
 		s.m.Skipped.WithLabelValues(event.SourceApp, "malformed").Inc()
 		return 0, err
 	}
+	appevent.ClampFuture(evs, received)
 	if st.Unknown > 0 {
 		s.m.UnknownKinds.Add(float64(st.Unknown))
 	}

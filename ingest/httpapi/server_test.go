@@ -723,3 +723,18 @@ func TestLimiterBuckets(t *testing.T) {
 		}
 	}
 }
+
+// TestEventsFromTheFuture: /events stores an event whose time is far ahead
+// of the clock at the time it arrived.
+func TestEventsFromTheFuture(t *testing.T) {
+	h := start(t, nil)
+	before := time.Now()
+	body := []byte(`{"kind":"auth.login_failed","client_ip":"203.0.113.7","time":"9999-12-31T23:59:59Z"}`)
+	if code, resp, _ := h.post("/events", "application/json", body, "Authorization", "Bearer "+token); code != 204 {
+		t.Fatalf("%d %v", code, resp)
+	}
+	evs := h.events()
+	if len(evs) != 1 || evs[0].Time.Before(before.Add(-time.Second)) || evs[0].Time.After(time.Now()) {
+		t.Fatalf("stored %+v, want one event at its arrival", evs)
+	}
+}
