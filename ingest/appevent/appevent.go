@@ -26,6 +26,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/vigil-soc/vigil/event"
 )
@@ -220,7 +221,11 @@ func parseOne(raw json.RawMessage, received time.Time, prefix string) (event.Eve
 		if err != nil {
 			return bad("user.id", "%v", err)
 		}
-		ev.UserID = truncate(id, 128)
+		if len(id) > maxUserID {
+			// Cut, it would name another user's revocation key.
+			return bad("user.id", "longer than %d bytes", maxUserID)
+		}
+		ev.UserID = id
 	}
 	if i := strings.IndexByte(ev.Target, '?'); i >= 0 {
 		ev.Path, ev.Query = ev.Target[:i], ev.Target[i+1:]
@@ -283,9 +288,16 @@ func sortedKinds() []string {
 	return ks
 }
 
+// maxUserID is the longest user.id: the longest id a revocation key takes.
+const maxUserID = 256
+
+// truncate cuts s to at most n bytes, on a character boundary.
 func truncate(s string, n int) string {
-	if len(s) > n {
-		return s[:n]
+	if len(s) <= n {
+		return s
 	}
-	return s
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/vigil-soc/vigil/event"
 )
@@ -76,6 +77,7 @@ func TestParseErrors(t *testing.T) {
 		{`{"kind":"a.b"} garbage!!`, "", "data after the event object"},
 		{`{"kind":"a.b","user":{"id":{"nested":[1,2]}}}`, "user.id", "must be a string or a number"},
 		{`{"kind":"a.b","user":{"id":[42]}}`, "user.id", "must be a string or a number"},
+		{`{"kind":"a.b","user":{"id":"` + strings.Repeat("x", 257) + `"}}`, "user.id", "longer than 256 bytes"},
 		{`{"kind":"a.b"`, "", "malformed JSON"},
 		{"[" + strings.Repeat(`{"kind":"a.b"},`, MaxEvents) + `{"kind":"a.b"}]`, "", "at most 1000"},
 	}
@@ -123,6 +125,19 @@ func TestFutureTime(t *testing.T) {
 		if !evs[0].Time.Equal(want) {
 			t.Errorf("Parse(%s): time %s, want %s", body, evs[0].Time, want)
 		}
+	}
+}
+
+// TestTruncateKeepsCharacters: a long field is cut on a character
+// boundary, never inside one.
+func TestTruncateKeepsCharacters(t *testing.T) {
+	body := `{"kind":"a.b","name":"a` + strings.Repeat("é", 100) + `"}` // 201 bytes; byte 128 is inside an é
+	evs, _, err := Parse([]byte(body), received)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := evs[0].Name; len(n) != 127 || !utf8.ValidString(n) {
+		t.Fatalf("name cut to %d bytes, valid UTF-8 %v", len(n), utf8.ValidString(n))
 	}
 }
 
