@@ -166,3 +166,19 @@ class Receiver:
 
 def publish(rdb, type_: str = "ban", **fields) -> None:
     rdb.publish("vigil:events", json.dumps({"type": type_, **fields}))
+
+
+def time_passes(seconds: float) -> None:
+    """Make simplejwt's token tables look `seconds` older (every
+    OutstandingToken.created_at and BlacklistedToken.blacklisted_at moved
+    back), as if that long had passed since the tokens were issued and
+    blacklisted."""
+    from datetime import timedelta
+
+    from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
+
+    delta = timedelta(seconds=seconds)
+    for row in BlacklistedToken.objects.all():
+        BlacklistedToken.objects.filter(pk=row.pk).update(blacklisted_at=row.blacklisted_at - delta)
+    for row in OutstandingToken.objects.exclude(created_at=None):
+        OutstandingToken.objects.filter(pk=row.pk).update(created_at=row.created_at - delta)

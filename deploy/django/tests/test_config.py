@@ -23,6 +23,7 @@ def test_minimal_settings_get_defaults():
     assert c.exempt_paths == ("/healthz",)
     assert (c.queue_size, c.batch_size, c.flush_seconds, c.timeout_seconds) == (10000, 100, 1.0, 2.0)
     assert c.max_batch_bytes == 60000 and c.trust_unix_socket_peer is True
+    assert c.reuse_grace_seconds == 10.0
     assert c.ban_key("2001:db8::/64") == "vigil:ban:ip:2001:db8::/64"
     assert c.lockdown_key == "vigil:lockdown"
     assert c.channel == "vigil:events"
@@ -48,8 +49,10 @@ def test_full_settings():
             "FLUSH_SECONDS": 0.5,
             "TIMEOUT_SECONDS": 1,
             "REDIS_TIMEOUT_SECONDS": 0.2,
+            "REUSE_GRACE_SECONDS": 0,
         }
     )
+    assert c.reuse_grace_seconds == 0.0
     assert c.shipping and c.events_hmac_secret == b"k" and c.events_token is None
     assert c.ipv6_ban_prefixes == (48, 64)
     assert (c.batch_size, c.max_batch_bytes, c.trust_unix_socket_peer) == (1000, 1024, False)
@@ -109,10 +112,17 @@ def test_full_settings():
         ({**OK, "CACHE_SECONDS": 3601}, 'VIGIL["CACHE_SECONDS"]: 3601 must be <= 3600'),
         ({**OK, "TIMEOUT_SECONDS": 301}, 'VIGIL["TIMEOUT_SECONDS"]: 301 must be <= 300'),
         ({**OK, "REDIS_TIMEOUT_SECONDS": 61}, 'VIGIL["REDIS_TIMEOUT_SECONDS"]: 61 must be <= 60'),
+        ({**OK, "REUSE_GRACE_SECONDS": -1}, 'VIGIL["REUSE_GRACE_SECONDS"]: -1 must be >= 0'),
+        ({**OK, "REUSE_GRACE_SECONDS": 301}, 'VIGIL["REUSE_GRACE_SECONDS"]: 301 must be <= 300'),
+        ({**OK, "REUSE_GRACE_SECONDS": "10"}, 'VIGIL["REUSE_GRACE_SECONDS"]: expected a number of seconds, got str'),
+        ({**OK, "REUSE_GRACE_SECONDS": True}, 'VIGIL["REUSE_GRACE_SECONDS"]: expected a number of seconds, got bool'),
+        ({**OK, "REUSE_GRACE_SECONDS": 10**400}, 'VIGIL["REUSE_GRACE_SECONDS"]: '),
     ]
     + [
         ({**OK, key: value}, f'VIGIL["{key}"]: {value!r} is not a finite number of seconds')
-        for key in ("CACHE_SECONDS", "FLUSH_SECONDS", "TIMEOUT_SECONDS", "REDIS_TIMEOUT_SECONDS")
+        for key in (
+            "CACHE_SECONDS", "FLUSH_SECONDS", "TIMEOUT_SECONDS", "REDIS_TIMEOUT_SECONDS", "REUSE_GRACE_SECONDS",
+        )
         for value in (float("nan"), float("inf"), float("-inf"))
     ],
 )

@@ -11,7 +11,7 @@ from django.contrib.auth import authenticate, get_user_model
 
 from vigil_django import shipper
 
-from .helpers import Receiver, free_port, wait_until
+from .helpers import Receiver, free_port, time_passes, wait_until
 
 TIME_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 ALLOWED_KEYS = {
@@ -147,6 +147,60 @@ def test_disallowed_host_after_logging_is_reconfigured(client, shipping, setting
     assert ev["name"] == "DisallowedHost"
 
 
+@pytest.fixture
+def disallowed_host_logger():
+    """Restores the django.security.DisallowedHost logger a test configures."""
+    import logging
+
+    log = logging.getLogger("django.security.DisallowedHost")
+    saved = (list(log.handlers), log.propagate, log.level, log.disabled)
+    yield log
+    log.handlers[:] = saved[0]
+    log.propagate, log.level, log.disabled = saved[1:]
+
+
+def _bad_host_events(client, shipping):
+    """Send one request with a bad Host; the django.suspicious_operation
+    events shipped for it (a failed login after it is the marker)."""
+    n = len(shipping.events("auth.login_failed"))
+    assert client.get("/api/orders/", HTTP_HOST="evil.example").status_code == 400
+    assert obtain(client, password="bad").status_code == 401
+    shipping.wait_events("auth.login_failed", n=n + 1)
+    return shipping.events("django.suspicious_operation")
+
+
+def test_silencing_disallowed_host_stops_its_events_unless_the_vigil_handler_is_attached(
+    client, shipping, settings, alice, disallowed_host_logger
+):
+    """The Django docs' recipe against DisallowedHost e-mails sends the
+    logger's records to a null handler and stops their propagation: they no
+    longer reach the handler this package puts on django.security. Naming
+    vigil_django.events.SecurityLogHandler as a handler of that logger keeps
+    the events (once each, also if the logger still propagates)."""
+    from django.utils.log import configure_logging
+
+    def logging_with(handlers, propagate=False):
+        return {
+            "version": 1,
+            "disable_existing_loggers": False,
+            "handlers": {
+                "null": {"class": "logging.NullHandler"},
+                "vigil": {"class": "vigil_django.events.SecurityLogHandler"},
+            },
+            "loggers": {"django.security.DisallowedHost": {"handlers": handlers, "propagate": propagate}},
+        }
+
+    configure_logging(settings.LOGGING_CONFIG, logging_with(["null"]))
+    assert _bad_host_events(client, shipping) == []
+
+    configure_logging(settings.LOGGING_CONFIG, logging_with(["null", "vigil"]))
+    (ev,) = _bad_host_events(client, shipping)
+    assert ev["name"] == "DisallowedHost" and ev["status"] == 400
+
+    configure_logging(settings.LOGGING_CONFIG, logging_with(["vigil"], propagate=True))
+    assert len(_bad_host_events(client, shipping)) == 2  # one more, not two
+
+
 def test_suspicious_operation_records_are_shipped(shipping):
     """Records Django logs for a SuspiciousOperation: on
     django.security.<class name>, with exc_info (the request handler), or
@@ -223,6 +277,7 @@ def test_throttled_ships_auth_throttled(client, shipping):
 def test_refresh_token_reuse_after_rotation(client, shipping, alice):
     first = obtain(client).json()["refresh"]
     assert client.post("/api/token/refresh/", {"refresh": first}, content_type="application/json").status_code == 200
+    time_passes(60)  # past REUSE_GRACE_SECONDS (tests/test_reuse.py: within it, not reported)
     r = client.post(
         "/api/token/refresh/", {"refresh": first}, content_type="application/json", REMOTE_ADDR="203.0.113.99"
     )

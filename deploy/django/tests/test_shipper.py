@@ -193,3 +193,75 @@ def test_a_dead_shipper_thread_is_replaced_by_the_next_event(vigil, receiver):
     ship_many(1)
     receiver.wait_events("auth.login_failed")
     assert wait_until(lambda: s._thread is not dead and s._thread.is_alive(), timeout=2)
+
+
+# -- fork ----------------------------------------------------------------------
+
+
+def _in_child(fn, timeout=10.0):
+    """Fork; run fn() in the child and return what it returned (JSON through
+    a pipe); None if the child hung (it is killed) or failed."""
+    import os
+    import select
+    import signal
+
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: never return into pytest
+        code = 1
+        try:
+            os.close(r)
+            os.write(w, json.dumps(fn()).encode())
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(w)
+    try:
+        ready, _, _ = select.select([r], [], [], timeout)
+        data = b""
+        if ready:
+            while chunk := os.read(r, 65536):
+                data += chunk
+    finally:
+        os.close(r)
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        os.waitpid(pid, 0)
+    return json.loads(data) if data else None
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # Python 3.12+: fork() with threads running
+def test_stats_start_at_zero_in_a_forked_child():
+    """gunicorn --preload forks its workers from a master that may have
+    counted already: a worker's stats() are its own, from zero."""
+    from vigil_django import stats
+
+    stats.incr("redis_errors", 3)
+    stats.incr("dropped")
+
+    def child():
+        before = shipper.stats()
+        stats.incr("queued")
+        return before, shipper.stats()
+
+    got = _in_child(child)
+    assert got is not None, "the child failed or hung"
+    before, after = got
+    assert set(before.values()) == {0}
+    assert after["queued"] == 1 and after["redis_errors"] == 0
+    # The parent's counters are untouched.
+    s = shipper.stats()
+    assert (s["redis_errors"], s["dropped"], s["queued"]) == (3, 1, 0)
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_stats_lock_held_at_fork_does_not_hang_the_child():
+    """Another thread of the parent counting at the moment of the fork:
+    the child gets a new lock, not a copy of the held one."""
+    from vigil_django import stats
+
+    with stats._lock:
+        got = _in_child(lambda: (stats.incr("sent"), shipper.stats()["sent"])[1], timeout=5)
+    assert got == 1, "the child hung on the stats lock it inherited held"

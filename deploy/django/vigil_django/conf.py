@@ -42,6 +42,10 @@ DEFAULTS: dict[str, Any] = {
     # Socket timeout for the Redis reads on the request path. Kept short: a
     # hung Redis must not hang every request (FAIL_OPEN decides what happens).
     "REDIS_TIMEOUT_SECONDS": 0.5,
+    # A refresh token blacklisted less than this long ago and presented again
+    # is refused but not reported as reuse: two tabs (or a retry) racing to
+    # refresh the same token (see VigilTokenRefreshView).
+    "REUSE_GRACE_SECONDS": 10.0,
 }
 
 # Bounds of the numeric settings. Past them a value is a mistake (and some
@@ -50,6 +54,7 @@ MAX_CACHE_SECONDS = 3600.0
 MAX_FLUSH_SECONDS = 300.0
 MAX_TIMEOUT_SECONDS = 300.0
 MAX_REDIS_TIMEOUT_SECONDS = 60.0
+MAX_REUSE_GRACE_SECONDS = 300.0
 BATCH_SIZE_MAX = 1000  # Vigil's POST /events takes at most 1,000 events
 BATCH_BYTES_MIN = 1024  # Vigil's body_limit is 1 KiB .. 16 MiB
 BATCH_BYTES_MAX = 16 << 20
@@ -74,6 +79,7 @@ class VigilSettings:
     flush_seconds: float
     timeout_seconds: float
     redis_timeout_seconds: float
+    reuse_grace_seconds: float
 
     # Redis keys and channel (see DESIGN.md, "Redis contract").
     def ban_key(self, ip_or_cidr: str) -> str:
@@ -334,6 +340,10 @@ def parse(raw: Any) -> VigilSettings:
         merged, "REDIS_TIMEOUT_SECONDS", minimum=0, exclusive=True, maximum=MAX_REDIS_TIMEOUT_SECONDS
     )
 
+    reuse_grace = _number(
+        merged, "REUSE_GRACE_SECONDS", minimum=0, exclusive=False, maximum=MAX_REUSE_GRACE_SECONDS
+    )
+
     return VigilSettings(
         redis_url=redis_url,
         key_prefix=key_prefix,
@@ -352,6 +362,7 @@ def parse(raw: Any) -> VigilSettings:
         flush_seconds=flush_seconds,
         timeout_seconds=timeout_seconds,
         redis_timeout_seconds=redis_timeout,
+        reuse_grace_seconds=reuse_grace,
     )
 
 

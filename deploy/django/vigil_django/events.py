@@ -246,12 +246,24 @@ class SecurityLogHandler(logging.Handler):
     SuspiciousOperation, and any page on the web can make a visitor's
     browser fail a CSRF check (a cross-site form, a stale tab), so counting
     them as suspicious operations would let it get the visitor's IP banned.
-    The failure's 403 is shipped as http.forbidden by the middleware."""
+    The failure's 403 is shipped as http.forbidden by the middleware.
+
+    The package attaches one to the django.security logger. A child logger
+    configured with "propagate": False (the common recipe silencing
+    DisallowedHost) keeps its records from it; to ship them anyway, name this
+    class as a handler of that logger in LOGGING."""
 
     PREFIX = "django.security."
     SKIPPED = ("csrf",)
 
     def emit(self, record: logging.LogRecord) -> None:
+        # A record ships once, even when it meets two instances of this
+        # handler: one attached to a django.security.<name> logger in LOGGING
+        # (to keep its events when the logger does not propagate, see the
+        # README) and the one this package attaches to django.security.
+        if getattr(record, "vigil_shipped", False):
+            return
+        record.vigil_shipped = True
         try:
             name = record.name[len(self.PREFIX):] if record.name.startswith(self.PREFIX) else None
             if name is not None and any(name == s or name.startswith(s + ".") for s in self.SKIPPED):

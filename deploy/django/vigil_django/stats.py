@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 
 _NAMES = (
@@ -18,6 +19,10 @@ _NAMES = (
     "blocked_redis_down",  # requests answered 503 because Redis was down and FAIL_OPEN is False
     "tokens_refused",  # JWTs refused by the deny-list or a revocation
     "cache_invalidations",  # local cache clears caused by pub/sub messages
+    # refresh tokens presented again after simplejwt blacklisted them (all refused 401)
+    "reuse_reported",  # rotated longer than REUSE_GRACE_SECONDS ago: shipped as auth.token_reuse
+    "reuse_within_grace",  # blacklisted less than REUSE_GRACE_SECONDS ago: a refresh race, not reported
+    "reuse_after_logout",  # blacklisted without a rotation (a logout): not reported
 )
 
 _lock = threading.Lock()
@@ -38,3 +43,16 @@ def reset() -> None:
     with _lock:
         for k in _counters:
             _counters[k] = 0
+
+
+def _after_fork_in_child() -> None:
+    """A forked child (gunicorn --preload, uWSGI, multiprocessing) starts
+    with zeroed counters: they are this process's, not its parent's. The lock
+    is new too: another thread of the parent may have held it at the fork."""
+    global _lock, _counters
+    _lock = threading.Lock()
+    _counters = dict.fromkeys(_NAMES, 0)
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows
+    os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -9,8 +9,11 @@
     old refresh token mints fresh access tokens whose iat is newer than the
     revocation, and the revocation is void;
   * ships auth.token_reuse when the refresh fails because the token is
-    blacklisted (reuse of a refresh token after rotation), then answers
-    simplejwt's normal 401.
+    blacklisted by a rotation longer than REUSE_GRACE_SECONDS ago (see
+    vigil_django.reuse for what is not reported), then answers simplejwt's
+    normal 401.
+- VigilTokenVerifyView: simplejwt's TokenVerifyView that also answers 401
+  for a token Vigil revoked.
 """
 
 from __future__ import annotations
@@ -18,17 +21,16 @@ from __future__ import annotations
 import logging
 from typing import Optional
 
-from django.conf import settings
 from rest_framework import status
 from rest_framework_simplejwt.exceptions import InvalidToken
-from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
+from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView, TokenVerifyView
 
-from . import events
+from . import events, reuse, stats
 from .authentication import check_token
 
 logger = logging.getLogger("vigil_django")
 
-BLACKLIST_APP = "rest_framework_simplejwt.token_blacklist"
+BLACKLIST_APP = reuse.BLACKLIST_APP
 
 
 def decode_signed(raw) -> Optional[dict]:
@@ -69,18 +71,6 @@ def decode_valid(raw) -> Optional[dict]:
         return None
 
 
-def is_blacklisted(jti) -> bool:
-    if not jti or BLACKLIST_APP not in settings.INSTALLED_APPS:
-        return False
-    try:
-        from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken
-
-        return BlacklistedToken.objects.filter(token__jti=jti).exists()
-    except Exception:
-        logger.exception("vigil: could not look up the token blacklist")
-        return False
-
-
 class VigilTokenObtainPairView(TokenObtainPairView):
     """TokenObtainPairView that ships auth.login_succeeded (failures are
     shipped through Django's user_login_failed signal)."""
@@ -100,8 +90,8 @@ class VigilTokenObtainPairView(TokenObtainPairView):
 
 class VigilTokenRefreshView(TokenRefreshView):
     """TokenRefreshView that enforces Vigil's revocations on the refresh
-    token and ships auth.token_reuse when a blacklisted (rotated) refresh
-    token is presented."""
+    token and ships auth.token_reuse when a refresh token blacklisted by a
+    rotation (longer than REUSE_GRACE_SECONDS ago) is presented again."""
 
     def post(self, request, *args, **kwargs):
         from rest_framework_simplejwt.settings import api_settings
@@ -111,19 +101,64 @@ class VigilTokenRefreshView(TokenRefreshView):
         if claims is not None:
             check_token(claims)  # 401 if Vigil revoked it, before rotation
         try:
-            return super().post(request, *args, **kwargs)
+            response = super().post(request, *args, **kwargs)
         except InvalidToken:
             signed = decode_signed(raw)
             if signed is not None:
-                jti = signed.get(api_settings.JTI_CLAIM)
-                if is_blacklisted(jti):
-                    user_id = signed.get(api_settings.USER_ID_CLAIM)
-                    events.ship(
-                        events.TOKEN_REUSE,
-                        request,
-                        status=401,
-                        user={"id": str(user_id)} if user_id is not None else None,
-                        jti=str(jti),
-                        message="refresh token reused after rotation",
-                    )
+                self._refused(request, signed, api_settings)
             raise
+        if claims is not None and response.status_code == status.HTTP_200_OK:
+            data = getattr(response, "data", None)
+            if isinstance(data, dict) and data.get("refresh"):
+                reuse.record_rotation(claims.get(api_settings.JTI_CLAIM), data["refresh"])
+        return response
+
+    @staticmethod
+    def _refused(request, signed: dict, api_settings) -> None:
+        """A refresh with a correctly signed token failed: report it if it
+        is reuse of a rotated token."""
+        jti = signed.get(api_settings.JTI_CLAIM)
+        try:
+            verdict = reuse.classify(jti)
+        except Exception:
+            logger.exception("vigil: could not look up the token blacklist")
+            return
+        if verdict is None:
+            return
+        user_id = signed.get(api_settings.USER_ID_CLAIM)
+        if verdict == reuse.GRACE:
+            stats.incr("reuse_within_grace")
+            logger.debug("vigil: refresh token %s of user %s reused within the grace period", jti, user_id)
+        elif verdict == reuse.NOT_ROTATED:
+            stats.incr("reuse_after_logout")
+            logger.info(
+                "vigil: refresh token %s of user %s was blacklisted without being rotated (a logout) "
+                "and presented again; refused, not reported as reuse", jti, user_id,
+            )
+        else:
+            stats.incr("reuse_reported")
+            events.ship(
+                events.TOKEN_REUSE,
+                request,
+                status=401,
+                user={"id": str(user_id)} if user_id is not None else None,
+                jti=str(jti),
+                message="refresh token reused after rotation",
+            )
+
+
+class VigilTokenVerifyView(TokenVerifyView):
+    """TokenVerifyView that also answers 401 ({"code": "token_revoked"}) for
+    a token, access or refresh, whose jti Vigil denied or whose user (or
+    everyone) Vigil revoked; 503 when Redis cannot be asked and FAIL_OPEN is
+    False. simplejwt's own checks (signature, expiry, its blacklist) come
+    first and answer as simplejwt does."""
+
+    def post(self, request, *args, **kwargs):
+        response = super().post(request, *args, **kwargs)
+        if response.status_code == status.HTTP_200_OK:
+            raw = request.data.get("token") if hasattr(request.data, "get") else None
+            claims = decode_valid(raw)
+            if claims is not None:
+                check_token(claims)
+        return response

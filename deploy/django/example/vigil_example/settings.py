@@ -10,6 +10,7 @@ alone (so Go end-to-end tests can run it):
   VIGIL_FAIL_OPEN            1/0 (default 1)
   VIGIL_CACHE_SECONDS        default 2
   VIGIL_FLUSH_SECONDS        default 1
+  VIGIL_REUSE_GRACE_SECONDS  default 10
   VIGIL_EXAMPLE_DB           sqlite file (default example/db.sqlite3)
   VIGIL_EXAMPLE_LIMITED_RATE throttle rate of /api/limited/ (default 3/min)
   DJANGO_SECRET_KEY, DJANGO_DEBUG (0/1), DJANGO_ALLOWED_HOSTS (comma-separated)
@@ -126,6 +127,7 @@ VIGIL = {
     "FAIL_OPEN": env_bool("VIGIL_FAIL_OPEN", True),
     "CACHE_SECONDS": float(env("VIGIL_CACHE_SECONDS", "2")),
     "FLUSH_SECONDS": float(env("VIGIL_FLUSH_SECONDS", "1")),
+    "REUSE_GRACE_SECONDS": float(env("VIGIL_REUSE_GRACE_SECONDS", "10")),
     "EXEMPT_PATHS": ["/healthz"],
 }
 

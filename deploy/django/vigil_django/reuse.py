@@ -1,0 +1,158 @@
+"""Telling reuse of a rotated refresh token from its look-alikes.
+
+With ROTATE_REFRESH_TOKENS, BLACKLIST_AFTER_ROTATION and the token_blacklist
+app, simplejwt blacklists a refresh token when it is rotated, and also when
+a client logs out (TokenBlacklistView, or any code calling
+RefreshToken.blacklist()). A refresh with a blacklisted token is refused
+either way; it is one of:
+
+* GRACE: the token was blacklisted less than REUSE_GRACE_SECONDS ago. Two
+  tabs (or a client retrying) refreshing the same token at nearly the same
+  time: the first rotated it, the second arrives a moment later. Not reuse.
+* ROTATED: the token was rotated (a newer refresh token of the same user was
+  minted from it) longer ago than that, and is presented again: the token
+  was very likely copied. This is what Vigil's auth-token-reuse rule is for.
+* NOT_ROTATED: the token was blacklisted without a successor (a logout): a
+  stale tab or a client that kept it after logging out, or a thief who is too
+  late; either way the token was already dead and no newer token of the
+  user came from it, so revoking the user's other tokens protects nothing.
+
+Rotation is recognised in simplejwt's own tables: a rotation blacklists the
+old token (BlacklistedToken.blacklisted_at = B) after minting its successor
+and recording it as an OutstandingToken of the same user whose created_at
+is the moment the old token was read, a few milliseconds before B
+(simplejwt >= 5.5 records it; VigilTokenRefreshView records it for older
+versions, see record_rotation). A logout mints nothing. So the token counts
+as rotated when another OutstandingToken of its user was created at most
+ROTATION_WINDOW_SECONDS before B, not after B, and not before the old token
+itself.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from datetime import timezone as dt_timezone
+from typing import Optional
+
+from django.conf import settings
+
+from . import conf as conf_mod
+
+logger = logging.getLogger("vigil_django")
+
+BLACKLIST_APP = "rest_framework_simplejwt.token_blacklist"
+
+GRACE = "grace"
+ROTATED = "rotated"
+NOT_ROTATED = "not_rotated"
+
+# Longest time between reading the old token and blacklisting it within one
+# rotation (simplejwt does a few queries and signs the new tokens between the
+# two); a successor created earlier than this before the blacklisting is not
+# taken for one.
+ROTATION_WINDOW_SECONDS = 30.0
+
+
+def blacklist_installed() -> bool:
+    return BLACKLIST_APP in settings.INSTALLED_APPS
+
+
+def as_created_at(dt: Optional[datetime]) -> Optional[datetime]:
+    """A BlacklistedToken.blacklisted_at (django.utils.timezone.now(): aware
+    UTC with USE_TZ, naive local time without) in the convention of
+    OutstandingToken.created_at (simplejwt's aware_utcnow(): aware UTC with
+    USE_TZ, naive UTC without)."""
+    if dt is None or settings.USE_TZ:
+        return dt
+    from django.utils import timezone
+
+    if timezone.is_naive(dt):
+        dt = timezone.make_aware(dt, timezone.get_default_timezone())
+    return dt.astimezone(dt_timezone.utc).replace(tzinfo=None)
+
+
+def _blacklisting(jti):
+    """The BlacklistedToken row of jti (with its OutstandingToken), or None."""
+    from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken
+
+    return BlacklistedToken.objects.select_related("token").filter(token__jti=jti).first()
+
+
+def was_rotated(blacklisted) -> bool:
+    """Whether the blacklisted token (a BlacklistedToken) has a successor,
+    i.e. was blacklisted by a rotation rather than a logout. When that
+    cannot be known (the token's user is not recorded) it counts as rotated:
+    reporting a doubtful case beats missing a stolen token."""
+    from rest_framework_simplejwt.token_blacklist.models import OutstandingToken
+
+    outstanding = blacklisted.token
+    if outstanding.user_id is None:
+        return True
+    upper = as_created_at(blacklisted.blacklisted_at)
+    lower = upper - timedelta(seconds=ROTATION_WINDOW_SECONDS)
+    if outstanding.created_at is not None and outstanding.created_at > lower:
+        lower = outstanding.created_at
+    return (
+        OutstandingToken.objects.filter(
+            user_id=outstanding.user_id, created_at__gte=lower, created_at__lte=upper
+        )
+        .exclude(jti=outstanding.jti)
+        .exists()
+    )
+
+
+def classify(jti) -> Optional[str]:
+    """None when the token with this jti is not blacklisted (or the
+    blacklist app is not installed), else GRACE, ROTATED or NOT_ROTATED."""
+    if not jti or not blacklist_installed():
+        return None
+    from django.utils import timezone
+
+    blacklisted = _blacklisting(jti)
+    if blacklisted is None:
+        return None
+    age = (timezone.now() - blacklisted.blacklisted_at).total_seconds()
+    # A negative age (another server's clock ahead) is within the grace too.
+    if age < conf_mod.get().reuse_grace_seconds:
+        return GRACE
+    return ROTATED if was_rotated(blacklisted) else NOT_ROTATED
+
+
+def record_rotation(old_jti, new_refresh) -> None:
+    """After a successful rotation of the token old_jti into new_refresh:
+    make sure the new token is an OutstandingToken, as simplejwt >= 5.5 does
+    itself (older versions did not record rotated tokens, and without the
+    record a rotation looks like a logout to classify()). Its created_at is
+    the old token's blacklisting time. Does nothing when the old token was
+    not blacklisted (BLACKLIST_AFTER_ROTATION off). Never raises."""
+    if not old_jti or not isinstance(new_refresh, str) or not blacklist_installed():
+        return
+    try:
+        from django.db import router, transaction
+        from rest_framework_simplejwt.settings import api_settings
+        from rest_framework_simplejwt.state import token_backend
+        from rest_framework_simplejwt.token_blacklist.models import OutstandingToken
+        from rest_framework_simplejwt.utils import datetime_from_epoch
+
+        claims = token_backend.decode(new_refresh, verify=False)
+        new_jti = claims.get(api_settings.JTI_CLAIM)
+        # A savepoint: a failure here must not break the request's
+        # transaction (ATOMIC_REQUESTS), which holds the rotation itself.
+        with transaction.atomic(using=router.db_for_write(OutstandingToken)):
+            if not new_jti or OutstandingToken.objects.filter(jti=new_jti).exists():
+                return
+            blacklisted = _blacklisting(old_jti)
+            if blacklisted is None:
+                return
+            OutstandingToken.objects.get_or_create(
+                jti=new_jti,
+                defaults={
+                    "user_id": blacklisted.token.user_id,
+                    "created_at": as_created_at(blacklisted.blacklisted_at),
+                    "token": new_refresh,
+                    "expires_at": datetime_from_epoch(claims["exp"]),
+                },
+            )
+    except Exception:
+        logger.exception("vigil: could not record the rotated refresh token")
