@@ -249,7 +249,7 @@ func (d *detector) takeOver(ctx context.Context, cons jetstream.Consumer, lastSe
 		d.engine.Reset()
 		d.lock.mu.Unlock()
 		lastSeq = floor
-		d.restoreCooldowns(ctx)
+		d.restoreCooldowns(ctx, st.State.FirstTime)
 		if floor > 0 {
 			d.warmUp(ctx, floor)
 		}
@@ -373,7 +373,11 @@ func (d *detector) publish(ctx context.Context, batch jetstream.Msg, a *event.Al
 // fired before that must not fire again, alert twice and count as a new
 // offence, because Vigil restarted or another detector took over. Alerts
 // that do not decode, or whose rule or key kind changed, are passed over.
-func (d *detector) restoreCooldowns(ctx context.Context) {
+//
+// Cooldowns run in event time, and a detector coming back evaluates the
+// backlog as old as the stream's oldest event (firstEvent), so the alerts
+// read go back the longest cooldown from there.
+func (d *detector) restoreCooldowns(ctx context.Context, firstEvent time.Time) {
 	stream, err := d.js.Stream(ctx, bus.StreamAlerts)
 	if err != nil {
 		d.log.Warn("cooldowns not restored: reading the alerts stream", "err", err)
@@ -383,7 +387,11 @@ func (d *detector) restoreCooldowns(ctx context.Context) {
 	if last == 0 {
 		return
 	}
-	start := time.Now().Add(-d.engine.RuleSet().MaxCooldown())
+	from := time.Now()
+	if !firstEvent.IsZero() && firstEvent.Before(from) {
+		from = firstEvent
+	}
+	start := from.Add(-d.engine.RuleSet().MaxCooldown() - d.lateness)
 	var a struct {
 		Rule     string    `json:"rule"`
 		KeyField string    `json:"key_field"`

@@ -98,6 +98,7 @@ func (r *request) finish(err error) {
 type line struct {
 	subject    string
 	start, end int
+	id         string // the event's id
 }
 
 // NewPublisher returns a publisher spreading events over partitions
@@ -213,7 +214,7 @@ func (p *Publisher) encode(source string, events []event.Event, done func(error)
 	for i := range events {
 		start := len(buf)
 		buf = append(events[i].AppendJSON(buf), '\n')
-		r.lines[i] = line{subject: p.subject(source, bus.Partition(events[i].SourceIP.AppendTo(ipBuf[:0]), p.partitions)), start: start, end: len(buf)}
+		r.lines[i] = line{subject: p.subject(source, bus.Partition(events[i].SourceIP.AppendTo(ipBuf[:0]), p.partitions)), start: start, end: len(buf), id: events[i].ID}
 	}
 	*r.buf = buf
 	return r
@@ -338,9 +339,13 @@ func (st *groupState) openBatch(subject string, from int, keyed bool) *bus.Batch
 	return nil
 }
 
-// addBatch starts a batch for subject; a keyed request's gets the id
-// key:<subject>.<part>, part counting its request's batches of subject.
-func (st *groupState) addBatch(subject string, from int, key string) *bus.Batch {
+// addBatch starts a batch for subject beginning with the event of id; a
+// keyed request's gets the dedupe id key:<subject>.<part>:<first event id>,
+// part counting its request's batches of subject. A request sent again
+// whose events encode to other lengths (an arrival time in them) may split
+// elsewhere: the first event's id makes a part that changed a new message,
+// stored rather than dropped as the old part's duplicate.
+func (st *groupState) addBatch(subject string, from int, key, first string) *bus.Batch {
 	b := &bus.Batch{Subject: subject, Buf: batchBuf()}
 	id := ""
 	if key != "" {
@@ -350,7 +355,7 @@ func (st *groupState) addBatch(subject string, from int, key string) *bus.Batch 
 				part++
 			}
 		}
-		id = key + ":" + subject + "." + strconv.Itoa(part)
+		id = key + ":" + subject + "." + strconv.Itoa(part) + ":" + first
 	}
 	st.batches, st.ids = append(st.batches, b), append(st.ids, id)
 	return b
@@ -374,7 +379,7 @@ func (p *Publisher) publishGroup(ctx context.Context, group []*request, st *grou
 		for _, l := range r.lines {
 			b := st.openBatch(l.subject, from, r.key != "")
 			if b == nil {
-				b = st.addBatch(l.subject, from, r.key)
+				b = st.addBatch(l.subject, from, r.key, l.id)
 			}
 			b.Buf = append(b.Buf, (*r.buf)[l.start:l.end]...)
 			b.N++
@@ -411,12 +416,10 @@ func (p *Publisher) publishGroup(ctx context.Context, group []*request, st *grou
 				return ErrStopped
 			}
 		}
-		dup, err := p.store(ctx, msgs[i])
-		if err != nil {
+		// Sent again after an error: a Duplicate answer may mean the
+		// first send was stored, so it counts as published.
+		if err := p.store(ctx, msgs[i]); err != nil {
 			return err
-		}
-		if dup {
-			st.duplicate(i, msgs[i])
 		}
 	}
 	for _, m := range msgs {
@@ -474,24 +477,23 @@ func (p *Publisher) counters(source string) *sourceCounters {
 	return c
 }
 
-// store publishes one batch until JetStream has it, and reports whether
-// JetStream had it already.
-func (p *Publisher) store(ctx context.Context, m *nats.Msg) (duplicate bool, err error) {
+// store publishes one batch until JetStream has it.
+func (p *Publisher) store(ctx context.Context, m *nats.Msg) error {
 	for backoff := 100 * time.Millisecond; ; backoff = min(2*backoff, 5*time.Second) {
 		pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		ack, err := p.js.PublishMsg(pctx, m)
+		_, err := p.js.PublishMsg(pctx, m)
 		cancel()
 		if err == nil {
-			return ack.Duplicate, nil
+			return nil
 		}
 		if ctx.Err() != nil {
-			return false, ErrStopped
+			return ErrStopped
 		}
 		p.m.PublishRetries.WithLabelValues(sourceOf(m.Subject)).Inc()
 		p.log.Warn("publishing events, will retry", "err", err, "subject", m.Subject)
 		select {
 		case <-ctx.Done():
-			return false, ErrStopped
+			return ErrStopped
 		case <-time.After(backoff):
 		}
 	}

@@ -22,6 +22,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -251,6 +252,10 @@ func userID(raw json.RawMessage) (string, error) {
 	var n json.Number
 	if err := json.Unmarshal(raw, &n); err != nil {
 		return "", fmt.Errorf("must be a string or a number, not %s", truncate(string(raw), 32))
+	}
+	// A whole number in any spelling (42, 42.0, 4.2e1) is one key.
+	if f, err := n.Float64(); err == nil && f == math.Trunc(f) && math.Abs(f) < 1<<53 {
+		return strconv.FormatInt(int64(f), 10), nil
 	}
 	return n.String(), nil
 }

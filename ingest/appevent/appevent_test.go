@@ -94,11 +94,14 @@ func TestParseErrors(t *testing.T) {
 // number (its text), so it matches the key Django reads.
 func TestUserID(t *testing.T) {
 	for body, want := range map[string]string{
-		`{"kind":"a.b","user":{"id":"\u0034\u0032\"x"}}`: `42"x`,
-		`{"kind":"a.b","user":{"id":42}}`:                "42",
-		`{"kind":"a.b","user":{"id":"caf\u00e9"}}`:       "café",
-		`{"kind":"a.b","user":{"id":null,"name":"a"}}`:   "",
-		`{"kind":"a.b","user":{"name":"a"}}`:             "",
+		`{"kind":"a.b","user":{"id":"\u0034\u0032\"x"}}`:    `42"x`,
+		`{"kind":"a.b","user":{"id":42}}`:                   "42",
+		`{"kind":"a.b","user":{"id":42.0}}`:                 "42",
+		`{"kind":"a.b","user":{"id":4.2e1}}`:                "42",
+		`{"kind":"a.b","user":{"id":12345678901234567890}}`: "12345678901234567890",
+		`{"kind":"a.b","user":{"id":"caf\u00e9"}}`:          "café",
+		`{"kind":"a.b","user":{"id":null,"name":"a"}}`:      "",
+		`{"kind":"a.b","user":{"name":"a"}}`:                "",
 	} {
 		evs, _, err := Parse([]byte(body), received)
 		if err != nil {

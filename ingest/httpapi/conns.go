@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"crypto/tls"
 	"net"
 	"net/http"
 	"net/netip"
@@ -14,13 +15,15 @@ import (
 // address, so that no client can exhaust the process's file descriptors
 // and memory by opening connections and keeping them idle.
 //
-// A connection from an address that holds PerClient already is closed at
-// once (trusted proxies are exempt: their clients are many). A connection
-// past Max makes room by closing the connection that has waited longest
-// without a request in progress (kept alive after a request, or not yet
-// done sending a request head: silent or slow); if every connection has a
-// request in progress, the new one is closed. Each refusal and eviction is
-// counted.
+// A connection from a client that holds PerClient already is closed at
+// once; a client is an IPv4 address or an IPv6 /64, as for the rate limit
+// (trusted proxies are exempt: their clients are many). A connection past
+// Max makes room by closing one that waits without a request in progress
+// (kept alive after a request, or not yet done sending a request head:
+// silent or slow): the longest waiting of a random sample, a trusted
+// proxy's only if no other waits, so the choice costs the same however
+// many are open. If every connection has a request in progress, the new
+// one is closed. Each refusal and eviction is counted.
 type connGuard struct {
 	max, perClient int
 	trusted        func(netip.Addr) bool
@@ -37,12 +40,16 @@ type connGuard struct {
 }
 
 // connState is since when (unix nanoseconds) a connection has had no
-// request in progress, 0 while it has one; and whether it had one before
-// (idle) or never (new).
+// request in progress, 0 while it has one; whether it had one before
+// (idle) or never (new); and whether its peer is a trusted proxy.
 type connState struct {
 	waitingSince atomic.Int64
 	idle         atomic.Bool
+	trusted      bool
 }
+
+// evictSample is how many waiting connections eviction looks at.
+const evictSample = 64
 
 // defaultMaxConns is Max when it is not configured: half the process's
 // file descriptor limit (the rest is for the bus, Redis, log files and the
@@ -85,12 +92,10 @@ func (l *guardedListener) Accept() (net.Conn, error) {
 // admit counts c in, or closes it (nil) when its client holds its share
 // or the listener is full with nothing to evict.
 func (g *connGuard) admit(c net.Conn) net.Conn {
-	var client netip.Addr
-	if ap, err := netip.ParseAddrPort(c.RemoteAddr().String()); err == nil {
-		client = ap.Addr().Unmap()
-	}
+	addr := peerAddr(c)
+	client := limiterKey(addr)
 	g.mu.Lock()
-	if g.perClient > 0 && client.IsValid() && g.clients[client] >= g.perClient && !g.trusted(client) {
+	if g.perClient > 0 && addr.IsValid() && g.clients[client] >= g.perClient && !g.trusted(addr) {
 		g.mu.Unlock()
 		g.m.ConnsRefused.WithLabelValues("per_client").Inc()
 		c.Close()
@@ -99,21 +104,12 @@ func (g *connGuard) admit(c net.Conn) net.Conn {
 	var victim net.Conn
 	var vs *connState
 	if g.max > 0 && g.total >= g.max {
-		var oldest int64
-		g.conns.Range(func(k, v any) bool {
-			cs := v.(*connState)
-			if t := cs.waitingSince.Load(); t != 0 && (victim == nil || t < oldest) {
-				victim, vs, oldest = k.(net.Conn), cs, t
-			}
-			return true
-		})
-		if victim == nil {
+		if victim, vs = g.evictable(); victim == nil {
 			g.mu.Unlock()
 			g.m.ConnsRefused.WithLabelValues("limit").Inc()
 			c.Close()
 			return nil
 		}
-		vs.waitingSince.Store(0) // not to be chosen again; closing it releases its count
 	}
 	g.total++
 	g.clients[client]++
@@ -125,10 +121,54 @@ func (g *connGuard) admit(c net.Conn) net.Conn {
 			state = "idle"
 		}
 		g.m.ConnsEvicted.WithLabelValues(state).Inc()
-		// A TLS close may write an alert: not on the accept loop.
-		go victim.Close()
+		if tc, ok := victim.(*tls.Conn); ok {
+			// Not tls.Conn.Close: its close_notify may wait on a slow
+			// peer. Closing the socket releases the count.
+			victim = tc.NetConn()
+		}
+		victim.Close()
 	}
 	return &guardedConn{Conn: c, g: g, client: client}
+}
+
+// evictable picks and claims a connection to close: of a random sample of
+// those waiting without a request in progress, the one waiting longest, a
+// trusted proxy's only if no other is waiting. nil if none is waiting.
+func (g *connGuard) evictable() (net.Conn, *connState) {
+	for range 3 { // a pick that starts a request meanwhile is passed over
+		var victim net.Conn
+		var vs *connState
+		var oldest int64
+		seen := 0
+		g.conns.Range(func(k, v any) bool {
+			cs := v.(*connState)
+			t := cs.waitingSince.Load()
+			if t == 0 {
+				return true
+			}
+			if victim == nil || vs.trusted && !cs.trusted || vs.trusted == cs.trusted && t < oldest {
+				victim, vs, oldest = k.(net.Conn), cs, t
+			}
+			seen++
+			return seen < evictSample
+		})
+		if victim == nil {
+			return nil, nil
+		}
+		if vs.waitingSince.CompareAndSwap(oldest, 0) { // not to be chosen again
+			return victim, vs
+		}
+	}
+	return nil, nil
+}
+
+// peerAddr is the address a connection comes from.
+func peerAddr(c net.Conn) netip.Addr {
+	ap, err := netip.ParseAddrPort(c.RemoteAddr().String())
+	if err != nil {
+		return netip.Addr{}
+	}
+	return ap.Addr().Unmap()
 }
 
 // state is the http.Server's ConnState hook: it tracks which connections
@@ -136,7 +176,7 @@ func (g *connGuard) admit(c net.Conn) net.Conn {
 func (g *connGuard) state(c net.Conn, st http.ConnState) {
 	switch st {
 	case http.StateNew:
-		cs := &connState{}
+		cs := &connState{trusted: g.trusted(peerAddr(c))}
 		cs.waitingSince.Store(time.Now().UnixNano())
 		g.conns.Store(c, cs)
 	case http.StateIdle, http.StateActive:
@@ -173,6 +213,15 @@ type guardedConn struct {
 	g      *connGuard
 	client netip.Addr
 	once   sync.Once
+}
+
+// CloseWrite half-closes the connection, as net/http does after some
+// errors, when the socket can.
+func (c *guardedConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
 }
 
 func (c *guardedConn) Close() error {

@@ -211,7 +211,7 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request, client netip.Add
 	}
 	key, err := idempotencyKey(r, body)
 	if err != nil {
-		return http.StatusBadRequest, err
+		return 0, &appevent.Error{Status: http.StatusBadRequest, Field: "Idempotency-Key", Msg: err.Error()}
 	}
 	received := s.now()
 	evs, st, err := appevent.Parse(body, received)
@@ -219,7 +219,9 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request, client netip.Add
 		s.m.Skipped.WithLabelValues(event.SourceApp, "malformed").Inc()
 		return 0, err
 	}
-	appevent.ClampFuture(evs, received)
+	if n := appevent.ClampFuture(evs, received); n > 0 {
+		s.m.TimeClamped.Add(float64(n))
+	}
 	if st.Unknown > 0 {
 		s.m.UnknownKinds.Add(float64(st.Unknown))
 	}

@@ -18,6 +18,7 @@ type Metrics struct {
 	Unauthorized prometheus.Counter
 	OtherReports *prometheus.CounterVec
 	UnknownKinds prometheus.Counter
+	TimeClamped  prometheus.Counter
 	Preflights   *prometheus.CounterVec
 	// Conns are the connections open; ConnsRefused and ConnsEvicted count
 	// those the connection guard closed.
@@ -91,6 +92,9 @@ func NewMetrics(reg prometheus.Registerer, shared *ingest.Metrics) *Metrics {
 	m.Preflights = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "vigil_http_preflights_total", Help: "CORS preflight (OPTIONS) requests answered, by endpoint.",
 	}, []string{"endpoint"})
+	m.TimeClamped = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "vigil_ingest_app_time_clamped_total", Help: "Application events whose time was more than 5 minutes ahead of their arrival, stored at their arrival (a skewed or forged clock).",
+	})
 	m.Conns = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "vigil_http_connections", Help: "Connections open on the public listener.",
 	})
@@ -102,7 +106,7 @@ func NewMetrics(reg prometheus.Registerer, shared *ingest.Metrics) *Metrics {
 		Name: "vigil_http_connections_evicted_total",
 		Help: "Connections without a request in progress closed to make room for a new one at max_conns, by state: idle (kept alive after a request) or new (accepted, nothing sent yet).",
 	}, []string{"state"})
-	reg.MustRegister(m.Requests, m.RateLimited, m.Unauthorized, m.OtherReports, m.UnknownKinds, m.Preflights,
+	reg.MustRegister(m.Requests, m.RateLimited, m.Unauthorized, m.OtherReports, m.UnknownKinds, m.TimeClamped, m.Preflights,
 		m.Conns, m.ConnsRefused, m.ConnsEvicted)
 	return m
 }

@@ -420,8 +420,8 @@ func TestEventsIdempotencyKey(t *testing.T) {
 		if code != tc.code {
 			t.Fatalf("%s: %d %v, want %d", tc.name, code, resp, tc.code)
 		}
-		if code == 400 && !strings.Contains(resp["error"], "Idempotency-Key") {
-			t.Errorf("%s: error %q does not name Idempotency-Key", tc.name, resp["error"])
+		if code == 400 && resp["field"] != "Idempotency-Key" {
+			t.Errorf("%s: error %v does not name Idempotency-Key as its field", tc.name, resp)
 		}
 	}
 	count := func() map[string]int {
@@ -736,5 +736,8 @@ func TestEventsFromTheFuture(t *testing.T) {
 	evs := h.events()
 	if len(evs) != 1 || evs[0].Time.Before(before.Add(-time.Second)) || evs[0].Time.After(time.Now()) {
 		t.Fatalf("stored %+v, want one event at its arrival", evs)
+	}
+	if n := testutil.ToFloat64(h.srv.m.TimeClamped); n != 1 {
+		t.Errorf("time clamped counter %v, want 1", n)
 	}
 }

@@ -107,16 +107,16 @@ func (s *Server) serveUDP(ctx context.Context, conn *net.UDPConn) {
 			}
 			continue
 		}
+		m.Peer = from.Addr().Unmap()
+		if !s.allowed(m.Peer) {
+			s.denied.Add(1)
+			continue
+		}
 		s.received.Add(1)
 		b := buf[:n]
 		if n > s.cfg.MaxMessage {
 			b = b[:s.cfg.MaxMessage]
 			s.tooLong.Add(1)
-		}
-		m.Peer = from.Addr().Unmap()
-		if !s.allowed(m.Peer) {
-			s.denied.Add(1)
-			continue
 		}
 		s.deliver(&p, b, &m)
 	}
@@ -172,15 +172,20 @@ func (s *Server) serveTCP(ctx context.Context, ln net.Listener, wg *sync.WaitGro
 			continue
 		}
 		tc.lastRead.Store(time.Now().UnixNano())
+		// The victim, should one be needed: a connection that has never
+		// sent anything if there is one (not a forwarder), else the one
+		// silent longest.
 		held := 0
 		var victim net.Conn
 		var oldest int64
+		victimSent := true
 		for oc, o := range s.conns {
 			if o.peer == tc.peer {
 				held++
 			}
-			if t := o.lastRead.Load(); victim == nil || t < oldest {
-				victim, oldest = oc, t
+			sent := o.sent.Load()
+			if t := o.lastRead.Load(); victim == nil || victimSent && !sent || victimSent == sent && t < oldest {
+				victim, oldest, victimSent = oc, t, sent
 			}
 		}
 		if held >= s.cfg.MaxConnsPerPeer {
@@ -221,7 +226,8 @@ func (s *Server) allowed(peer netip.Addr) bool {
 // tcpConn is what the server knows of an open TCP connection.
 type tcpConn struct {
 	peer     netip.Addr
-	lastRead atomic.Int64 // unix nanoseconds of the last read that returned data
+	lastRead atomic.Int64 // unix nanoseconds of the last read that returned data, or of the accept
+	sent     atomic.Bool  // a read has returned data
 }
 
 // serveConn reads messages from one TCP connection until it ends, fails,
@@ -235,7 +241,7 @@ func (s *Server) serveConn(c net.Conn, tc *tcpConn) {
 		s.mu.Unlock()
 	}()
 	peer := tc.peer
-	fr := newFrameReader(deadlineReader{c, s.cfg.IdleTimeout, &tc.lastRead}, s.cfg.MaxMessage)
+	fr := newFrameReader(deadlineReader{c, s.cfg.IdleTimeout, tc}, s.cfg.MaxMessage)
 	p := parser{strs: make(map[string]string)}
 	m := Message{Peer: peer}
 	for {
@@ -269,9 +275,9 @@ func (s *Server) serveConn(c net.Conn, tc *tcpConn) {
 // deadlineReader reads from a connection with an idle timeout per read,
 // noting when a read last returned data.
 type deadlineReader struct {
-	c        net.Conn
-	timeout  time.Duration
-	lastRead *atomic.Int64
+	c       net.Conn
+	timeout time.Duration
+	tc      *tcpConn
 }
 
 // Read sets the read deadline and reads.
@@ -281,7 +287,8 @@ func (r deadlineReader) Read(p []byte) (int, error) {
 	}
 	n, err := r.c.Read(p)
 	if n > 0 {
-		r.lastRead.Store(time.Now().UnixNano())
+		r.tc.lastRead.Store(time.Now().UnixNano())
+		r.tc.sent.Store(true)
 	}
 	return n, err
 }

@@ -275,17 +275,18 @@ func closed(c net.Conn) bool {
 	return err != nil && !errors.Is(err, os.ErrDeadlineExceeded)
 }
 
-// TestMaxConns: at MaxConns a new connection closes the one that has sent
-// nothing for longest, so connections opened and left idle cannot lock a
-// forwarder out; an address holding MaxConnsPerPeer gets its next one
-// closed on arrival.
+// TestMaxConns: at MaxConns a new connection closes one that has never
+// sent anything (else the one silent longest), so connections opened and
+// left idle cannot lock a forwarder out, and a quiet forwarder is not the
+// one to go; an address holding MaxConnsPerPeer gets its next one closed on
+// arrival.
 func TestMaxConns(t *testing.T) {
 	s := startServer(t, Config{MaxConns: 2, MaxConnsPerPeer: 1})
-	idle := dialFrom(t, 21, s.tcp) // connects and never sends
-	s.waitStats(t, "accepting", func(st Stats) bool { return st.ConnsOpen == 1 })
-	busy := dialFrom(t, 22, s.tcp)
+	busy := dialFrom(t, 22, s.tcp) // a forwarder, quiet since its first line
 	write(t, busy, "<13>two\n")
 	s.next(t)
+	idle := dialFrom(t, 21, s.tcp) // connects later and never sends
+	s.waitStats(t, "accepting", func(st Stats) bool { return st.ConnsOpen == 2 })
 	if extra := dialFrom(t, 22, s.tcp); !closed(extra) {
 		t.Fatal("a second connection from one address was kept (MaxConnsPerPeer 1)")
 	}
@@ -293,7 +294,7 @@ func TestMaxConns(t *testing.T) {
 
 	forwarder := dialFrom(t, 23, s.tcp)
 	if !closed(idle) {
-		t.Fatal("at MaxConns, the connection idle longest was not closed")
+		t.Fatal("at MaxConns, the connection that never sent anything was not closed")
 	}
 	write(t, forwarder, "<13>three\n")
 	if m := s.next(t); m.content != "three" {
