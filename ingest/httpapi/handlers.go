@@ -187,7 +187,7 @@ func (s *Server) cspReport(w http.ResponseWriter, r *http.Request, client netip.
 
 // events handles application security events.
 func (s *Server) events(w http.ResponseWriter, r *http.Request, client netip.Addr, body []byte) (code int, err error) {
-	code, sig, err := s.authenticate(r, body)
+	code, sig, keyed, err := s.authenticate(r, body)
 	if sig != "" {
 		// A signed request refused before its events were queued may be
 		// sent again, and within the same second its signature is the
@@ -212,6 +212,11 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request, client netip.Add
 	key, err := idempotencyKey(r, body)
 	if err != nil {
 		return 0, &appevent.Error{Status: http.StatusBadRequest, Field: "Idempotency-Key", Msg: err.Error()}
+	}
+	if sig != "" && !keyed {
+		// A v1 signature does not cover the header, which a replay could
+		// drop or change: such a request is stored once per signature.
+		key = "s" + hex.EncodeToString([]byte(sig)[:16])
 	}
 	received := s.now()
 	evs, st, err := appevent.Parse(body, received)
@@ -278,28 +283,32 @@ func (s *Server) publish(ctx context.Context, source string, evs []event.Event) 
 }
 
 // authenticate checks the bearer token or the HMAC signature. For a valid
-// signature it returns the signature, which the replay cache now holds.
-func (s *Server) authenticate(r *http.Request, body []byte) (int, string, error) {
-	if sig := r.Header.Get("X-Vigil-Signature"); sig != "" && len(s.cfg.EventsHMACSecret) > 0 {
-		return s.checkSignature(sig, body)
+// signature it returns the MAC, which the replay cache now holds, and
+// whether it covers the Idempotency-Key (v2).
+func (s *Server) authenticate(r *http.Request, body []byte) (code int, sig string, keyed bool, err error) {
+	if header := r.Header.Get("X-Vigil-Signature"); header != "" && len(s.cfg.EventsHMACSecret) > 0 {
+		return s.checkSignature(header, r.Header.Get("Idempotency-Key"), body)
 	}
 	// The scheme is case-insensitive (RFC 9110 11.1).
 	scheme, token, _ := strings.Cut(r.Header.Get("Authorization"), " ")
 	token = strings.TrimSpace(token)
 	if !strings.EqualFold(scheme, "Bearer") || token == "" {
-		return http.StatusUnauthorized, "", errors.New("missing credentials: send Authorization: Bearer <token> or X-Vigil-Signature")
+		return http.StatusUnauthorized, "", false, errors.New("missing credentials: send Authorization: Bearer <token> or X-Vigil-Signature")
 	}
 	for _, want := range s.cfg.EventsTokens {
 		if subtle.ConstantTimeCompare([]byte(token), want) == 1 {
-			return 0, "", nil
+			return 0, "", false, nil
 		}
 	}
-	return http.StatusUnauthorized, "", errors.New("invalid token")
+	return http.StatusUnauthorized, "", false, errors.New("invalid token")
 }
 
-// checkSignature verifies t=<unix>,v1=<hex>: fresh, correct, not replayed.
-func (s *Server) checkSignature(header string, body []byte) (int, string, error) {
-	var ts, v1 string
+// checkSignature verifies t=<unix>,v1=<hex> (HMAC over "<t>." + body) or
+// t=<unix>,v2=<hex> (HMAC over "<t>." + Idempotency-Key + "." + body, so
+// the key cannot be dropped or changed): fresh, correct, not replayed. v2
+// is checked when both are given.
+func (s *Server) checkSignature(header, idemKey string, body []byte) (int, string, bool, error) {
+	var ts, v1, v2 string
 	for _, part := range strings.Split(header, ",") {
 		k, v, _ := strings.Cut(strings.TrimSpace(part), "=")
 		switch k {
@@ -307,33 +316,47 @@ func (s *Server) checkSignature(header string, body []byte) (int, string, error)
 			ts = v
 		case "v1":
 			v1 = v
+		case "v2":
+			v2 = v
 		}
 	}
+	refuse := func(msg string) (int, string, bool, error) {
+		return http.StatusUnauthorized, "", false, errors.New(msg)
+	}
 	unix, err := strconv.ParseInt(ts, 10, 64)
-	if err != nil || v1 == "" {
-		return http.StatusUnauthorized, "", errors.New("X-Vigil-Signature must be t=<unix seconds>,v1=<hex HMAC-SHA256>")
+	if err != nil || v1 == "" && v2 == "" {
+		return refuse("X-Vigil-Signature must be t=<unix seconds>,v2=<hex HMAC-SHA256> (or v1=)")
 	}
 	now := s.now()
 	if d := now.Sub(time.Unix(unix, 0)); d > s.cfg.MaxSkew || d < -s.cfg.MaxSkew {
-		return http.StatusUnauthorized, "", errors.New("stale signature timestamp (check the clocks)")
-	}
-	got, err := hex.DecodeString(v1)
-	if err != nil {
-		return http.StatusUnauthorized, "", errors.New("signature is not hex")
+		return refuse("stale signature timestamp (check the clocks)")
 	}
 	mac := hmac.New(sha256.New, s.cfg.EventsHMACSecret)
 	mac.Write([]byte(ts))
 	mac.Write([]byte{'.'})
+	given, keyed := v1, v2 != ""
+	if keyed {
+		if idemKey == "" {
+			return refuse("a v2 signature covers the Idempotency-Key: send one")
+		}
+		given = v2
+		mac.Write([]byte(idemKey))
+		mac.Write([]byte{'.'})
+	}
 	mac.Write(body)
+	got, err := hex.DecodeString(given)
+	if err != nil {
+		return refuse("signature is not hex")
+	}
 	if !hmac.Equal(got, mac.Sum(nil)) {
-		return http.StatusUnauthorized, "", errors.New("invalid signature")
+		return refuse("invalid signature")
 	}
 	// Keyed by the MAC's bytes: hex in the other case is the same MAC.
 	key := string(got)
 	if !s.replay.firstSeen(key, now) {
-		return http.StatusUnauthorized, "", errors.New("replayed signature")
+		return refuse("replayed signature")
 	}
-	return 0, key, nil
+	return 0, key, keyed, nil
 }
 
 // clientIP is the peer address, or for a trusted proxy the right-most

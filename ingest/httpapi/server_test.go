@@ -298,6 +298,14 @@ func sign(ts int64, body []byte) string {
 	return "t=" + strconv.FormatInt(ts, 10) + ",v1=" + hex.EncodeToString(mac.Sum(nil))
 }
 
+// signV2 signs the Idempotency-Key with the body.
+func signV2(ts int64, key string, body []byte) string {
+	mac := hmac.New(sha256.New, secret)
+	fmt.Fprintf(mac, "%d.%s.", ts, key)
+	mac.Write(body)
+	return "t=" + strconv.FormatInt(ts, 10) + ",v2=" + hex.EncodeToString(mac.Sum(nil))
+}
+
 func TestEventsAuth(t *testing.T) {
 	h := start(t, nil)
 	body := []byte(`{"kind":"auth.login_failed","client_ip":"203.0.113.7","user":{"name":"alice"},"path":"/api/token/"}`)
@@ -411,7 +419,7 @@ func TestEventsIdempotencyKey(t *testing.T) {
 	}{
 		{"first", body, append(auth, "Idempotency-Key", "b7e4c1de-0f6a-4c39-9a4e-3d2f8c1b5a60"), 204},
 		{"sent again", body, append(auth, "Idempotency-Key", "b7e4c1de-0f6a-4c39-9a4e-3d2f8c1b5a60"), 204},
-		{"signed, sent again", body, []string{"X-Vigil-Signature", sign(time.Now().Unix(), body), "Idempotency-Key", "b7e4c1de-0f6a-4c39-9a4e-3d2f8c1b5a60"}, 204},
+		{"signed (v2), sent again", body, []string{"X-Vigil-Signature", signV2(time.Now().Unix(), "b7e4c1de-0f6a-4c39-9a4e-3d2f8c1b5a60", body), "Idempotency-Key", "b7e4c1de-0f6a-4c39-9a4e-3d2f8c1b5a60"}, 204},
 		{"another body, same key", other, append(auth, "Idempotency-Key", "b7e4c1de-0f6a-4c39-9a4e-3d2f8c1b5a60"), 204},
 		{"space in key", body, append(auth, "Idempotency-Key", "a b"), 400},
 		{"key too long", body, append(auth, "Idempotency-Key", strings.Repeat("k", 129)), 400},
@@ -440,6 +448,71 @@ func TestEventsIdempotencyKey(t *testing.T) {
 	want = map[string]int{"dave 203.0.113.7": 3, "dave 198.51.100.9": 3, "dave 192.0.2.44": 3, "erin 203.0.113.7": 1}
 	if got := count(); fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("after another key and no key: stored %v, want %v", got, want)
+	}
+}
+
+// TestSignedReplayStoredOnce: a captured signed request replayed where the
+// replay cache does not know it (another ingest process, or after a
+// restart) is stored once: a v1 signature does not cover the
+// Idempotency-Key, so such requests are deduplicated on the signature,
+// with or without the header; a v2 signature covers the key, which cannot
+// then be dropped or changed.
+func TestSignedReplayStoredOnce(t *testing.T) {
+	h := start(t, nil)
+	count := func(name string) int {
+		n := 0
+		for _, ev := range h.events() {
+			if ev.UserName == name {
+				n++
+			}
+		}
+		return n
+	}
+	forget := func() { h.srv.replay = newReplayCache(10 * time.Minute) } // another process
+
+	v1body := []byte(`{"kind":"auth.login_failed","client_ip":"203.0.113.7","user":{"name":"dave"}}`)
+	v1 := sign(time.Now().Unix(), v1body)
+	for i, headers := range [][]string{
+		{"X-Vigil-Signature", v1, "Idempotency-Key", "k-1"},
+		{"X-Vigil-Signature", v1},                           // the key dropped
+		{"X-Vigil-Signature", v1, "Idempotency-Key", "k-2"}, // or changed
+	} {
+		forget()
+		if code, resp, _ := h.post("/events", "application/json", v1body, headers...); code != 204 {
+			t.Fatalf("v1 attempt %d: %d %v", i, code, resp)
+		}
+	}
+	if n := count("dave"); n != 1 {
+		t.Fatalf("a v1-signed request replayed: stored %d times, want once", n)
+	}
+
+	v2body := []byte(`{"kind":"auth.login_failed","client_ip":"203.0.113.7","user":{"name":"erin"}}`)
+	v2 := signV2(time.Now().Unix(), "k-3", v2body)
+	forget()
+	if code, resp, _ := h.post("/events", "application/json", v2body, "X-Vigil-Signature", v2, "Idempotency-Key", "k-3"); code != 204 {
+		t.Fatalf("v2: %d %v", code, resp)
+	}
+	for _, headers := range [][]string{
+		{"X-Vigil-Signature", v2},                           // the key dropped
+		{"X-Vigil-Signature", v2, "Idempotency-Key", "k-4"}, // or changed
+	} {
+		forget()
+		if code, _, _ := h.post("/events", "application/json", v2body, headers...); code != http.StatusUnauthorized {
+			t.Fatalf("v2 replayed with %v: %d, want 401", headers, code)
+		}
+	}
+	forget()
+	if code, _, _ := h.post("/events", "application/json", v2body, "X-Vigil-Signature", v2, "Idempotency-Key", "k-3"); code != 204 {
+		t.Fatalf("v2 replayed whole: %d, want 204 (and dropped as a duplicate)", code)
+	}
+	// A retry signed anew under the same key is the same request.
+	forget()
+	retry := signV2(time.Now().Unix()+1, "k-3", v2body)
+	if code, _, _ := h.post("/events", "application/json", v2body, "X-Vigil-Signature", retry, "Idempotency-Key", "k-3"); code != 204 {
+		t.Fatalf("v2 retry: %d", code)
+	}
+	if n := count("erin"); n != 1 {
+		t.Fatalf("a v2-signed request replayed and retried: stored %d times, want once", n)
 	}
 }
 
