@@ -88,18 +88,20 @@ def test_session_login_ships_login_succeeded(client, shipping, alice):
     assert ev["user"]["name"] == "alice"
 
 
-def vigil_verifies(secret: bytes, header: str, body: bytes) -> bool:
+def vigil_verifies(secret: bytes, header: str, key: str, body: bytes) -> bool:
     """Vigil's check of X-Vigil-Signature (ingest/httpapi checkSignature):
-    t within 5 minutes, v1 = hex HMAC-SHA256(secret, "<t as sent>." + body)."""
+    t within 5 minutes, v2 = hex HMAC-SHA256(secret, "<t as sent>." + the
+    Idempotency-Key + "." + body)."""
     fields = dict(part.strip().partition("=")[::2] for part in header.split(","))
-    ts, v1 = fields.get("t", ""), fields.get("v1", "")
-    if not ts.isdigit() or not v1 or abs(time.time() - int(ts)) > 300:
+    ts, v2 = fields.get("t", ""), fields.get("v2", "")
+    if not ts.isdigit() or not v2 or not key or abs(time.time() - int(ts)) > 300:
         return False
     try:
-        got = bytes.fromhex(v1)
+        got = bytes.fromhex(v2)
     except ValueError:
         return False
-    return hmac.compare_digest(got, hmac.new(secret, ts.encode() + b"." + body, hashlib.sha256).digest())
+    want = hmac.new(secret, ts.encode() + b"." + key.encode() + b"." + body, hashlib.sha256).digest()
+    return hmac.compare_digest(got, want)
 
 
 def test_hmac_signature(client, vigil, receiver, db):
@@ -112,16 +114,18 @@ def test_hmac_signature(client, vigil, receiver, db):
     assert ev["user"] == {"name": "zoë-アリス"}
     req = receiver.requests[0]
     assert "Authorization" not in req["headers"]
-    sig = req["headers"]["X-Vigil-Signature"]
-    assert re.fullmatch(r"t=(\d+),v1=([0-9a-f]{64})", sig), sig
+    sig, key = req["headers"]["X-Vigil-Signature"], req["headers"]["Idempotency-Key"]
+    assert re.fullmatch(r"t=(\d+),v2=([0-9a-f]{64})", sig), sig
     assert "zoë-アリス".encode() in req["body"]
     # What the shipper sent verifies the way Vigil checks it...
-    assert vigil_verifies(secret.encode(), sig, req["body"])
-    # ...and would not with another secret, another body or another time.
-    assert not vigil_verifies(b"other", sig, req["body"])
-    assert not vigil_verifies(secret.encode(), sig, req["body"].replace("アリス".encode(), b"alice"))
+    assert vigil_verifies(secret.encode(), sig, key, req["body"])
+    # ...and would not with another secret, body, time or key (a replay
+    # cannot swap the Idempotency-Key).
+    assert not vigil_verifies(b"other", sig, key, req["body"])
+    assert not vigil_verifies(secret.encode(), sig, key, req["body"].replace("アリス".encode(), b"alice"))
     t = int(sig.split(",")[0][2:])
-    assert not vigil_verifies(secret.encode(), sig.replace(f"t={t}", f"t={t + 1}"), req["body"])
+    assert not vigil_verifies(secret.encode(), sig.replace(f"t={t}", f"t={t + 1}"), key, req["body"])
+    assert not vigil_verifies(secret.encode(), sig, "0" * 32, req["body"])
 
 
 def test_disallowed_host(client, shipping):

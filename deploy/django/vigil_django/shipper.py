@@ -219,7 +219,7 @@ class Shipper:
         if self.conf.events_token:
             headers["Authorization"] = f"Bearer {self.conf.events_token}"
         if self.conf.events_hmac_secret:
-            headers["X-Vigil-Signature"] = sign(self.conf.events_hmac_secret, body)
+            headers["X-Vigil-Signature"] = sign(self.conf.events_hmac_secret, body, key=key)
         req = urllib.request.Request(self.conf.events_url, data=body, headers=headers, method="POST")
         try:
             with self._opener.open(req, timeout=self.conf.timeout_seconds) as resp:
@@ -333,9 +333,14 @@ def _retry_after(headers) -> Optional[float]:
         return None
 
 
-def sign(secret: bytes, body: bytes, now: Optional[int] = None) -> str:
-    """The X-Vigil-Signature value: t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>." + body>."""
+def sign(secret: bytes, body: bytes, now: Optional[int] = None, key: Optional[str] = None) -> str:
+    """The X-Vigil-Signature value. With key (the request's Idempotency-Key):
+    t=<unix seconds>,v2=<hex HMAC-SHA256 of "<t>." + key + "." + body>, which a
+    replay cannot strip the key from; without: v1, over "<t>." + body."""
     t = int(time.time()) if now is None else int(now)
+    if key is not None:
+        mac = hmac.new(secret, f"{t}.{key}.".encode("ascii") + body, hashlib.sha256).hexdigest()
+        return f"t={t},v2={mac}"
     mac = hmac.new(secret, f"{t}.".encode("ascii") + body, hashlib.sha256).hexdigest()
     return f"t={t},v1={mac}"
 
