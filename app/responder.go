@@ -83,6 +83,9 @@ func (s *responder) handle(ctx context.Context, msg jetstream.Msg) {
 		_ = msg.TermWithReason("undecodable alert")
 		return
 	}
+	if md, err := msg.Metadata(); err == nil {
+		a.Stored = md.Timestamp
+	}
 	audits, retry, err := s.r.Handle(ctx, &a)
 	if err != nil && retry {
 		n := uint64(1)

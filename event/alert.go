@@ -44,6 +44,9 @@ type Alert struct {
 	UserID string `json:"user_id,omitempty"`
 	// Source is the event source the rule reads (access, csp, app).
 	Source string `json:"source,omitempty"`
+	// Stored is when the bus stored the alert (its JetStream timestamp),
+	// set by the responder from the message; not part of the JSON.
+	Stored time.Time `json:"-"`
 }
 
 // Action kinds a rule can ask for.

@@ -237,6 +237,17 @@ func TestHandleRevokeUser(t *testing.T) {
 	if m := ev.raw(); m["type"] != "revoke-user" || m["user"] != "42" || m["actor"] != "rule:token-abuse" {
 		t.Errorf("event = %v", m)
 	}
+	// Stored by the bus later than the event (the detector was behind):
+	// tokens got between the two are revoked too.
+	late := revokeAlert("R9", "43")
+	late.Stored = late.At.Add(20 * time.Second)
+	if _, _, err := r.Handle(ctx, late); err != nil {
+		t.Fatal(err)
+	}
+	if n := f.revocation(t, f.store.RevokeUserKey("43")); n != late.Stored.Unix()+1 {
+		t.Errorf("value = %d, want the second after the alert was stored (%d)", n, late.Stored.Unix())
+	}
+	ev.raw() // its change event
 	f.clock.Add(time.Minute)
 	audits, _, err = r.Handle(ctx, a)
 	if err != nil || audits[0].Result != "unchanged" {

@@ -264,8 +264,11 @@ type revokeUserAction struct {
 }
 
 // Do revokes every token of the user (a.Key when the rule groups by user.id,
-// else the firing event's a.UserID) issued before a.At, for cfg.TokenTTL. Using the alert's time, not the wall clock, makes a retry
-// write the same value, which the Store reports as unchanged. The alert
+// else the firing event's a.UserID) issued up to the later of a.At and
+// a.Stored (when the alert was stored: tokens the attacker got between the
+// firing event and the detection go too), for cfg.TokenTTL. Using the
+// alert's times, not the wall clock, makes a retry write the same value,
+// which the Store reports as unchanged. The alert
 // must group by "user.id" or its event carry one: a user name is not what
 // tokens carry. Automatic revocations count in the circuit breaker as bans
 // do, and stop with them ("breaker-open").
@@ -298,7 +301,11 @@ func (v *revokeUserAction) Do(ctx context.Context, a *event.Alert, spec event.Ac
 		v.logger.Warn("circuit breaker open: not revoking", "scope", scope, "user", user, "rule", a.Rule, "alert", a.ID)
 		return au, nil
 	}
-	applied, err := v.store.RevokeUser(ctx, user, a.At, v.cfg.TokenTTL, au.Reason, au.Actor)
+	at := a.At
+	if a.Stored.After(at) {
+		at = a.Stored
+	}
+	applied, err := v.store.RevokeUser(ctx, user, at, v.cfg.TokenTTL, au.Reason, au.Actor)
 	v.breaker.done(a.Rule, err == nil && applied)
 	if err != nil {
 		return failed(au, err)
