@@ -17,7 +17,9 @@ import (
 //
 // A connection from a client that holds PerClient already is closed at
 // once; a client is an IPv4 address or an IPv6 /64, as for the rate limit
-// (trusted proxies are exempt: their clients are many). A connection past
+// (trusted proxies are exempt: their clients are many; so are 127.0.0.1
+// and ::1, where a proxy or a load generator on the same host connects
+// from). A connection past
 // Max makes room by closing one that waits without a request in progress
 // (kept alive after a request, or not yet done sending a request head:
 // silent or slow): the longest waiting of a random sample, a trusted
@@ -47,6 +49,8 @@ type connState struct {
 	idle         atomic.Bool
 	trusted      bool
 }
+
+var localhost4, localhost6 = netip.MustParseAddr("127.0.0.1"), netip.IPv6Loopback()
 
 // evictSample is how many waiting connections eviction looks at.
 const evictSample = 64
@@ -95,7 +99,7 @@ func (g *connGuard) admit(c net.Conn) net.Conn {
 	addr := peerAddr(c)
 	client := limiterKey(addr)
 	g.mu.Lock()
-	if g.perClient > 0 && addr.IsValid() && g.clients[client] >= g.perClient && !g.trusted(addr) {
+	if g.perClient > 0 && addr.IsValid() && g.clients[client] >= g.perClient && !g.trusted(addr) && addr != localhost4 && addr != localhost6 {
 		g.mu.Unlock()
 		g.m.ConnsRefused.WithLabelValues("per_client").Inc()
 		c.Close()

@@ -751,6 +751,24 @@ func TestConnectionCaps(t *testing.T) {
 	}
 }
 
+// TestLocalhostNotCappedPerClient: 127.0.0.1, where a proxy or a load
+// generator on the same host connects from, is not capped per client;
+// another address is.
+func TestLocalhostNotCappedPerClient(t *testing.T) {
+	h := start(t, func(c *Config) { c.TrustedProxies, c.MaxConnsPerClient = nil, 1 })
+	for range 3 {
+		h.dialFrom(1)
+	}
+	waitFor(t, func() bool { return testutil.ToFloat64(h.srv.m.Conns) == 3 })
+	h.dialFrom(31)
+	if extra := h.dialFrom(31); !closedByServer(extra) {
+		t.Fatal("a second connection of 127.0.0.31 was kept (max 1 per client)")
+	}
+	if got := testutil.ToFloat64(h.srv.m.ConnsRefused.WithLabelValues("per_client")); got != 1 {
+		t.Errorf("refused per_client = %v, want 1 (127.0.0.1's three kept)", got)
+	}
+}
+
 // waitFor polls cond for up to 5 s.
 func waitFor(t *testing.T, cond func() bool) {
 	t.Helper()
