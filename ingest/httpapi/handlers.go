@@ -336,8 +336,10 @@ func (s *Server) checkSignature(header, idemKey string, body []byte) (int, strin
 	mac.Write([]byte{'.'})
 	given, keyed := v1, v2 != ""
 	if keyed {
-		if idemKey == "" {
-			return refuse("a v2 signature covers the Idempotency-Key: send one")
+		if idemKey == "" || strings.Contains(idemKey, ".") {
+			// Without a '.' in the key, "<t>.<key>.<body>" splits one way
+			// only: no byte can move between the key and the body.
+			return refuse("a v2 signature covers the Idempotency-Key: send one, without '.'")
 		}
 		given = v2
 		mac.Write([]byte(idemKey))

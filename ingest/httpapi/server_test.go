@@ -505,6 +505,12 @@ func TestSignedReplayStoredOnce(t *testing.T) {
 	if code, _, _ := h.post("/events", "application/json", v2body, "X-Vigil-Signature", v2, "Idempotency-Key", "k-3"); code != 204 {
 		t.Fatalf("v2 replayed whole: %d, want 204 (and dropped as a duplicate)", code)
 	}
+	// A key with a '.' could shift bytes between key and body under one MAC.
+	forget()
+	dotted := signV2(time.Now().Unix(), "a.b", v2body)
+	if code, _, _ := h.post("/events", "application/json", v2body, "X-Vigil-Signature", dotted, "Idempotency-Key", "a.b"); code != http.StatusUnauthorized {
+		t.Fatalf("v2 with a dotted key: %d, want 401", code)
+	}
 	// A retry signed anew under the same key is the same request.
 	forget()
 	retry := signV2(time.Now().Unix()+1, "k-3", v2body)
