@@ -248,6 +248,16 @@ func TestHandleRevokeUser(t *testing.T) {
 		t.Errorf("value = %d, want the second after the alert was stored (%d)", n, late.Stored.Unix())
 	}
 	ev.raw() // its change event
+	// Stored by a bus whose clock runs an hour ahead: no later than now.
+	ahead := revokeAlert("R10", "44")
+	ahead.Stored = t0.Add(time.Hour)
+	if _, _, err := r.Handle(ctx, ahead); err != nil {
+		t.Fatal(err)
+	}
+	if n := f.revocation(t, f.store.RevokeUserKey("44")); n != t0.Unix()+1 {
+		t.Errorf("value = %d, want the second after now (%d), not after the bus's clock", n, t0.Unix())
+	}
+	ev.raw()
 	f.clock.Add(time.Minute)
 	audits, _, err = r.Handle(ctx, a)
 	if err != nil || audits[0].Result != "unchanged" {

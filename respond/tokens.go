@@ -289,10 +289,16 @@ func (v *revokeUserAction) Do(ctx context.Context, a *event.Alert, spec event.Ac
 	if a.At.IsZero() {
 		return failed(au, errors.New("revoking tokens: the alert has no time"))
 	}
+	at := a.At
+	if a.Stored.After(at) {
+		// Not past now: a bus server whose clock runs ahead must not
+		// revoke the user's next logins too.
+		at = minTime(a.Stored, now)
+	}
 	au.Expires = now.Add(v.cfg.TokenTTL).UTC().Truncate(time.Second)
 	if v.cfg.DryRun {
 		au.Result = ResultDryRun
-		v.logger.Info("dry-run: would revoke tokens", "user", user, "before", a.At, "rule", a.Rule, "alert", a.ID)
+		v.logger.Info("dry-run: would revoke tokens", "user", user, "up_to", at, "rule", a.Rule, "alert", a.ID)
 		return au, nil
 	}
 	if scope, ok := v.breaker.reserve(ctx, a.Rule); !ok {
@@ -300,10 +306,6 @@ func (v *revokeUserAction) Do(ctx context.Context, a *event.Alert, spec event.Ac
 		au.Error = "circuit breaker " + scope + " is open"
 		v.logger.Warn("circuit breaker open: not revoking", "scope", scope, "user", user, "rule", a.Rule, "alert", a.ID)
 		return au, nil
-	}
-	at := a.At
-	if a.Stored.After(at) {
-		at = a.Stored
 	}
 	applied, err := v.store.RevokeUser(ctx, user, at, v.cfg.TokenTTL, au.Reason, au.Actor)
 	v.breaker.done(a.Rule, err == nil && applied)
@@ -316,9 +318,17 @@ func (v *revokeUserAction) Do(ctx context.Context, a *event.Alert, spec event.Ac
 		return au, nil
 	}
 	au.Result = ResultApplied
-	v.logger.Info("tokens revoked", "user", user, "before", a.At, "rule", a.Rule, "alert", a.ID)
+	v.logger.Info("tokens revoked", "user", user, "up_to", at, "rule", a.Rule, "alert", a.ID)
 	return au, nil
 }
 
 // userIDField is the alert key field revoke_user acts on.
 const userIDField = "user.id"
+
+// minTime returns the earlier of a and b.
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}

@@ -304,9 +304,10 @@ func (s *Server) authenticate(r *http.Request, body []byte) (code int, sig strin
 }
 
 // checkSignature verifies t=<unix>,v1=<hex> (HMAC over "<t>." + body) or
-// t=<unix>,v2=<hex> (HMAC over "<t>." + Idempotency-Key + "." + body, so
-// the key cannot be dropped or changed): fresh, correct, not replayed. v2
-// is checked when both are given.
+// t=<unix>,v2=<hex> (HMAC over "v2." + "<t>." + Idempotency-Key + "." +
+// body, so the key cannot be dropped or changed, and no v2 text is ever a
+// v1 text): fresh, correct, not replayed. v2 is checked when both are
+// given.
 func (s *Server) checkSignature(header, idemKey string, body []byte) (int, string, bool, error) {
 	var ts, v1, v2 string
 	for _, part := range strings.Split(header, ",") {
@@ -332,16 +333,19 @@ func (s *Server) checkSignature(header, idemKey string, body []byte) (int, strin
 		return refuse("stale signature timestamp (check the clocks)")
 	}
 	mac := hmac.New(sha256.New, s.cfg.EventsHMACSecret)
-	mac.Write([]byte(ts))
-	mac.Write([]byte{'.'})
 	given, keyed := v1, v2 != ""
 	if keyed {
 		if idemKey == "" || strings.Contains(idemKey, ".") {
-			// Without a '.' in the key, "<t>.<key>.<body>" splits one way
-			// only: no byte can move between the key and the body.
+			// Without a '.' in the key, "v2.<t>.<key>.<body>" splits one
+			// way only: no byte can move between the key and the body.
 			return refuse("a v2 signature covers the Idempotency-Key: send one, without '.'")
 		}
 		given = v2
+		mac.Write([]byte("v2."))
+	}
+	mac.Write([]byte(ts))
+	mac.Write([]byte{'.'})
+	if keyed {
 		mac.Write([]byte(idemKey))
 		mac.Write([]byte{'.'})
 	}

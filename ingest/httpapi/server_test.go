@@ -301,7 +301,7 @@ func sign(ts int64, body []byte) string {
 // signV2 signs the Idempotency-Key with the body.
 func signV2(ts int64, key string, body []byte) string {
 	mac := hmac.New(sha256.New, secret)
-	fmt.Fprintf(mac, "%d.%s.", ts, key)
+	fmt.Fprintf(mac, "v2.%d.%s.", ts, key)
 	mac.Write(body)
 	return "t=" + strconv.FormatInt(ts, 10) + ",v2=" + hex.EncodeToString(mac.Sum(nil))
 }
@@ -504,6 +504,12 @@ func TestSignedReplayStoredOnce(t *testing.T) {
 	forget()
 	if code, _, _ := h.post("/events", "application/json", v2body, "X-Vigil-Signature", v2, "Idempotency-Key", "k-3"); code != 204 {
 		t.Fatalf("v2 replayed whole: %d, want 204 (and dropped as a duplicate)", code)
+	}
+	// A v2 MAC is never a v1 MAC of another body, nor the other way.
+	forget()
+	asV1 := strings.Replace(v2, "v2=", "v1=", 1)
+	if code, _, _ := h.post("/events", "application/json", append([]byte("k-3."), v2body...), "X-Vigil-Signature", asV1); code != http.StatusUnauthorized {
+		t.Fatalf("a v2 MAC presented as v1 over key.body: %d, want 401", code)
 	}
 	// A key with a '.' could shift bytes between key and body under one MAC.
 	forget()

@@ -90,7 +90,7 @@ def test_session_login_ships_login_succeeded(client, shipping, alice):
 
 def vigil_verifies(secret: bytes, header: str, key: str, body: bytes) -> bool:
     """Vigil's check of X-Vigil-Signature (ingest/httpapi checkSignature):
-    t within 5 minutes, v2 = hex HMAC-SHA256(secret, "<t as sent>." + the
+    t within 5 minutes, v2 = hex HMAC-SHA256(secret, "v2.<t as sent>." + the
     Idempotency-Key + "." + body)."""
     fields = dict(part.strip().partition("=")[::2] for part in header.split(","))
     ts, v2 = fields.get("t", ""), fields.get("v2", "")
@@ -100,7 +100,7 @@ def vigil_verifies(secret: bytes, header: str, key: str, body: bytes) -> bool:
         got = bytes.fromhex(v2)
     except ValueError:
         return False
-    want = hmac.new(secret, ts.encode() + b"." + key.encode() + b"." + body, hashlib.sha256).digest()
+    want = hmac.new(secret, b"v2." + ts.encode() + b"." + key.encode() + b"." + body, hashlib.sha256).digest()
     return hmac.compare_digest(got, want)
 
 

@@ -334,12 +334,13 @@ def _retry_after(headers) -> Optional[float]:
 
 
 def sign(secret: bytes, body: bytes, now: Optional[int] = None, key: Optional[str] = None) -> str:
-    """The X-Vigil-Signature value. With key (the request's Idempotency-Key):
-    t=<unix seconds>,v2=<hex HMAC-SHA256 of "<t>." + key + "." + body>, which a
-    replay cannot strip the key from; without: v1, over "<t>." + body."""
+    """The X-Vigil-Signature value. With key (the request's Idempotency-Key,
+    without '.'): t=<unix seconds>,v2=<hex HMAC-SHA256 of "v2.<t>." + key + "."
+    + body>, which a replay cannot strip the key from; without: v1, over
+    "<t>." + body."""
     t = int(time.time()) if now is None else int(now)
     if key is not None:
-        mac = hmac.new(secret, f"{t}.{key}.".encode("ascii") + body, hashlib.sha256).hexdigest()
+        mac = hmac.new(secret, f"v2.{t}.{key}.".encode("ascii") + body, hashlib.sha256).hexdigest()
         return f"t={t},v2={mac}"
     mac = hmac.new(secret, f"{t}.".encode("ascii") + body, hashlib.sha256).hexdigest()
     return f"t={t},v1={mac}"
