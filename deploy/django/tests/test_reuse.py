@@ -12,7 +12,7 @@ from django.contrib.auth import get_user_model
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 from rest_framework_simplejwt.tokens import RefreshToken, UntypedToken
 
-from vigil_django import reuse, shipper
+from vigil_django import reuse, shipper, state
 
 from .helpers import time_passes
 
@@ -189,6 +189,133 @@ def test_rotation_is_recorded_for_simplejwt_without_outstand(client, shipping, a
     assert refresh(client, third).status_code == 401
     assert refresh(client, second).status_code == 401
     assert [e["jti"] for e in reuse_events(shipping)] == [jti(first), jti(second)]
+
+
+def test_rotation_is_recorded_in_redis(client, shipping, rdb, alice):
+    """A rotation through VigilTokenRefreshView sets P rotated:<old jti> to
+    the new jti for REFRESH_TOKEN_LIFETIME; a logout sets nothing."""
+    from rest_framework_simplejwt.settings import api_settings
+
+    r1 = obtain(client).json()["refresh"]
+    r2 = refresh(client, r1).json()["refresh"]
+    assert rdb.get(f"vigil:rotated:{jti(r1)}") == jti(r2).encode()
+    lifetime = api_settings.REFRESH_TOKEN_LIFETIME.total_seconds()
+    assert lifetime - 5 <= rdb.ttl(f"vigil:rotated:{jti(r1)}") <= lifetime
+    assert logout(client, r2).status_code == 200
+    assert rdb.exists(f"vigil:rotated:{jti(r2)}") == 0
+
+
+def test_recorded_rotation_is_reported_without_the_tables_guess(client, shipping, rdb, alice):
+    """With the rotated:<jti> key, reuse is reported even when simplejwt's
+    tables show no successor (here: its row deleted)."""
+    r1 = obtain(client).json()["refresh"]
+    r2 = refresh(client, r1).json()["refresh"]
+    OutstandingToken.objects.filter(jti=jti(r2)).delete()
+    time_passes(60)
+    assert refresh(client, r1).status_code == 401
+    assert [e["jti"] for e in reuse_events(shipping)] == [jti(r1)]
+    assert shipper.stats()["reuse_reported"] == 1
+
+
+def test_logout_shortly_after_another_device_logs_in_is_still_a_logout(client, shipping, alice):
+    """Review finding: the laptop logs out (R_A) 5 s after the phone logged in
+    (R_B, a token of the same user issued after R_A). R_A has no rotated:<jti>
+    key and R_B is outside the 2 s window of the guess: a logout, not
+    reported (before, a 30 s window took R_B for R_A's successor)."""
+    from django.test import Client
+
+    r_a = obtain(client).json()["refresh"]
+    time_passes(100)
+    r_b = obtain(Client()).json()["refresh"]
+    time_passes(5)
+    assert logout(client, r_a).status_code == 200
+    time_passes(60)
+    assert refresh(client, r_a).status_code == 401
+    assert reuse_events(shipping) == []
+    assert shipper.stats()["reuse_after_logout"] == 1 and shipper.stats()["reuse_reported"] == 0
+    # ...and the phone's later refresh is another device's business.
+    assert refresh(Client(), r_b).status_code == 200
+
+
+def test_logout_shortly_after_another_session_refreshes_is_still_a_logout(client, shipping, alice):
+    """The same with the other device refreshing (rotating its own token)
+    5 s before the logout: its successor is not this token's."""
+    from django.test import Client
+
+    r_a = obtain(client).json()["refresh"]
+    r_b = obtain(Client()).json()["refresh"]
+    time_passes(100)
+    r_b2 = refresh(Client(), r_b).json()["refresh"]
+    time_passes(5)
+    assert logout(client, r_a).status_code == 200
+    time_passes(60)
+    assert refresh(client, r_a).status_code == 401
+    assert reuse_events(shipping) == []
+    # The phone's rotated token is still reuse.
+    assert refresh(Client(), r_b).status_code == 401
+    assert [e["jti"] for e in reuse_events(shipping)] == [jti(r_b)]
+    assert r_b2
+
+
+def test_redis_down_falls_back_to_the_tables(client, shipping, redis_server, alice):
+    """Redis down when the reuse is classified: the guess from simplejwt's
+    tables decides (a rotation is reported, a logout is not); the refresh
+    is refused either way."""
+    r1 = obtain(client).json()["refresh"]
+    r2 = refresh(client, r1).json()["refresh"]
+    r3 = obtain(client).json()["refresh"]
+    time_passes(100)
+    assert logout(client, r3).status_code == 200
+    time_passes(60)
+    redis_server.stop()
+    assert refresh(client, r1).status_code == 401
+    assert refresh(client, r3).status_code == 401
+    assert [e["jti"] for e in reuse_events(shipping)] == [jti(r1)]
+    assert shipper.stats()["reuse_reported"] == 1 and shipper.stats()["reuse_after_logout"] == 1
+    assert shipper.stats()["redis_errors"] >= 1
+    assert r2
+
+
+def test_rotation_while_redis_is_down_falls_back_to_the_tables(client, shipping, redis_server, rdb, alice):
+    """Redis down during the rotation: the rotation succeeds without its
+    key, and the later reuse is still reported (from the tables)."""
+    r1 = obtain(client).json()["refresh"]
+    redis_server.stop()
+    r = refresh(client, r1)
+    assert r.status_code == 200
+    redis_server.start()
+    time.sleep(state.ERROR_HOLD_SECONDS + 0.1)  # past the runtime's error hold
+    assert rdb.exists(f"vigil:rotated:{jti(r1)}") == 0
+    time_passes(60)
+    assert refresh(client, r1).status_code == 401
+    assert [e["jti"] for e in reuse_events(shipping)] == [jti(r1)]
+
+
+def test_a_redis_user_without_write_permission_does_not_hold_off_reads(client, shipping, vigil, rdb, redis_server, alice):
+    """A Redis user that may only read: the rotated:<jti> SET is refused
+    (NOPERM), the rotation still succeeds, and the refusal is not taken for
+    an unreachable Redis (whose error hold would skip the next requests'
+    reads, letting a banned client through with FAIL_OPEN)."""
+    rdb.acl_setuser("vigil-ro", enabled=True, passwords=["+pw"], keys=["*"], channels=["*"],
+                    commands=["+@read", "+@connection", "+@pubsub"])
+    try:
+        vigil(REDIS_URL=f"redis://vigil-ro:pw@127.0.0.1:{redis_server.port}/0")
+        r1 = obtain(client).json()["refresh"]
+        assert refresh(client, r1, REMOTE_ADDR="203.0.113.7").status_code == 200
+        assert rdb.exists(f"vigil:rotated:{jti(r1)}") == 0
+        assert shipper.stats()["redis_errors"] == 1
+        rdb.set("vigil:ban:ip:203.0.113.7", "{}")
+        assert client.get("/api/orders/", REMOTE_ADDR="203.0.113.7").status_code == 403
+        # The reuse is still classified, by the fallback guess.
+        time_passes(60)
+        assert refresh(client, r1).status_code == 401
+        assert [e["jti"] for e in reuse_events(shipping)] == [jti(r1)]
+    finally:
+        rdb.acl_deluser("vigil-ro")
+
+
+def test_rotation_window_of_the_guess_is_narrow():
+    assert reuse.ROTATION_WINDOW_SECONDS <= 2.0
 
 
 @pytest.mark.parametrize("tz", ["Asia/Tokyo", "America/New_York"])

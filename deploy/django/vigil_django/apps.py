@@ -13,7 +13,7 @@ class VigilConfig(AppConfig):
         except ImportError:  # older Django
             from django.test.signals import setting_changed
 
-        from . import conf, events, shipper, state
+        from . import checks, conf, events, shipper, state  # noqa: F401 (checks registers itself)
 
         conf.get()  # validate settings.VIGIL: ImproperlyConfigured names the setting
 

@@ -17,20 +17,32 @@ either way; it is one of:
   late; either way the token was already dead and no newer token of the
   user came from it, so revoking the user's other tokens protects nothing.
 
-Rotation is recognised in simplejwt's own tables: a rotation blacklists the
-old token (BlacklistedToken.blacklisted_at = B) after minting its successor
-and recording it as an OutstandingToken of the same user whose created_at
-is the moment the old token was read, a few milliseconds before B
-(simplejwt >= 5.5 records it; VigilTokenRefreshView records it for older
-versions, see record_rotation). A logout mints nothing. So the token counts
-as rotated when another OutstandingToken of its user was created at most
+Rotation is recorded explicitly: after each successful rotation through
+VigilTokenRefreshView, the package sets the Redis key
+<KEY_PREFIX>rotated:<old jti> (value: the new jti) for the refresh token
+lifetime (simplejwt's REFRESH_TOKEN_LIFETIME). A blacklisted token with that
+key was rotated. A logout sets nothing.
+
+Without the key (the token was rotated by another route, the write failed
+because Redis was down, or the key expired) or when Redis cannot be asked,
+rotation is guessed from simplejwt's own tables: a rotation blacklists the
+old token (BlacklistedToken.blacklisted_at = B) milliseconds after minting
+its successor and recording it as an OutstandingToken of the same user
+(simplejwt >= 5.5 records it, with created_at = the moment the old token
+was read; VigilTokenRefreshView records it for older versions, with
+created_at = B, see record_rotation). So the token is guessed rotated when
+another OutstandingToken of its user was created at most
 ROTATION_WINDOW_SECONDS before B, not after B, and not before the old token
-itself.
+itself. The window is narrow because another token of the user created in
+it (a login elsewhere, another session's refresh) makes a logout look like
+a rotation.
 """
 
 from __future__ import annotations
 
 import logging
+import math
+import time
 from datetime import datetime, timedelta
 from datetime import timezone as dt_timezone
 from typing import Optional
@@ -38,6 +50,7 @@ from typing import Optional
 from django.conf import settings
 
 from . import conf as conf_mod
+from . import state, stats
 
 logger = logging.getLogger("vigil_django")
 
@@ -47,11 +60,12 @@ GRACE = "grace"
 ROTATED = "rotated"
 NOT_ROTATED = "not_rotated"
 
-# Longest time between reading the old token and blacklisting it within one
-# rotation (simplejwt does a few queries and signs the new tokens between the
-# two); a successor created earlier than this before the blacklisting is not
-# taken for one.
-ROTATION_WINDOW_SECONDS = 30.0
+# For the guess from simplejwt's tables only (no rotated:<jti> key, or Redis
+# down): the longest time between reading the old token and blacklisting it
+# within one rotation (simplejwt does a few queries and signs the new tokens
+# between the two, milliseconds); a token of the user created earlier than
+# this before the blacklisting is not taken for a successor.
+ROTATION_WINDOW_SECONDS = 2.0
 
 
 def blacklist_installed() -> bool:
@@ -79,11 +93,92 @@ def _blacklisting(jti):
     return BlacklistedToken.objects.select_related("token").filter(token__jti=jti).first()
 
 
+def rotated_key(jti) -> str:
+    return f"{conf_mod.get().key_prefix}rotated:{jti}"
+
+
+def _redis_call(fn):
+    """fn(client) on the runtime's Redis client, bypassing the local cache
+    (a rotated:<jti> key is written without a change announcement, so a
+    cached "absent" would be stale). Follows the runtime's error hold: raises
+    state.RedisUnavailable, without asking, within ERROR_HOLD_SECONDS of a
+    connection failure, and after a failure (logged, rate-limited, counted
+    redis_errors)."""
+    import redis
+
+    rt = state.runtime()
+    if time.monotonic() < getattr(rt, "_skip_until", 0.0):
+        stats.incr("redis_errors")
+        raise state.RedisUnavailable("Redis failed less than %.1fs ago" % state.ERROR_HOLD_SECONDS)
+    try:
+        return fn(rt.client)
+    except (redis.RedisError, OSError) as e:
+        if isinstance(e, (redis.ConnectionError, redis.TimeoutError, OSError)):
+            # Redis unreachable: the hold spares the next requests the
+            # timeout. Not for an error answer (a user without write
+            # permission, a read-only replica): Redis is there for reads.
+            rt._skip_until = time.monotonic() + state.ERROR_HOLD_SECONDS
+        stats.incr("redis_errors")
+        state.redis_warnings.warn("vigil: Redis unavailable (%s: %s)", type(e).__name__, e)
+        raise state.RedisUnavailable(str(e)) from e
+
+
+def _refresh_lifetime_seconds() -> int:
+    from rest_framework_simplejwt.settings import api_settings
+
+    lifetime = api_settings.REFRESH_TOKEN_LIFETIME
+    seconds = lifetime.total_seconds() if isinstance(lifetime, timedelta) else float(lifetime)
+    return max(1, int(math.ceil(seconds)))
+
+
+def mark_rotated(old_jti, new_jti) -> None:
+    """Record that the refresh token old_jti was rotated (into new_jti):
+    SET <KEY_PREFIX>rotated:<old_jti> for REFRESH_TOKEN_LIFETIME. Does
+    nothing without the blacklist app or BLACKLIST_AFTER_ROTATION (the old
+    token is then never blacklisted, so never classified). Never raises: with
+    Redis down the rotation is not recorded, and classify() falls back to
+    its guess from simplejwt's tables."""
+    if not old_jti or not blacklist_installed():
+        return
+    try:
+        from rest_framework_simplejwt.settings import api_settings
+
+        if not api_settings.BLACKLIST_AFTER_ROTATION:
+            return
+        key, ttl = rotated_key(old_jti), _refresh_lifetime_seconds()
+        _redis_call(lambda client: client.set(key, str(new_jti or "1"), ex=ttl))
+    except state.RedisUnavailable:
+        pass
+    except Exception:
+        logger.exception("vigil: could not record the rotation of refresh token %s", old_jti)
+
+
+def rotation_recorded(jti) -> Optional[bool]:
+    """Whether <KEY_PREFIX>rotated:<jti> exists; None when Redis cannot be
+    asked."""
+    key = rotated_key(jti)
+    try:
+        return bool(_redis_call(lambda client: client.exists(key)))
+    except state.RedisUnavailable:
+        return None
+
+
 def was_rotated(blacklisted) -> bool:
     """Whether the blacklisted token (a BlacklistedToken) has a successor,
-    i.e. was blacklisted by a rotation rather than a logout. When that
-    cannot be known (the token's user is not recorded) it counts as rotated:
+    i.e. was blacklisted by a rotation rather than a logout: its
+    rotated:<jti> key exists, or else (no key, or Redis down) the guess from
+    simplejwt's tables says so (see the module docstring). When that cannot
+    be known (the token's user is not recorded) it counts as rotated:
     reporting a doubtful case beats missing a stolen token."""
+    if rotation_recorded(blacklisted.token.jti):
+        return True
+    return guessed_rotated(blacklisted)
+
+
+def guessed_rotated(blacklisted) -> bool:
+    """The guess from simplejwt's tables: another OutstandingToken of the
+    token's user created at most ROTATION_WINDOW_SECONDS before it was
+    blacklisted (and not before the token itself)."""
     from rest_framework_simplejwt.token_blacklist.models import OutstandingToken
 
     outstanding = blacklisted.token

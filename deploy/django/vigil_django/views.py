@@ -8,6 +8,9 @@
     revoke:all) before simplejwt mints anything from it. Without this an
     old refresh token mints fresh access tokens whose iat is newer than the
     revocation, and the revocation is void;
+  * after a successful rotation, records it (Redis key
+    <KEY_PREFIX>rotated:<old jti>, and the new token as an OutstandingToken
+    for simplejwt < 5.5), so that a rotation can be told from a logout;
   * ships auth.token_reuse when the refresh fails because the token is
     blacklisted by a rotation longer than REUSE_GRACE_SECONDS ago (see
     vigil_django.reuse for what is not reported), then answers simplejwt's
@@ -110,7 +113,10 @@ class VigilTokenRefreshView(TokenRefreshView):
         if claims is not None and response.status_code == status.HTTP_200_OK:
             data = getattr(response, "data", None)
             if isinstance(data, dict) and data.get("refresh"):
-                reuse.record_rotation(claims.get(api_settings.JTI_CLAIM), data["refresh"])
+                old_jti = claims.get(api_settings.JTI_CLAIM)
+                new_claims = decode_signed(data["refresh"]) or {}
+                reuse.mark_rotated(old_jti, new_claims.get(api_settings.JTI_CLAIM))
+                reuse.record_rotation(old_jti, data["refresh"])
         return response
 
     @staticmethod

@@ -1,0 +1,49 @@
+"""vigil_django's system checks: simplejwt's stock refresh/verify views
+routed instead of the package's (vigil_django.W001, W002)."""
+
+from django.core import checks
+from django.core.management import call_command
+
+from vigil_django.checks import check_token_views
+
+
+def ids(messages):
+    return [(m.id, m.obj) for m in messages]
+
+
+def test_the_example_urlconf_passes():
+    assert check_token_views() == []
+
+
+def test_stock_refresh_and_verify_views_are_warned_about(settings):
+    settings.ROOT_URLCONF = "tests.urls_stock"
+    found = check_token_views()
+    assert ids(found) == [("vigil_django.W001", "api/auth/refresh/"), ("vigil_django.W002", "api/auth/verify/")]
+    assert all(m.level == checks.WARNING for m in found)
+    assert "VigilTokenRefreshView" in found[0].msg and "auth.token_reuse" in found[0].hint
+
+
+def test_the_check_is_registered(settings):
+    settings.ROOT_URLCONF = "tests.urls_stock"
+    found = [m for m in checks.run_checks(tags=[checks.Tags.urls]) if m.id.startswith("vigil_django.")]
+    assert [m.id for m in found] == ["vigil_django.W001", "vigil_django.W002"]
+
+
+def test_manage_py_check_shows_it_and_it_can_be_silenced(settings, capsys):
+    settings.ROOT_URLCONF = "tests.urls_stock"
+    call_command("check")
+    err = capsys.readouterr().err
+    assert "vigil_django.W001" in err and "vigil_django.W002" in err
+    settings.SILENCED_SYSTEM_CHECKS = ["vigil_django.W001", "vigil_django.W002"]
+    call_command("check")
+    assert "vigil_django.W" not in capsys.readouterr().err
+
+
+def test_a_subclass_of_the_package_views_is_fine(settings):
+    settings.ROOT_URLCONF = "tests.urls_subclass"
+    assert check_token_views() == []
+
+
+def test_a_broken_urlconf_is_left_to_django(settings):
+    settings.ROOT_URLCONF = "tests.no_such_urlconf"
+    assert check_token_views() == []
