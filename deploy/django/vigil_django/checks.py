@@ -49,31 +49,27 @@ def check_token_views(app_configs=None, **kwargs):
         # A broken URLconf is reported by Django's own check (urls.E...).
         return []
 
+    # (simplejwt's view, the package's, check id, what routing the former costs)
+    views = [
+        (
+            TokenRefreshView, VigilTokenRefreshView, "vigil_django.W001",
+            "Refreshes through it skip Vigil's revocations and are not recorded as rotations: "
+            "the reuse of a refresh token rotated there (by a thief) is not reported as "
+            "auth.token_reuse.",
+        ),
+        (TokenVerifyView, VigilTokenVerifyView, "vigil_django.W002", "It answers 'valid' for tokens Vigil revoked."),
+    ]
     found = []
     for route, cls in routes:
-        if issubclass(cls, TokenRefreshView) and not issubclass(cls, VigilTokenRefreshView):
-            found.append(
-                checks.Warning(
-                    f"URL '{route}' routes simplejwt's {cls.__name__}, not vigil_django's VigilTokenRefreshView.",
-                    hint=(
-                        "Refreshes through it skip Vigil's revocations and are not recorded as rotations: "
-                        "the reuse of a refresh token rotated there (by a thief) is not reported as "
-                        "auth.token_reuse. Route vigil_django.views.VigilTokenRefreshView instead."
-                    ),
-                    obj=route,
-                    id="vigil_django.W001",
+        for stock, ours, check_id, cost in views:
+            if issubclass(cls, stock) and not issubclass(cls, ours):
+                found.append(
+                    checks.Warning(
+                        f"URL '{route}' routes simplejwt's {cls.__name__}, not vigil_django's {ours.__name__}.",
+                        hint=f"{cost} Route vigil_django.views.{ours.__name__} instead.",
+                        obj=route,
+                        id=check_id,
+                    )
                 )
-            )
-        elif issubclass(cls, TokenVerifyView) and not issubclass(cls, VigilTokenVerifyView):
-            found.append(
-                checks.Warning(
-                    f"URL '{route}' routes simplejwt's {cls.__name__}, not vigil_django's VigilTokenVerifyView.",
-                    hint=(
-                        "It answers 'valid' for tokens Vigil revoked. Route "
-                        "vigil_django.views.VigilTokenVerifyView instead."
-                    ),
-                    obj=route,
-                    id="vigil_django.W002",
-                )
-            )
+                break
     return found
