@@ -232,11 +232,7 @@ func (e *Engine) Fired(rule, keyField, key string, at time.Time) bool {
 	tk := tableKey{rule: c.index, key: k}
 	t := at.UnixNano()
 	if until := t + c.cooldown; until > e.quiet[tk] {
-		e.quiet[tk] = until
-		if len(e.quiet) > e.opts.MaxKeys {
-			e.trimQuiet()
-		}
-		e.stats.Quiet.Store(int64(len(e.quiet)))
+		e.quietUntil(tk, until)
 	}
 	if c.followed && t > e.fired[tk] {
 		e.fired[tk] = t
@@ -347,12 +343,18 @@ func (e *Engine) Observe(o *Observation, out []event.Alert) []event.Alert {
 			}
 		}
 	}
-	e.quiet[tk] = o.Time + c.cooldown
+	e.quietUntil(tk, o.Time+c.cooldown)
+	return out
+}
+
+// quietUntil puts tk in cooldown until the event time until, keeping the
+// cooldowns within MaxKeys.
+func (e *Engine) quietUntil(tk tableKey, until int64) {
+	e.quiet[tk] = until
 	if len(e.quiet) > e.opts.MaxKeys {
 		e.trimQuiet()
 	}
 	e.stats.Quiet.Store(int64(len(e.quiet)))
-	return out
 }
 
 // observeBaseline counts o in a baseline rule's buckets and fires when the

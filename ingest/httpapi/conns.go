@@ -19,8 +19,8 @@ import (
 // once; a client is an IPv4 address or an IPv6 /64, as for the rate limit
 // (trusted proxies are exempt: their clients are many; so are 127.0.0.1
 // and ::1, where a proxy or a load generator on the same host connects
-// from). A connection past
-// Max makes room by closing one that waits without a request in progress
+// from). A connection past Max makes room by closing one that waits
+// without a request in progress
 // (kept alive after a request, or not yet done sending a request head:
 // silent or slow): the longest waiting of a random sample, a trusted
 // proxy's only if no other waits, so the choice costs the same however
