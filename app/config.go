@@ -673,7 +673,7 @@ var Help = map[string]string{
 	"body_limit":              "largest report or event request body (e.g. 64KiB)",
 	"rate_limit":              "requests per second per client IP on the public listener (bursts of 3x)",
 	"max_conns":               "open connections on the public listener; at the cap the longest idle one is closed (0: half the fd limit, at most 16384)",
-	"max_conns_per_client":    "open connections of one client IP on the public listener, trusted proxies exempt (0: no cap)",
+	"max_conns_per_client":    "open connections of one client IP on the public listener, trusted proxies exempt; at the cap its longest idle one is closed (0: no cap)",
 	"cors_origins":            "origin allowed to post reports cross-origin (repeatable; default any)",
 	"csp_documents":           "origin whose pages may report CSP violations (repeatable; default any)",
 	"csp_drop_hosts":          "host of an injected widget whose CSP reports are noise (repeatable)",

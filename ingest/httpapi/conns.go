@@ -15,26 +15,34 @@ import (
 // address, so that no client can exhaust the process's file descriptors
 // and memory by opening connections and keeping them idle.
 //
-// A connection from a client that holds PerClient already is closed at
-// once; a client is an IPv4 address or an IPv6 /64, as for the rate limit
-// (trusted proxies are exempt: their clients are many; so are 127.0.0.1
-// and ::1, where a proxy or a load generator on the same host connects
-// from). A connection past Max makes room by closing one that waits
-// without a request in progress
-// (kept alive after a request, or not yet done sending a request head:
-// silent or slow): the longest waiting of a random sample, a trusted
-// proxy's only if no other waits, so the choice costs the same however
-// many are open. If every connection has a request in progress, the new
-// one is closed. Each refusal and eviction is counted.
+// A client is an IPv4 address or an IPv6 /64, as for the rate limit
+// (trusted proxies are exempt from the per-client cap: their clients are
+// many; so are 127.0.0.1 and ::1, where a proxy or a load generator on the
+// same host connects from). A connection that would take its client past
+// PerClient, or the listener past Max, makes room by closing one that
+// waits without a request in progress (kept alive after a request, or not
+// yet done sending a request head: silent or slow):
+//   - past PerClient, the client's own connection waiting longest, so many
+//     users behind one address (a carrier-grade NAT) take turns rather
+//     than the newest being refused while others' connections sit idle;
+//   - past Max, the longest waiting of a random sample of all connections,
+//     a trusted proxy's only if no other waits, so the choice costs the
+//     same however many are open.
+//
+// If none waits, the new connection is closed. Each refusal and eviction
+// is counted.
 type connGuard struct {
 	max, perClient int
 	trusted        func(netip.Addr) bool
 
 	m *Metrics
 
-	mu      sync.Mutex // over total and clients, and eviction
+	mu      sync.Mutex // over total, clients and byClient, and eviction
 	total   int
 	clients map[netip.Addr]int
+	// byClient holds the connections of each capped client the ConnsState
+	// hook has seen (exempt ones are not indexed).
+	byClient map[netip.Addr]map[net.Conn]*connState
 	// conns holds every connection the server has seen (the conn its
 	// ConnState hook gets: a *tls.Conn for HTTPS) and its state. The hook
 	// runs twice a request, so it takes no lock.
@@ -43,11 +51,13 @@ type connGuard struct {
 
 // connState is since when (unix nanoseconds) a connection has had no
 // request in progress, 0 while it has one; whether it had one before
-// (idle) or never (new); and whether its peer is a trusted proxy.
+// (idle) or never (new); whether its peer is a trusted proxy; and its
+// client, if capped per client.
 type connState struct {
 	waitingSince atomic.Int64
 	idle         atomic.Bool
 	trusted      bool
+	client       netip.Addr // zero if exempt from the per-client cap
 }
 
 var localhost4, localhost6 = netip.MustParseAddr("127.0.0.1"), netip.IPv6Loopback()
@@ -69,8 +79,14 @@ func defaultMaxConns() int {
 func newConnGuard(maxConns, perClient int, trusted func(netip.Addr) bool, m *Metrics) *connGuard {
 	return &connGuard{
 		max: maxConns, perClient: perClient, trusted: trusted, m: m,
-		clients: map[netip.Addr]int{},
+		clients: map[netip.Addr]int{}, byClient: map[netip.Addr]map[net.Conn]*connState{},
 	}
+}
+
+// capped reports whether addr's connections count against the per-client
+// cap.
+func (g *connGuard) capped(addr netip.Addr) bool {
+	return g.perClient > 0 && addr.IsValid() && addr != localhost4 && addr != localhost6 && !g.trusted(addr)
 }
 
 // listen wraps ln so that its connections pass the guard.
@@ -93,27 +109,28 @@ func (l *guardedListener) Accept() (net.Conn, error) {
 	}
 }
 
-// admit counts c in, or closes it (nil) when its client holds its share
-// or the listener is full with nothing to evict.
+// admit counts c in, making room if its client holds its share or the
+// listener is full, or closes it (nil) if there is nothing to evict.
 func (g *connGuard) admit(c net.Conn) net.Conn {
 	addr := peerAddr(c)
 	client := limiterKey(addr)
 	g.mu.Lock()
-	if g.perClient > 0 && addr.IsValid() && g.clients[client] >= g.perClient && !g.trusted(addr) && addr != localhost4 && addr != localhost6 {
-		g.mu.Unlock()
-		g.m.ConnsRefused.WithLabelValues("per_client").Inc()
-		c.Close()
-		return nil
-	}
 	var victim net.Conn
 	var vs *connState
-	if g.max > 0 && g.total >= g.max {
-		if victim, vs = g.evictable(); victim == nil {
-			g.mu.Unlock()
-			g.m.ConnsRefused.WithLabelValues("limit").Inc()
-			c.Close()
-			return nil
-		}
+	reason := ""
+	switch {
+	case g.clients[client] >= g.perClient && g.capped(addr):
+		reason = "per_client"
+		victim, vs = g.evictableOf(client)
+	case g.max > 0 && g.total >= g.max:
+		reason = "limit"
+		victim, vs = g.evictable()
+	}
+	if reason != "" && victim == nil {
+		g.mu.Unlock()
+		g.m.ConnsRefused.WithLabelValues(reason).Inc()
+		c.Close()
+		return nil
 	}
 	g.total++
 	g.clients[client]++
@@ -124,7 +141,7 @@ func (g *connGuard) admit(c net.Conn) net.Conn {
 		if vs.idle.Load() {
 			state = "idle"
 		}
-		g.m.ConnsEvicted.WithLabelValues(state).Inc()
+		g.m.ConnsEvicted.WithLabelValues(reason, state).Inc()
 		if tc, ok := victim.(*tls.Conn); ok {
 			// Not tls.Conn.Close: its close_notify may wait on a slow
 			// peer. Closing the socket releases the count.
@@ -133,6 +150,29 @@ func (g *connGuard) admit(c net.Conn) net.Conn {
 		victim.Close()
 	}
 	return &guardedConn{Conn: c, g: g, client: client}
+}
+
+// evictableOf picks and claims the connection of client to close: the one
+// waiting longest without a request in progress; nil if none is waiting.
+// g.mu is held.
+func (g *connGuard) evictableOf(client netip.Addr) (net.Conn, *connState) {
+	for range 3 { // a pick that starts a request meanwhile is passed over
+		var victim net.Conn
+		var vs *connState
+		var oldest int64
+		for c, cs := range g.byClient[client] {
+			if t := cs.waitingSince.Load(); t != 0 && (victim == nil || t < oldest) {
+				victim, vs, oldest = c, cs, t
+			}
+		}
+		if victim == nil {
+			return nil, nil
+		}
+		if vs.waitingSince.CompareAndSwap(oldest, 0) { // not to be chosen again
+			return victim, vs
+		}
+	}
+	return nil, nil
 }
 
 // evictable picks and claims a connection to close: of a random sample of
@@ -176,13 +216,26 @@ func peerAddr(c net.Conn) netip.Addr {
 }
 
 // state is the http.Server's ConnState hook: it tracks which connections
-// wait without a request in progress.
+// wait without a request in progress. It runs twice a request and takes
+// no lock then, only when a connection opens or closes.
 func (g *connGuard) state(c net.Conn, st http.ConnState) {
 	switch st {
 	case http.StateNew:
-		cs := &connState{trusted: g.trusted(peerAddr(c))}
+		addr := peerAddr(c)
+		cs := &connState{trusted: g.trusted(addr)}
 		cs.waitingSince.Store(time.Now().UnixNano())
 		g.conns.Store(c, cs)
+		if g.capped(addr) {
+			cs.client = limiterKey(addr)
+			g.mu.Lock()
+			conns := g.byClient[cs.client]
+			if conns == nil {
+				conns = map[net.Conn]*connState{}
+				g.byClient[cs.client] = conns
+			}
+			conns[c] = cs
+			g.mu.Unlock()
+		}
 	case http.StateIdle, http.StateActive:
 		if v, ok := g.conns.Load(c); ok {
 			cs := v.(*connState)
@@ -194,7 +247,16 @@ func (g *connGuard) state(c net.Conn, st http.ConnState) {
 			}
 		}
 	default: // closed, hijacked
-		g.conns.Delete(c)
+		v, ok := g.conns.LoadAndDelete(c)
+		if cs, _ := v.(*connState); ok && cs.client.IsValid() {
+			g.mu.Lock()
+			if conns := g.byClient[cs.client]; len(conns) > 1 {
+				delete(conns, c)
+			} else {
+				delete(g.byClient, cs.client)
+			}
+			g.mu.Unlock()
+		}
 	}
 }
 

@@ -100,12 +100,12 @@ func NewMetrics(reg prometheus.Registerer, shared *ingest.Metrics) *Metrics {
 	})
 	m.ConnsRefused = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "vigil_http_connections_refused_total",
-		Help: "Connections to the public listener closed on arrival, by reason: per_client (the address holds max_conns_per_client) or limit (max_conns open, every one with a request in progress).",
+		Help: "Connections to the public listener closed on arrival, by reason: per_client (the client holds max_conns_per_client, every one with a request in progress) or limit (max_conns open, every one with a request in progress).",
 	}, []string{"reason"})
 	m.ConnsEvicted = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "vigil_http_connections_evicted_total",
-		Help: "Connections without a request in progress closed to make room for a new one at max_conns, by state: idle (kept alive after a request) or new (accepted, nothing sent yet).",
-	}, []string{"state"})
+		Help: "Connections without a request in progress closed to make room for a new one, by reason: per_client (its client held max_conns_per_client; the client's own connection waiting longest) or limit (max_conns open); and by state: idle (kept alive after a request) or new (accepted, no request yet).",
+	}, []string{"reason", "state"})
 	reg.MustRegister(m.Requests, m.RateLimited, m.Unauthorized, m.OtherReports, m.UnknownKinds, m.TimeClamped, m.Preflights,
 		m.Conns, m.ConnsRefused, m.ConnsEvicted)
 	return m

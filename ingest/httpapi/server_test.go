@@ -690,21 +690,62 @@ func closedByServer(c net.Conn) bool {
 }
 
 // TestConnectionCaps: a client holding max_conns_per_client connections
-// gets its next one closed at once, while another client is served; at
-// max_conns a new connection closes the one waiting longest without a
-// request, and when every connection has a request in progress the new one
-// is closed. Nothing else is disturbed, and every case is counted.
+// makes room for its next one by closing its own connection waiting
+// longest, and gets it closed at once when all of its connections have a
+// request in progress, while another client is served; at max_conns a new
+// connection closes the one waiting longest without a request, and when
+// every connection has a request in progress the new one is closed.
+// Nothing else is disturbed, and every case is counted.
 func TestConnectionCaps(t *testing.T) {
 	h := start(t, func(c *Config) { c.TrustedProxies, c.MaxConns, c.MaxConnsPerClient = nil, 6, 3 })
-	m := h.srv.m
+	m, g := h.srv.m, h.srv.guard
+	client := netip.MustParseAddr("127.0.0.11")
+	// The client's connections, as the ConnState hook has seen them.
+	seen := func() int { g.mu.Lock(); defer g.mu.Unlock(); return len(g.byClient[client]) }
+	// busy starts a request on c whose body is still coming.
+	busy := func(c net.Conn) {
+		t.Helper()
+		if _, err := c.Write([]byte("POST /csp-report HTTP/1.1\r\nHost: x\r\nContent-Type: application/csp-report\r\nContent-Length: 100\r\n\r\n{")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waiting := func(conns ...net.Conn) int {
+		n := 0
+		for _, c := range conns {
+			// The hook's key is the guarded server side, found by the
+			// client's port.
+			g.conns.Range(func(k, v any) bool {
+				if k.(net.Conn).RemoteAddr().String() == c.LocalAddr().String() && v.(*connState).waitingSince.Load() != 0 {
+					n++
+				}
+				return true
+			})
+		}
+		return n
+	}
+
 	hog := []net.Conn{h.dialFrom(11), h.dialFrom(11), h.dialFrom(11)}
-	waitFor(t, func() bool { return testutil.ToFloat64(m.Conns) == 3 })
+	waitFor(t, func() bool { return seen() == 3 })
+	fourth := h.dialFrom(11)
+	if !closedByServer(hog[0]) {
+		t.Fatal("at its cap, the client's connection waiting longest was not closed for its new one")
+	}
+	if got := testutil.ToFloat64(m.ConnsEvicted.WithLabelValues("per_client", "new")); got != 1 {
+		t.Errorf("evicted per_client new = %v, want 1", got)
+	}
+	hog = []net.Conn{hog[1], hog[2], fourth}
+	waitFor(t, func() bool { return testutil.ToFloat64(m.Conns) == 3 && seen() == 3 })
+	for _, c := range hog {
+		busy(c)
+	}
+	waitFor(t, func() bool { return waiting(hog...) == 0 })
 	if extra := h.dialFrom(11); !closedByServer(extra) {
-		t.Fatal("a fourth connection of one client was kept")
+		t.Fatal("a connection past the client's cap was kept while all of its connections were busy")
 	}
 	if got := testutil.ToFloat64(m.ConnsRefused.WithLabelValues("per_client")); got != 1 {
 		t.Errorf("refused per_client = %v, want 1", got)
 	}
+
 	// Another client is served meanwhile, over a connection it keeps
 	// alive (idle after its request).
 	kept := h.dialFrom(12)
@@ -717,16 +758,17 @@ func TestConnectionCaps(t *testing.T) {
 	if err != nil || resp.StatusCode != 204 {
 		t.Fatalf("another client's report: %v %v", resp, err)
 	}
+	waitFor(t, func() bool { return waiting(kept) == 1 })
 	// Two more silent connections: six, the cap. The next one evicts the
-	// longest waiting, the hog's first.
+	// one waiting longest, kept alive since its request.
 	silent := []net.Conn{h.dialFrom(13), h.dialFrom(13)}
 	waitFor(t, func() bool { return testutil.ToFloat64(m.Conns) == 6 })
 	late := h.dialFrom(14)
-	if !closedByServer(hog[0]) {
+	if !closedByServer(kept) {
 		t.Fatal("at the cap, the connection waiting longest was not closed")
 	}
-	if got := testutil.ToFloat64(m.ConnsEvicted.WithLabelValues("new")); got != 1 {
-		t.Errorf("evicted new = %v, want 1", got)
+	if got := testutil.ToFloat64(m.ConnsEvicted.WithLabelValues("limit", "idle")); got != 1 {
+		t.Errorf("evicted limit idle = %v, want 1", got)
 	}
 	if _, err := late.Write([]byte(post)); err != nil {
 		t.Fatal(err)
@@ -734,23 +776,21 @@ func TestConnectionCaps(t *testing.T) {
 	if resp, err := http.ReadResponse(bufio.NewReader(late), nil); err != nil || resp.StatusCode != 204 {
 		t.Fatalf("the new connection's report: %v %v", resp, err)
 	}
-	// Every connection busy (a request's head read, its body coming): a
-	// new one is closed and the busy ones are left alone.
+	// Every connection busy: a new one is closed and the busy ones are
+	// left alone.
 	waitFor(t, func() bool { return testutil.ToFloat64(m.Conns) == 6 })
-	for _, c := range []net.Conn{hog[1], hog[2], kept, late, silent[0], silent[1]} {
-		if _, err := c.Write([]byte("POST /csp-report HTTP/1.1\r\nHost: x\r\nContent-Type: application/csp-report\r\nContent-Length: 100\r\n\r\n{")); err != nil {
-			t.Fatal(err)
-		}
+	for _, c := range []net.Conn{late, silent[0], silent[1]} {
+		busy(c)
 	}
 	waitFor(t, func() bool {
-		waiting := 0
-		h.srv.guard.conns.Range(func(_, v any) bool {
+		n := 0
+		g.conns.Range(func(_, v any) bool {
 			if v.(*connState).waitingSince.Load() != 0 {
-				waiting++
+				n++
 			}
 			return true
 		})
-		return waiting == 0
+		return n == 0
 	})
 	if extra := h.dialFrom(17); !closedByServer(extra) {
 		t.Fatal("a connection past the cap was kept while every one was busy")
@@ -761,6 +801,9 @@ func TestConnectionCaps(t *testing.T) {
 	if got := testutil.ToFloat64(m.Conns); got != 6 {
 		t.Errorf("open connections %v, want the 6 busy ones", got)
 	}
+	if got := testutil.ToFloat64(m.ConnsEvicted.WithLabelValues("per_client", "new")) + testutil.ToFloat64(m.ConnsEvicted.WithLabelValues("limit", "idle")); got != 2 {
+		t.Errorf("evictions %v, want the 2 above", got)
+	}
 }
 
 // TestLocalhostNotCappedPerClient: 127.0.0.1, where a proxy or a load
@@ -768,16 +811,28 @@ func TestConnectionCaps(t *testing.T) {
 // another address is.
 func TestLocalhostNotCappedPerClient(t *testing.T) {
 	h := start(t, func(c *Config) { c.TrustedProxies, c.MaxConnsPerClient = nil, 1 })
+	var local []net.Conn
 	for range 3 {
-		h.dialFrom(1)
+		local = append(local, h.dialFrom(1))
 	}
 	waitFor(t, func() bool { return testutil.ToFloat64(h.srv.m.Conns) == 3 })
+	first := h.dialFrom(31)
+	g, client := h.srv.guard, netip.MustParseAddr("127.0.0.31")
+	waitFor(t, func() bool { g.mu.Lock(); defer g.mu.Unlock(); return len(g.byClient[client]) == 1 })
 	h.dialFrom(31)
-	if extra := h.dialFrom(31); !closedByServer(extra) {
-		t.Fatal("a second connection of 127.0.0.31 was kept (max 1 per client)")
+	if !closedByServer(first) {
+		t.Fatal("127.0.0.31's first connection was kept past its cap of 1")
 	}
-	if got := testutil.ToFloat64(h.srv.m.ConnsRefused.WithLabelValues("per_client")); got != 1 {
-		t.Errorf("refused per_client = %v, want 1 (127.0.0.1's three kept)", got)
+	if got := testutil.ToFloat64(h.srv.m.ConnsEvicted.WithLabelValues("per_client", "new")); got != 1 {
+		t.Errorf("evicted per_client = %v, want 1 (127.0.0.1's three kept)", got)
+	}
+	for _, c := range local {
+		if _, err := c.Write([]byte("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := http.ReadResponse(bufio.NewReader(c), nil); err != nil {
+			t.Fatalf("a connection from 127.0.0.1 was closed: %v", err)
+		}
 	}
 }
 
