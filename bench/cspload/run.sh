@@ -8,7 +8,8 @@
 # Settings (environment): THREADS=2 CONNS=64 DURATION=20s RUNS=2 (runs per
 # target, alternating vigil, bare, vigil, bare, ...; the summary takes each
 # target's best run by req/s and shows its latencies, then each Vigil run
-# against the bare run right after it and their median), WARMUP=3s (one
+# against the bare run right after it and their median, and each server's
+# median CPU time per request, from /proc), WARMUP=3s (one
 # untimed wrk run per target first), KEEP=1 (keep the temporary directory
 # with the wrk outputs and Vigil's log), PROFILE=FILE (after the timed runs,
 # one more wrk run while a 20 s CPU profile of Vigil is written to FILE,
@@ -51,7 +52,8 @@ vport=$(free_port) aport=$(free_port) bport=$(free_port)
 vpid=$!
 pids+=("$vpid")
 "$tmp/bare" -listen "127.0.0.1:$bport" >"$tmp/bare.log" 2>&1 &
-pids+=("$!")
+bpid=$!
+pids+=("$bpid")
 
 vurl="http://127.0.0.1:$vport/csp-report" burl="http://127.0.0.1:$bport/csp-report"
 admin="http://127.0.0.1:$aport"
@@ -71,6 +73,8 @@ metric() { # file, metric name, label filter (regexp): the sum of matching serie
 	awk -v n="$2" -v f="$3" '$1 ~ "^"n"({|$)" && $1 ~ f { s += $NF } END { printf "%.0f", s }' "$1"
 }
 rss() { awk '/^VmRSS/ { printf "%.1f MiB", $2/1024 }' "/proc/$vpid/status"; }
+ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; } # pid: CPU time used (user + system), in clock ticks
+hz=$(getconf CLK_TCK)
 
 wrkrun() { # name, url, duration, out file
 	wrk -t"$THREADS" -c"$CONNS" -d"$3" --latency -s "$here/report.lua" "$2" >"$4" 2>&1
@@ -83,9 +87,15 @@ curl -s "$admin/metrics" >"$tmp/metrics-before.txt"
 rss_before=$(rss)
 for i in $(seq "$RUNS"); do
 	for t in vigil bare; do
-		url=$vurl; [ $t = bare ] && url=$burl
+		url=$vurl pid=$vpid; [ $t = bare ] && url=$burl pid=$bpid
+		t0=$(ticks "$pid")
 		wrkrun $t "$url" "$DURATION" "$tmp/$t-$i.txt"
-		awk -v t="$t" -v i="$i" -v m="$(rss)" '/Requests\/sec/ { r = $2 } END { printf "  run %d %-5s %10.0f req/s   (Vigil RSS now %s)\n", i, t, r, m }' "$tmp/$t-$i.txt"
+		# The server's CPU time per request wrk counted: steadier than
+		# req/s on a machine whose speed drifts.
+		echo $(($(ticks "$pid") - t0)) >"$tmp/$t-$i.cpu"
+		awk -v t="$t" -v i="$i" -v m="$(rss)" -v c="$(cat "$tmp/$t-$i.cpu")" -v hz="$hz" '
+			/Requests\/sec/ { r = $2 } /requests in/ { n = $1 }
+			END { printf "  run %d %-5s %10.0f req/s %6.1f us CPU/request   (Vigil RSS now %s)\n", i, t, r, c / hz * 1e6 / n, m }' "$tmp/$t-$i.txt"
 	done
 done
 echo "load after:  $(uptime)"
@@ -134,6 +144,14 @@ pairs=$(for i in $(seq "$RUNS"); do
 done)
 echo "run by run: $(echo "$pairs" | paste -sd' ' | sed 's/ /, /g') (median $(echo "$pairs" | sort -g |
 	awk '{ r[NR] = $1 } END { printf "%.2f", (NR % 2 ? r[(NR + 1) / 2] : (r[NR / 2] + r[NR / 2 + 1]) / 2) }'))"
+
+cpu() { # target: its median CPU time per request over the timed runs, in µs
+	for i in $(seq "$RUNS"); do
+		awk -v c="$(cat "$tmp/$1-$i.cpu")" -v hz="$hz" '/requests in/ { printf "%.1f\n", c / hz * 1e6 / $1 }' "$tmp/$1-$i.txt"
+	done | sort -g | awk '{ r[NR] = $1 } END { printf "%.1f", (NR % 2 ? r[(NR + 1) / 2] : (r[NR / 2] + r[NR / 2 + 1]) / 2) }'
+}
+vc=$(cpu vigil) bc=$(cpu bare)
+echo "server CPU per request (median): vigil $vc us, bare $bc us ($(awk -v v="$vc" -v b="$bc" 'BEGIN { printf "%.2f", v / b }')x; wrk shares the cores, so req/s follows the sum)"
 
 echo
 echo "Vigil /metrics over the timed runs (after - before):"
