@@ -84,8 +84,8 @@ func (c *consumerCollector) Collect(ch chan<- prometheus.Metric) {
 
 // syslogCollector exposes the syslog receiver's statistics.
 type syslogCollector struct {
-	s                                                    *syslog.Server
-	received, malformed, rejected, evicted, denied, open *prometheus.Desc
+	s                                                                *syslog.Server
+	received, malformed, rejected, evicted, denied, open, udpDropped *prometheus.Desc
 }
 
 func newSyslogCollector(s *syslog.Server) *syslogCollector {
@@ -97,11 +97,13 @@ func newSyslogCollector(s *syslog.Server) *syslogCollector {
 		evicted:   prometheus.NewDesc("vigil_syslog_connections_evicted_total", "TCP connections closed at the cap of 256 to make room for a new one: the one silent longest.", nil, nil),
 		denied:    prometheus.NewDesc("vigil_syslog_denied_total", "Datagrams dropped and TCP connections closed: the sender is outside syslog_allow.", nil, nil),
 		open:      prometheus.NewDesc("vigil_syslog_connections", "TCP connections open now.", nil, nil),
+		udpDropped: prometheus.NewDesc("vigil_syslog_udp_dropped_total",
+			"UDP datagrams the kernel dropped because the receive buffer was full: Vigil fell behind, e.g. while NATS was down (counted when the next datagram is read; Linux).", nil, nil),
 	}
 }
 
 func (c *syslogCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.received, c.malformed, c.rejected, c.evicted, c.denied, c.open} {
+	for _, d := range []*prometheus.Desc{c.received, c.malformed, c.rejected, c.evicted, c.denied, c.open, c.udpDropped} {
 		ch <- d
 	}
 }
@@ -116,4 +118,5 @@ func (c *syslogCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.evicted, prometheus.CounterValue, float64(s.ConnsEvicted))
 	ch <- prometheus.MustNewConstMetric(c.denied, prometheus.CounterValue, float64(s.Denied))
 	ch <- prometheus.MustNewConstMetric(c.open, prometheus.GaugeValue, float64(s.ConnsOpen))
+	ch <- prometheus.MustNewConstMetric(c.udpDropped, prometheus.CounterValue, float64(s.UDPDropped))
 }

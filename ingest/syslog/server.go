@@ -37,6 +37,9 @@ func (s *Server) Run(ctx context.Context) error {
 		if err := udp.SetReadBuffer(s.cfg.ReadBuffer); err != nil {
 			s.log.Warn("setting the UDP receive buffer", "bytes", s.cfg.ReadBuffer, "err", err)
 		}
+		if !countDrops(udp) {
+			s.log.Info("datagrams the kernel drops when the UDP receive buffer is full are not counted on this system")
+		}
 	}
 	var ln net.Listener
 	if s.cfg.TCP != "" {
@@ -93,10 +96,20 @@ func (s *Server) serveUDP(ctx context.Context, conn *net.UDPConn) {
 	// One byte more than the longest message, to notice a longer one: the
 	// kernel cuts a datagram to the buffer silently.
 	buf := make([]byte, min(s.cfg.MaxMessage, maxDatagram)+1)
+	oob := make([]byte, 64) // room for the drop count's control message
+	var dropped uint32      // the socket's drop count as last read
 	p := parser{strs: make(map[string]string)}
 	var m Message
 	for {
-		n, from, err := conn.ReadFromUDPAddrPort(buf)
+		n, oobn, _, from, err := conn.ReadMsgUDPAddrPort(buf, oob)
+		if oobn > 0 {
+			// The count is the socket's since it opened (wrapping at
+			// 2^32); the kernel attaches it once it is not zero.
+			if total, ok := dropCount(oob[:oobn]); ok && total != dropped {
+				s.udpDropped.Add(uint64(total - dropped))
+				dropped = total
+			}
+		}
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return

@@ -8,6 +8,8 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"runtime"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -157,6 +159,74 @@ func TestUDP(t *testing.T) {
 		return st.Received == 5 && st.TooLong == 1 && st.Malformed == 2 &&
 			st.MalformedByReason[ReasonNoPriority] == 1 && st.MalformedByReason[ReasonEmpty] == 1
 	})
+}
+
+// TestUDPDropped: datagrams the kernel drops at the socket while the
+// handler is behind (its receive buffer full) are counted, as many as the
+// kernel says it dropped there (/proc/net/udp).
+func TestUDPDropped(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("drops are counted on Linux only (SO_RXQ_OVFL)")
+	}
+	s := startServer(t, Config{ReadBuffer: 4096})
+	c := dial(t, "udp", s.udp)
+	// The handler blocks once the test's channel (100) is full, as the
+	// collector does while the publisher's queue is full.
+	for range 999 {
+		write(t, c, "<190>Nov 23 10:00:00 web1 nginx: "+nginxLine)
+	}
+	var kernel uint64
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		// Dropping, and done: the count holds still.
+		if n := socketDrops(t, s.udp); n > 0 && n == kernel {
+			break
+		} else {
+			kernel = n
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the kernel dropped %d datagrams with a full receive buffer: the test proves nothing", kernel)
+		}
+	}
+	stop, drained := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(drained)
+		for {
+			select {
+			case <-s.msgs:
+			case <-stop:
+				return
+			}
+		}
+	}()
+	defer func() { close(stop); <-drained }()
+	// The count comes with the next datagram read.
+	time.Sleep(100 * time.Millisecond)
+	write(t, c, "<190>Nov 23 10:00:00 web1 nginx: "+nginxLine)
+	s.waitStats(t, "counting the kernel's drops", func(st Stats) bool { return st.UDPDropped == kernel })
+}
+
+// socketDrops returns the drops /proc/net/udp shows for the socket bound
+// to addr.
+func socketDrops(t *testing.T, addr string) uint64 {
+	t.Helper()
+	ap := netip.MustParseAddrPort(addr)
+	data, err := os.ReadFile("/proc/net/udp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	local := fmt.Sprintf("0100007F:%04X", ap.Port()) // 127.0.0.1, as the kernel prints it
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 12 && f[1] == local {
+			n, err := strconv.ParseUint(f[len(f)-1], 10, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+	}
+	t.Fatalf("no socket %s in /proc/net/udp", local)
+	return 0
 }
 
 func TestTCPFraming(t *testing.T) {

@@ -109,6 +109,11 @@ type Stats struct {
 	// Denied counts datagrams dropped and TCP connections closed because
 	// their sender is outside Config.Allow.
 	Denied uint64
+	// UDPDropped counts datagrams the kernel dropped because the UDP
+	// socket's receive buffer was full: the handler fell behind (the
+	// publisher's queue full while NATS is down or slow). They are counted
+	// when the next datagram is read, on Linux only.
+	UDPDropped uint64
 	// ConnsOpen is the number of TCP connections open now.
 	ConnsOpen uint64
 	// MalformedByReason splits Malformed by reason, with a key for every
@@ -137,6 +142,7 @@ type Server struct {
 	connsRejected atomic.Uint64
 	connsEvicted  atomic.Uint64
 	denied        atomic.Uint64
+	udpDropped    atomic.Uint64
 	connsOpen     atomic.Int64
 	malformed     [numReasons]atomic.Uint64
 }
@@ -227,6 +233,7 @@ func (s *Server) Stats() Stats {
 		ConnsRejected:     s.connsRejected.Load(),
 		ConnsEvicted:      s.connsEvicted.Load(),
 		Denied:            s.denied.Load(),
+		UDPDropped:        s.udpDropped.Load(),
 		ConnsOpen:         uint64(max(s.connsOpen.Load(), 0)),
 		MalformedByReason: make(map[string]uint64, numReasons-1),
 	}
