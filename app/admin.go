@@ -53,6 +53,13 @@ func (a *App) readyz(w http.ResponseWriter, r *http.Request) {
 	if nc := a.nc.Load(); nc == nil || nc.Status() != nats.CONNECTED {
 		checks["nats"], ok = "not connected", false
 	}
+	if pub := a.publisher.Load(); pub != nil {
+		checks["publish"] = "ok"
+		if pub.Stalled() {
+			// Connected, maybe, but not storing: a frozen or full server.
+			checks["publish"], ok = "stalled: JetStream has not stored received events in time; reports and events are answered 503", false
+		}
+	}
 	if a.roles.respond {
 		checks["redis"] = "ok"
 		if a.redis == nil {

@@ -58,6 +58,7 @@ type App struct {
 	ingestMetrics *ingest.Metrics
 	public        atomic.Pointer[httpapi.Server]
 	syslog        atomic.Pointer[ingest.SyslogCollector]
+	publisher     atomic.Pointer[ingest.Publisher] // of the public listener and syslog
 }
 
 // detectedEvents is how many events the detector has read, for tests.
@@ -261,6 +262,10 @@ func (a *App) addRespond(g *group, js jetstream.JetStream, notifier *notify.Noti
 		return fmt.Errorf("redis: %w", err)
 	}
 	ropts.MaxRetries = 1
+	// A caller's deadline bounds its command (go-redis' default is the
+	// 3 s read timeout whatever the context says): /readyz answers within
+	// its 1 s while Redis hangs.
+	ropts.ContextTimeoutEnabled = true
 	rc := redis.NewClient(ropts)
 	a.redis = rc
 	store := respond.NewStore(rc, a.cfg.RedisPrefix, time.Now).WithOptions(respond.StoreOptions{DjangoCacheKey: a.cfg.DjangoCacheKey})

@@ -2,6 +2,7 @@ package app
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"net/netip"
 	"os"
@@ -15,13 +16,33 @@ import (
 )
 
 // addCollectors adds the request-driven collectors (the public listener,
-// syslog) and the publisher they share.
+// syslog) and the publisher they share, as one role: on shutdown the
+// collectors stop first (the listener finishing the requests under way),
+// and the publisher then stores what they queued before it stops.
 func (a *App) addCollectors(g *group, js jetstream.JetStream) error {
 	if a.cfg.Listen == "" && a.cfg.ListenTLS == "" && a.cfg.SyslogUDP == "" && a.cfg.SyslogTCP == "" {
 		return nil
 	}
 	pub := ingest.NewPublisher(js, a.cfg.Partitions, a.ingestMetrics, a.log.With("role", "publish"))
-	g.add("publish", pub.Run)
+	a.publisher.Store(pub)
+	var collectors group
+	g.add("collectors", func(ctx context.Context) error {
+		pctx, stopPub := context.WithCancel(context.WithoutCancel(ctx))
+		defer stopPub()
+		cctx, stopCollectors := context.WithCancel(ctx)
+		defer stopCollectors()
+		pubDone := make(chan error, 1)
+		go func() {
+			pubDone <- pub.Run(pctx)
+			stopCollectors() // nothing stores their events any more
+		}()
+		err := collectors.run(cctx)
+		stopPub() // store what is queued, then stop
+		if perr := <-pubDone; err == nil {
+			err = perr
+		}
+		return err
+	})
 	if a.cfg.Listen != "" || a.cfg.ListenTLS != "" {
 		cfg, err := a.publicConfig()
 		if err != nil {
@@ -32,7 +53,7 @@ func (a *App) addCollectors(g *group, js jetstream.JetStream) error {
 			return err
 		}
 		a.public.Store(srv)
-		g.add("public", srv.Run)
+		collectors.add("public", srv.Run)
 
 		if len(cfg.EventsTokens) == 0 && len(cfg.EventsHMACSecret) == 0 {
 			a.log.Warn("/events refuses everything: set events_token_file (or VIGIL_EVENTS_TOKEN) or events_hmac_secret_file")
@@ -52,7 +73,7 @@ func (a *App) addCollectors(g *group, js jetstream.JetStream) error {
 		}
 		a.syslog.Store(col)
 		a.reg.MustRegister(newSyslogCollector(col.Server()))
-		g.add("syslog", col.Run)
+		collectors.add("syslog", col.Run)
 		a.log.Info("syslog receiver", "udp", a.cfg.SyslogUDP, "tcp", a.cfg.SyslogTCP, "allow", allow)
 	}
 	return nil

@@ -24,6 +24,9 @@ type Metrics struct {
 	Duplicates *prometheus.CounterVec
 	// PublishRetries counts publishes retried after an error.
 	PublishRetries *prometheus.CounterVec
+	// Stalled is 1 while a Publisher's group has waited past its
+	// StoreTimeout for JetStream (requests are answered 503), else 0.
+	Stalled prometheus.Gauge
 }
 
 // NewMetrics registers the collector metrics on reg.
@@ -47,7 +50,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		PublishRetries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "vigil_ingest_publish_retries_total", Help: "Publishes retried after an error, by source.",
 		}, []string{"source"}),
+		Stalled: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "vigil_ingest_publisher_stalled", Help: "1 while JetStream has not stored a group of received events for the store timeout (10s): reports and application events are answered 503 until it does.",
+		}),
 	}
-	reg.MustRegister(m.Events, m.Skipped, m.Published, m.Batches, m.Duplicates, m.PublishRetries)
+	reg.MustRegister(m.Events, m.Skipped, m.Published, m.Batches, m.Duplicates, m.PublishRetries, m.Stalled)
 	return m
 }

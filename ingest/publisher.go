@@ -56,6 +56,9 @@ type Publisher struct {
 	// StoreTimeout is how long a group may wait for JetStream before
 	// Publish answers ErrSlow (default 10s). Set it before Run.
 	StoreTimeout time.Duration
+	// DrainTimeout is how long Run goes on storing what is queued once
+	// its context is done (default 10s). Set it before Run.
+	DrainTimeout time.Duration
 
 	js         jetstream.JetStream
 	partitions int
@@ -69,6 +72,7 @@ type Publisher struct {
 
 	stallMu sync.Mutex                    // serialises stall
 	stalled atomic.Pointer[chan struct{}] // closed while a group waits past StoreTimeout
+	stopped chan struct{}                 // closed when Run has returned
 }
 
 // maxGroupEvents caps a group.
@@ -118,7 +122,7 @@ func NewPublisher(js jetstream.JetStream, partitions int, m *Metrics, logger *sl
 		StoreTimeout: 10 * time.Second,
 		js:           js, partitions: partitions, in: make(chan *request, 1024), m: m, log: logger,
 		subjects: subjects, idPrefix: base64.RawURLEncoding.EncodeToString(nonce[:]) + "-",
-		metrics: map[string]*sourceCounters{},
+		metrics: map[string]*sourceCounters{}, stopped: make(chan struct{}),
 	}
 	flowing := make(chan struct{})
 	p.stalled.Store(&flowing)
@@ -139,6 +143,11 @@ func (p *Publisher) subject(source string, n int) string {
 // blocks while the queue is full (backpressure) and returns ctx's error if
 // ctx ends first, without calling done.
 func (p *Publisher) Submit(ctx context.Context, source string, events []event.Event, done func(error)) error {
+	select {
+	case <-p.stopped:
+		return ErrStopped
+	default:
+	}
 	return p.submit(ctx, p.encode(source, events, done, nil))
 }
 
@@ -150,6 +159,11 @@ func (p *Publisher) Publish(ctx context.Context, source string, events []event.E
 }
 
 func (p *Publisher) publish(ctx context.Context, key, source string, events []event.Event) error {
+	select {
+	case <-p.stopped:
+		return fmt.Errorf("%w: %w", ErrNotQueued, ErrStopped)
+	default:
+	}
 	stalled := *p.stalled.Load()
 	r := p.encode(source, events, nil, make(chan error, 1))
 	r.key = key
@@ -162,6 +176,8 @@ func (p *Publisher) publish(ctx context.Context, key, source string, events []ev
 			return fmt.Errorf("%w: %w", ErrNotQueued, ctx.Err())
 		case <-stalled:
 			return fmt.Errorf("%w: %w", ErrNotQueued, ErrSlow)
+		case <-p.stopped:
+			return fmt.Errorf("%w: %w", ErrNotQueued, ErrStopped)
 		}
 	}
 	select {
@@ -171,6 +187,15 @@ func (p *Publisher) publish(ctx context.Context, key, source string, events []ev
 		return ctx.Err()
 	case <-stalled:
 		return ErrSlow
+	case <-p.stopped:
+		// Queued as Run returned: failed by it, or left in the queue
+		// after it emptied it (never stored).
+		select {
+		case err := <-r.res:
+			return err
+		default:
+			return ErrStopped
+		}
 	}
 }
 
@@ -194,11 +219,24 @@ func (p *Publisher) stall(on bool) {
 		if !on {
 			ch := make(chan struct{})
 			p.stalled.Store(&ch)
+			p.m.Stalled.Set(0)
 		}
 	default:
 		if on {
 			close(*p.stalled.Load())
+			p.m.Stalled.Set(1)
 		}
+	}
+}
+
+// Stalled reports whether a group of events has waited past StoreTimeout
+// for JetStream and not been stored yet: Publish answers ErrSlow.
+func (p *Publisher) Stalled() bool {
+	select {
+	case <-*p.stalled.Load():
+		return true
+	default:
+		return false
 	}
 }
 
@@ -226,19 +264,41 @@ func (p *Publisher) submit(ctx context.Context, r *request) error {
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
+	case <-p.stopped:
+		return ErrStopped
 	}
 }
 
-// Run publishes queued events until ctx is done; requests still queued then
-// are failed with ErrStopped. One group is in flight at a time: what is
-// queued while it is being stored makes the next group.
+// Run publishes queued events until ctx is done, and then what is still
+// queued: it returns once the queue is empty, or DrainTimeout after ctx
+// ended if JetStream has not stored it all by then. What it could not
+// store is failed with ErrStopped, and the number of events lost is
+// logged. Stop the collectors feeding it before ctx ends, so that they
+// can finish the requests under way; Publish and Submit fail with
+// ErrStopped once Run has returned. One group is in flight at a time: what
+// is queued while it is being stored makes the next group.
 func (p *Publisher) Run(ctx context.Context) error {
+	drain := p.DrainTimeout
+	if drain <= 0 {
+		drain = 10 * time.Second
+	}
+	// Groups are stored under work, which outlives ctx by the drain.
+	work, stopWork := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopWork()
+	stopDrain := context.AfterFunc(ctx, func() { time.AfterFunc(drain, stopWork) })
+	defer stopDrain()
+	lost := 0
 	defer func() {
+		close(p.stopped)
 		for {
 			select {
 			case r := <-p.in:
+				lost += len(r.lines)
 				r.finish(ErrStopped)
 			default:
+				if lost > 0 {
+					p.log.Warn("stopped before JetStream stored every event received; those were answered with an error (HTTP 503) or, from syslog, lost", "events", lost, "drain_timeout", drain)
+				}
 				return
 			}
 		}
@@ -273,9 +333,17 @@ func (p *Publisher) Run(ctx context.Context) error {
 	for {
 		clear(group) // no request outlives its group here
 		group = group[:0]
+		if work.Err() != nil {
+			return nil // drained for DrainTimeout: the rest is lost
+		}
 		select {
 		case <-ctx.Done():
-			return nil
+			select { // draining: what is queued still goes
+			case r := <-p.in:
+				group = append(group, r)
+			default:
+				return nil
+			}
 		case r := <-p.in:
 			group = append(group, r)
 		}
@@ -293,7 +361,7 @@ func (p *Publisher) Run(ctx context.Context) error {
 		waiting, deadline = true, time.Now().Add(timeout)
 		mu.Unlock()
 		slow.Reset(timeout)
-		err := p.publishGroup(ctx, group, &st)
+		err := p.publishGroup(work, group, &st)
 		slow.Stop()
 		mu.Lock()
 		waiting = false
@@ -304,6 +372,9 @@ func (p *Publisher) Run(ctx context.Context) error {
 		}
 		mu.Unlock()
 		for _, r := range group {
+			if err != nil {
+				lost += len(r.lines)
+			}
 			r.finish(err)
 		}
 	}

@@ -138,6 +138,9 @@ func TestPublisherSlowStore(t *testing.T) {
 	if d := time.Since(start); d < p.StoreTimeout {
 		t.Fatalf("ErrSlow after %v, before the %v timeout", d, p.StoreTimeout)
 	}
+	if !p.Stalled() || testutil.ToFloat64(m.Stalled) != 1 {
+		t.Errorf("stalled: Stalled() %v, gauge %v, want true and 1", p.Stalled(), testutil.ToFloat64(m.Stalled))
+	}
 	// A request made while stalled is answered at once.
 	t0 := time.Now()
 	if err := p.Publish(context.Background(), event.SourceCSP, []event.Event{cspEvent(3)}); !errors.Is(err, ErrSlow) {
@@ -157,6 +160,9 @@ func TestPublisherSlowStore(t *testing.T) {
 	// Flowing again: answered normally, and nothing stored twice.
 	if err := p.Publish(context.Background(), event.SourceCSP, []event.Event{cspEvent(4)}); err != nil {
 		t.Fatalf("after the stall: %v", err)
+	}
+	if p.Stalled() || testutil.ToFloat64(m.Stalled) != 0 {
+		t.Errorf("flowing again: Stalled() %v, gauge %v, want false and 0", p.Stalled(), testutil.ToFloat64(m.Stalled))
 	}
 	ids, _ := storedIDs(t, js)
 	if len(ids) != 4 || ids["ev-1"] != 1 || ids["ev-2"] != 1 || ids["ev-3"] != 1 || ids["ev-4"] != 1 {
@@ -183,6 +189,84 @@ func TestPublisherClientGone(t *testing.T) {
 			t.Fatal("the event of the gone client was not stored")
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestPublisherDrains: events queued when Run's context ends are still
+// stored before Run returns; after that, Publish and Submit fail at once
+// with ErrStopped instead of waiting.
+func TestPublisherDrains(t *testing.T) {
+	js := natstest.Start(t, "test", true)
+	m := NewMetrics(prometheus.NewRegistry())
+	p := NewPublisher(js, 1, m, slog.New(slog.DiscardHandler))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	const n = 500
+	var mu sync.Mutex
+	var failed []error
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		if err := p.Submit(context.Background(), event.SourceCSP, []event.Event{cspEvent(i)}, func(err error) {
+			defer wg.Done()
+			if err != nil {
+				mu.Lock()
+				failed = append(failed, err)
+				mu.Unlock()
+			}
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	if len(failed) > 0 {
+		t.Fatalf("%d of %d events queued before the stop failed: %v", len(failed), n, failed[0])
+	}
+	if ids, _ := storedIDs(t, js); len(ids) != n {
+		t.Fatalf("stored %d events, want the %d queued", len(ids), n)
+	}
+	t0 := time.Now()
+	if err := p.Publish(context.Background(), event.SourceCSP, []event.Event{cspEvent(n)}); !errors.Is(err, ErrStopped) || !errors.Is(err, ErrNotQueued) {
+		t.Errorf("Publish after Run returned: %v, want ErrStopped, not queued", err)
+	}
+	if err := p.Submit(context.Background(), event.SourceCSP, []event.Event{cspEvent(n)}, func(error) {}); !errors.Is(err, ErrStopped) {
+		t.Errorf("Submit after Run returned: %v, want ErrStopped", err)
+	}
+	if d := time.Since(t0); d > time.Second {
+		t.Errorf("Publish and Submit after Run returned took %v", d)
+	}
+}
+
+// TestPublisherDrainTimeout: when JetStream does not store what is queued,
+// Run gives up DrainTimeout after its context ends, and the waiting
+// request gets ErrStopped.
+func TestPublisherDrainTimeout(t *testing.T) {
+	js := natstest.Start(t, "test", false) // no stream: nothing is stored
+	p := NewPublisher(js, 1, NewMetrics(prometheus.NewRegistry()), slog.New(slog.DiscardHandler))
+	p.DrainTimeout = 300 * time.Millisecond
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	res := make(chan error, 1)
+	go func() { res <- p.Publish(context.Background(), event.SourceCSP, []event.Event{cspEvent(1)}) }()
+	time.Sleep(100 * time.Millisecond)
+	t0 := time.Now()
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Run did not return after its drain timeout")
+	}
+	if d := time.Since(t0); d < p.DrainTimeout {
+		t.Errorf("Run returned %v after its context ended, before the %v drain timeout", d, p.DrainTimeout)
+	}
+	if err := <-res; !errors.Is(err, ErrStopped) {
+		t.Fatalf("the request waiting: %v, want ErrStopped", err)
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/vigil-soc/vigil/event"
@@ -24,8 +25,13 @@ type SyslogCollector struct {
 	m       *Metrics
 	log     *slog.Logger
 	parsers sync.Pool
-	ctx     context.Context
+	ctx     context.Context // of Submit: ends queueGrace after Run's
+	lost    atomic.Int64    // lines received but not stored
 }
+
+// queueGrace is how long, once Run's context is done, messages already
+// read may still wait for room in the publisher's queue.
+const queueGrace = 5 * time.Second
 
 // NewSyslogCollector validates cfg; Run binds and serves.
 func NewSyslogCollector(cfg syslog.Config, pub *Publisher, m *Metrics, logger *slog.Logger) (*SyslogCollector, error) {
@@ -43,10 +49,22 @@ func NewSyslogCollector(cfg syslog.Config, pub *Publisher, m *Metrics, logger *s
 // Server returns the syslog server, for its addresses and statistics.
 func (c *SyslogCollector) Server() *syslog.Server { return c.srv }
 
-// Run serves until ctx is done.
+// Run serves until ctx is done. It then stops reading and returns once
+// the messages already read are queued to the publisher, which stores them
+// if it runs on (waiting up to queueGrace for room in its queue); the
+// number of those it could not queue, or the publisher failed to store,
+// is logged.
 func (c *SyslogCollector) Run(ctx context.Context) error {
-	c.ctx = ctx
-	return c.srv.Run(ctx)
+	qctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancel()
+	stop := context.AfterFunc(ctx, func() { time.AfterFunc(queueGrace, cancel) })
+	defer stop()
+	c.ctx = qctx
+	err := c.srv.Run(ctx)
+	if n := c.lost.Load(); n > 0 {
+		c.log.Warn("syslog lines received but not stored: the publisher had stopped or had no room for them as Vigil stopped", "lines", n)
+	}
+	return err
 }
 
 // handle parses one message (called from several goroutines) and queues its
@@ -76,11 +94,13 @@ func (c *SyslogCollector) handle(msg *syslog.Message) {
 	h.Write(msg.Content)
 	ev.ID = "syslog-" + hex.EncodeToString(h.Sum(nil)[:12])
 	err := c.pub.Submit(c.ctx, event.SourceAccess, []event.Event{ev}, func(err error) {
-		if err != nil && !errors.Is(err, ErrStopped) {
-			c.log.Warn("publishing a syslog event failed", "err", err)
+		if err != nil {
+			// The publisher stopped before storing it (and logged how
+			// many it lost).
+			c.lost.Add(1)
 		}
 	})
-	if err != nil && c.ctx.Err() == nil {
-		c.log.Warn("queueing a syslog event failed", "err", err)
+	if err != nil {
+		c.lost.Add(1)
 	}
 }

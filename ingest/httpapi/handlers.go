@@ -117,7 +117,12 @@ func (s *Server) serve(name string, w http.ResponseWriter, r *http.Request, h fu
 			s.log.Debug("client closed the request before its events were stored", "endpoint", name)
 			return statusClientClosed
 		}
-		s.log.Warn("publishing events failed", "endpoint", name, "err", err)
+		if errors.Is(err, ingest.ErrSlow) || errors.Is(err, ingest.ErrStopped) {
+			// The publisher says so once, not once a request.
+			s.log.Debug("events not stored", "endpoint", name, "err", err)
+		} else {
+			s.log.Warn("publishing events failed", "endpoint", name, "err", err)
+		}
 		return writeError(w, http.StatusServiceUnavailable, "", "events could not be stored, retry later")
 	}
 	w.WriteHeader(http.StatusNoContent)

@@ -1,0 +1,61 @@
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/vigil-soc/vigil/event"
+	"github.com/vigil-soc/vigil/ingest"
+	"github.com/vigil-soc/vigil/internal/natstest"
+)
+
+// TestReadyzStalledPublisher: while JetStream does not store what the
+// collectors receive (a frozen or full server that still answers its
+// connection), /readyz says so and answers 503, as the collectors answer
+// their clients; once it stores again, /readyz is 200.
+func TestReadyzStalledPublisher(t *testing.T) {
+	js := natstest.Start(t, "readyz", false) // no streams yet: nothing is stored
+	pub := ingest.NewPublisher(js, 1, ingest.NewMetrics(prometheus.NewRegistry()), slog.New(slog.DiscardHandler))
+	pub.StoreTimeout = 100 * time.Millisecond
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- pub.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+
+	a := &App{log: slog.New(slog.DiscardHandler)}
+	a.ready.Store(true)
+	a.publisher.Store(pub)
+	readyz := func() (int, map[string]string) {
+		rec := httptest.NewRecorder()
+		a.readyz(rec, httptest.NewRequest(http.MethodGet, "/readyz", nil))
+		body, _ := io.ReadAll(rec.Body)
+		var r struct{ Checks map[string]string }
+		if err := json.Unmarshal(body, &r); err != nil {
+			t.Fatalf("/readyz body %q: %v", body, err)
+		}
+		return rec.Code, r.Checks
+	}
+
+	ev := event.Event{ID: "r1", Time: time.Now(), Source: event.SourceCSP, Dataset: "csp.violation", BodyBytes: -1, CSP: &event.CSP{BlockedURI: "https://evil.example/x.js"}}
+	if err := pub.Publish(context.Background(), event.SourceCSP, []event.Event{ev}); !errors.Is(err, ingest.ErrSlow) {
+		t.Fatalf("Publish without a stream: %v, want ErrSlow", err)
+	}
+	if code, checks := readyz(); code != http.StatusServiceUnavailable || !strings.HasPrefix(checks["publish"], "stalled") {
+		t.Fatalf("/readyz while stalled: %d %v, want 503 and publish stalled", code, checks)
+	}
+	natstest.EnsureStreams(t, js)
+	waitFor(t, 20*time.Second, "the stall to end", func() bool { return !pub.Stalled() })
+	if _, checks := readyz(); checks["publish"] != "ok" {
+		t.Fatalf("/readyz once stored again: %v, want publish ok", checks)
+	}
+}
