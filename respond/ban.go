@@ -88,7 +88,7 @@ func (b *banAction) Do(ctx context.Context, a *event.Alert, spec event.ActionSpe
 	au.Duration = event.Duration(escalate(d, ladder, rec.Offence))
 	if !applied {
 		au.Result = ResultUnchanged
-		b.logger.Debug("ban unchanged: alert already applied", "ip", au.Target, "expires", rec.Expires, "alert", a.ID)
+		b.logger.Info("already banned: not another offence, ban unchanged", "ip", au.Target, "expires", rec.Expires, "banned_by", rec.Rule, "rule", a.Rule, "alert", a.ID)
 		return au, nil
 	}
 	au.Result = ResultApplied

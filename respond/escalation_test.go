@@ -102,7 +102,11 @@ func TestHandleEscalatesRepeatOffences(t *testing.T) {
 	}
 }
 
-func TestOffencesCountWithoutUnbanAndManualBans(t *testing.T) {
+// TestOffencesManualBansAndWhileBanned: a manual ban counts as an
+// offence; a detection while the address is banned does not (one incident,
+// one offence: the 403s its ban answers must not escalate it); the next
+// ban after the first is lifted is the second offence.
+func TestOffencesManualBansAndWhileBanned(t *testing.T) {
 	f := newFixture(t)
 	f.store = f.store.WithOptions(respond.StoreOptions{
 		DjangoCacheKey: f.store.DjangoLockdownKey(),
@@ -121,9 +125,23 @@ func TestOffencesCountWithoutUnbanAndManualBans(t *testing.T) {
 	if _, err := r.Apply(ctx, respond.ManualAction{Kind: "ban", Target: "192.0.2.1", Duration: time.Hour, Actor: "ann"}); err != nil {
 		t.Fatal(err)
 	}
-	// A second offence while the first ban is on extends it to the rung.
+	// A detection while banned: not an offence, the ban unchanged.
 	audits, _, err := r.Handle(ctx, banAlert("a", "192.0.2.1", time.Minute))
-	if err != nil || audits[0].Offence != 2 || time.Duration(audits[0].Duration) != 10*time.Hour {
+	if err != nil || audits[0].Result != "unchanged" || audits[0].Offence != 1 {
+		t.Fatalf("a detection while banned = %+v, %v; want unchanged, offence 1", audits, err)
+	}
+	if rec, _ := f.record(t, "192.0.2.1"); rec.Actor != "admin:ann" || rec.Offence != 1 {
+		t.Errorf("record after a detection while banned = %+v, want the manual ban's", rec)
+	}
+	if n, _ := f.store.Offences(ctx, "192.0.2.1"); n != 1 {
+		t.Errorf("Offences after a detection while banned = %d, want 1", n)
+	}
+	// Lifted, then caught again: the second offence, on the second rung.
+	if _, err := f.store.Unban(ctx, "192.0.2.1"); err != nil {
+		t.Fatal(err)
+	}
+	audits, _, err = r.Handle(ctx, banAlert("b", "192.0.2.1", time.Minute))
+	if err != nil || audits[0].Result != "applied" || audits[0].Offence != 2 || time.Duration(audits[0].Duration) != 10*time.Hour {
 		t.Fatalf("second offence = %+v, %v", audits, err)
 	}
 	if ttl := f.ttl(t, "192.0.2.1"); !within(ttl, 10*time.Hour, time.Second) {

@@ -205,27 +205,28 @@ func (s *Store) Channel() string { return s.prefix + "events" }
 // in unix ms (whole seconds) and its RFC 3339 text. The n-th offence takes
 // the pair min(n, rungs).
 //
+// A ban of an address banned already is not another offence: it keeps the
+// stored offence n and, if rung n of its ladder ends later than the stored
+// ban, extends it: a rule's ban (ARGV[6] set) only moves the stored
+// record's expiry, a manual one replaces the record. Otherwise nothing
+// changes.
+//
 // It returns {applied (0 or 1), stored JSON}.
 var banScript = redis.NewScript(`
 local now = tonumber(ARGV[3])
+local rungs = (#ARGV - 7) / 2
 local old = redis.call('GET', KEYS[1])
-local oldrec
+local n, oldrec
 if old then
   local ok, rec = pcall(cjson.decode, old)
   if ok and type(rec) == 'table' then
     if ARGV[4] ~= '' and rec.alert_id == ARGV[4] then
       return {0, old}
     end
+    n = tonumber(rec.offence)
     oldrec = rec
   end
-end
-local n = redis.call('INCR', KEYS[3])
-redis.call('PEXPIRE', KEYS[3], ARGV[7])
-local rungs = (#ARGV - 7) / 2
-local i = 6 + 2 * math.min(n, rungs)
-local exp = tonumber(ARGV[i])
-local exptext = ARGV[i + 1]
-if oldrec then
+  n = n or 1
   local oldexp
   local score = redis.call('ZSCORE', KEYS[2], ARGV[1])
   if score then
@@ -234,19 +235,28 @@ if oldrec then
     local pttl = redis.call('PTTL', KEYS[1])
     if pttl > 0 then oldexp = now + pttl end
   end
-  if oldexp and oldexp > exp and type(oldrec.expires) == 'string' then
-    exp = oldexp
-    exptext = oldrec.expires
+  if oldexp and oldexp >= tonumber(ARGV[6 + 2 * math.min(n, rungs)]) then
+    return {0, old}
   end
+else
+  n = redis.call('INCR', KEYS[3])
+  redis.call('PEXPIRE', KEYS[3], ARGV[7])
 end
+local i = 6 + 2 * math.min(n, rungs)
+local exp = tonumber(ARGV[i])
 local new = cjson.decode(ARGV[2])
-new.expires = exptext
+if oldrec and ARGV[6] ~= '' then
+  new = oldrec -- a rule extends the ban it caught again; it stays that ban
+end
+new.expires = ARGV[i + 1]
 new.offence = n
 local value = cjson.encode(new)
 redis.call('SET', KEYS[1], value, 'PX', exp - now)
 local sec = math.floor(exp / 1000)
 redis.call('ZADD', KEYS[2], sec, ARGV[1])
-redis.call('PUBLISH', ARGV[5], cjson.encode({type = 'ban', ip = ARGV[1], expires = sec, rule = ARGV[6]}))
+local rule = new.rule
+if type(rule) ~= 'string' then rule = '' end
+redis.call('PUBLISH', ARGV[5], cjson.encode({type = 'ban', ip = ARGV[1], expires = sec, rule = rule}))
 return {1, value}
 `)
 
@@ -271,15 +281,18 @@ return 1
 
 // Ban applies b and returns the record now stored.
 //
-// Applying a ban whose AlertID equals the AlertID of the ban stored for the
-// same IP changes nothing (applied is false, the stored record is returned
-// and its expiry is not extended): an alert retried after a crash must not
-// lengthen a ban or count as another offence. A ban with another AlertID is
-// a new offence: it replaces the record (rule, reason, alert, actor,
-// created), counts in the IP's ban history (see Offences) and applied is
-// true, but it never shortens a ban: if the stored ban expires later than
-// the new one would, the record keeps the later expiry and the key keeps
-// its TTL.
+// A ban of an IP not banned now is an offence: it counts in the IP's ban
+// history (see Offences), which picks its rung of b.Ladder, and applied is
+// true. A ban of an IP banned already is not: whatever caught the address
+// again (often the 403s its ban itself answers), one incident is one
+// offence. It keeps the stored offence n and changes nothing (applied is
+// false, the stored record is returned) unless it would end later than the
+// stored ban (at rung n): then the ban is extended to that later expiry and
+// applied is true. A rule's ban (b.Rule set) extends the stored record,
+// which keeps saying what banned the address first (the audit trail has
+// the extension); a manual one replaces it (rule, reason, alert, actor,
+// created). A ban never shortens one, and an alert retried after a crash
+// (the AlertID of the stored ban) changes nothing.
 func (s *Store) Ban(ctx context.Context, b Ban) (rec BanRecord, applied bool, err error) {
 	ip, err := prefixString(b.IP)
 	if err != nil {

@@ -85,7 +85,11 @@ func TestBanSameAlertIsIdempotent(t *testing.T) {
 	ev.none()
 }
 
-func TestBanNewAlertNeverShortens(t *testing.T) {
+// TestBanWhileBanned: a ban of an address banned already is not another
+// offence. Shorter than the stored one, it changes nothing (the record,
+// its rule and TTL stay, nothing is published); longer, it extends the ban
+// and its record becomes the stored one, still the same offence.
+func TestBanWhileBanned(t *testing.T) {
 	f := newFixture(t)
 	ctx := testCtx(t)
 	const ip = "192.0.2.9"
@@ -94,43 +98,50 @@ func TestBanNewAlertNeverShortens(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// A new offence with a shorter ban: the record is the new one, the
-	// expiry stays.
 	f.clock.Add(time.Hour)
 	ev := f.subscribe(t)
 	rec, applied, err := f.store.Ban(ctx, respond.Ban{IP: single(t, ip), Rule: "fast", Reason: "again", AlertID: "a2", Duration: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !applied || rec.AlertID != "a2" || rec.Rule != "fast" || rec.Reason != "again" || !rec.Created.Equal(t0.Add(time.Hour)) {
-		t.Errorf("Ban of a new alert = %+v, applied %v; want the new record applied", rec, applied)
+	if applied || !reflect.DeepEqual(rec, first) {
+		t.Errorf("a shorter ban while banned = %+v, applied %v; want the stored %+v unchanged", rec, applied, first)
 	}
-	if !rec.Expires.Equal(first.Expires) {
-		t.Errorf("Expires = %s, want the earlier ban's %s", rec.Expires, first.Expires)
+	if got, _ := f.record(t, ip); !reflect.DeepEqual(got, first) {
+		t.Errorf("stored %+v, want %+v", got, first)
 	}
-	if got, _ := f.record(t, ip); !reflect.DeepEqual(got, rec) {
-		t.Errorf("stored %+v, want %+v", got, rec)
-	}
-	if ttl := f.ttl(t, ip); !within(ttl, 71*time.Hour, time.Second) {
-		t.Errorf("TTL = %s, want 71h (the first ban's remaining time)", ttl)
+	if ttl := f.ttl(t, ip); !within(ttl, 72*time.Hour, time.Second) {
+		t.Errorf("TTL = %s, want the 72h set first (Redis' clock; the key untouched)", ttl)
 	}
 	if s, _ := f.score(t, ip); s != first.Expires.Unix() {
 		t.Errorf("index score = %d, want %d", s, first.Expires.Unix())
 	}
-	if c := ev.next(); c.Type != "ban" || c.Expires != first.Expires.Unix() || c.Rule != "fast" {
-		t.Errorf("event = %+v", c)
-	}
+	ev.none()
 
-	// A new offence with a longer ban extends it.
+	// A longer one extends it, the same offence, still the ban of the
+	// rule that caught the address first.
 	rec, applied, err = f.store.Ban(ctx, respond.Ban{IP: single(t, ip), Rule: "fast", AlertID: "a3", Duration: 100 * time.Hour})
 	if err != nil || !applied {
 		t.Fatalf("Ban = applied %v, err %v", applied, err)
 	}
-	if want := t0.Add(101 * time.Hour).Truncate(time.Second); !rec.Expires.Equal(want) {
-		t.Errorf("Expires = %s, want %s", rec.Expires, want)
+	want := first
+	want.Expires = t0.Add(101 * time.Hour).Truncate(time.Second)
+	if !reflect.DeepEqual(rec, want) {
+		t.Errorf("extended = %+v, want %+v", rec, want)
 	}
 	if ttl := f.ttl(t, ip); !within(ttl, 100*time.Hour, time.Second) {
 		t.Errorf("TTL = %s, want 100h", ttl)
+	}
+	if c := ev.next(); c.Type != "ban" || c.Expires != rec.Expires.Unix() || c.Rule != "slow" {
+		t.Errorf("event = %+v", c)
+	}
+	// An operator's longer ban replaces the record.
+	rec, applied, err = f.store.Ban(ctx, respond.Ban{IP: single(t, ip), Reason: "by hand", Actor: "admin:ann", Duration: 200 * time.Hour})
+	if err != nil || !applied || rec.Actor != "admin:ann" || rec.Rule != "" || rec.Offence != 1 {
+		t.Errorf("manual ban while banned = %+v, applied %v, %v; want the operator's record, offence 1", rec, applied, err)
+	}
+	if n, _ := f.store.Offences(ctx, ip); n != 1 {
+		t.Errorf("Offences = %d, want 1: one incident", n)
 	}
 }
 
