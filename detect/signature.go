@@ -31,15 +31,143 @@ func sigClass(name string) uint8 {
 var (
 	traversalNeedles = []string{"../", "..\\", "..;/", "/etc/passwd", "/etc/shadow", "/proc/self/", "win.ini", "boot.ini"}
 	sqliNeedles      = []string{
-		"' or ", "\" or ", "' and ", "or 1=1", "'='", "union select", "union all select",
-		"sleep(", "benchmark(", "pg_sleep(", "waitfor delay", "information_schema",
-		"'--", "' --", "'#", "';", "extractvalue(", "updatexml(", "load_file(", "@@version",
+		"or 1=1", "'='", "union all select", "waitfor delay", "information_schema.", "from information_schema",
+		"'--", "' --", "'#", "extractvalue(", "updatexml(", "load_file(", "@@version",
 	}
 	xssNeedles = []string{
-		"<script", "</script", "javascript:", "vbscript:", "onerror=", "onload=", "onmouseover=",
-		"onfocus=", "<svg", "<iframe", "<img", "<body", "document.cookie", "alert(", "prompt(", "eval(",
+		"<script", "</script", "onerror=", "onload=", "onmouseover=", "onfocus=", "document.cookie",
+	}
+	// Needles that words of ordinary text also hold ("parents' and
+	// teachers'", "trade union select committee", "sleep(apnea)",
+	// "javascript: the good parts", "alert() in js", "<img> tag"): they
+	// count only where what follows them is code, see followedByCode.
+	sqliLeads = []lead{
+		{"' or ", sqlOperand}, {"\" or ", sqlOperand}, {"' and ", sqlOperand}, {"\" and ", sqlOperand},
+		{"';", sqlStatement}, {"\";", sqlStatement},
+		{"union select", selectList},
+		{"sleep(", number}, {"benchmark(", number}, {"pg_sleep(", number},
+	}
+	xssLeads = []lead{
+		{"javascript:", noSpace}, {"vbscript:", noSpace},
+		{"<svg", tagAttrs}, {"<iframe", tagAttrs}, {"<img", tagAttrs}, {"<body", tagAttrs},
+		{"alert(", callArgs}, {"prompt(", callArgs}, {"eval(", callArgs}, {"alert`", always},
 	}
 )
+
+// lead is a needle that is a signature only when what follows it in the
+// text passes code.
+type lead struct {
+	needle string
+	code   func(rest string) bool
+}
+
+// followedByCode reports whether one of leads occurs in s followed by
+// what its check takes for code.
+func followedByCode(s string, leads []lead) bool {
+	for _, l := range leads {
+		for i := 0; ; {
+			j := strings.Index(s[i:], l.needle)
+			if j < 0 {
+				break
+			}
+			i += j + len(l.needle)
+			if l.code(s[i:]) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func always(string) bool { return true }
+
+// sqlOperand: after "' or ", a SQL operand or condition rather than a word
+// of text: a number, '(', '@', '-', a quote (the tautology check looks at
+// those: "' or 'a'='a"), or one of SQL's words ("true", "sleep(5)"). "the
+// beatles' or the stones'" and "parents' and teachers'" go on in words.
+func sqlOperand(rest string) bool {
+	if rest == "" {
+		return true // the statement ends: "admin' or " then the application's quote
+	}
+	switch c := rest[0]; {
+	case c >= '0' && c <= '9', c == '(', c == '@', c == '-', c == '#':
+		return true
+	}
+	return hasSQLWord(rest, "true", "false", "not ", "not(", "exists", "sleep(", "benchmark(", "pg_sleep(",
+		"if(", "case ", "char(", "ascii(", "substr", "length(", "user(", "version(", "database(", "select ", "null") ||
+		compared(rest)
+}
+
+// compared reports whether rest starts with a name compared with
+// something: "username like '%", "uid=0", "id in(".
+func compared(rest string) bool {
+	n := 0
+	for n < len(rest) && (isWordByte(rest[n]) || rest[n] == '_' || rest[n] == '.') {
+		n++
+	}
+	if n == 0 {
+		return false
+	}
+	rest = strings.TrimLeft(rest[n:], " ")
+	return hasSQLWord(rest, "=", "<", ">", "!=", "like ", "in(", "in (", "is null", "is not ", "between ", "regexp ", "rlike ")
+}
+
+// sqlStatement: after "';", the end of the statement or another one
+// ("'; drop table", "';--"), not a list of quoted words ("'Jaws'; 'Alien'").
+func sqlStatement(rest string) bool {
+	rest = strings.TrimLeft(rest, " ")
+	if rest == "" || rest[0] == '-' || rest[0] == '#' {
+		return true
+	}
+	return hasSQLWord(rest, "drop ", "select ", "insert ", "update ", "delete ", "exec", "declare ", "shutdown",
+		"waitfor ", "create ", "alter ", "truncate ", "begin", "set ", "if ", "call ")
+}
+
+// selectList: after "union select", the end of the text or a select list
+// (1,2,3 / null / * / a quoted value or a function), or a FROM later on
+// ("union select username, password from users"), not words of text
+// ("trade union select committee").
+func selectList(rest string) bool {
+	rest = strings.TrimLeft(rest, " ")
+	if rest == "" {
+		return true
+	}
+	switch c := rest[0]; {
+	case c >= '0' && c <= '9', c == '*', c == '@', c == '(', c == '\'', c == '"', c == '-':
+		return true
+	}
+	return hasSQLWord(rest, "null", "concat", "group_concat", "char(", "version(", "user(", "database(", "table_name", "column_name") ||
+		strings.Contains(rest, " from ")
+}
+
+// number: a call's first argument is a number ("sleep(5)", "sleep( 5 )"),
+// not a word ("sleep(apnea)").
+func number(rest string) bool {
+	rest = strings.TrimLeft(rest, " ")
+	return rest != "" && (rest[0] >= '0' && rest[0] <= '9' || rest[0] == '@' || rest[0] == '(')
+}
+
+// noSpace: a URI scheme followed by code ("javascript:alert(1)"), not by a
+// space as in text ("javascript: the good parts").
+func noSpace(rest string) bool { return rest != "" && rest[0] != ' ' }
+
+// tagAttrs: a tag opened with attributes ("<img src=x onerror=...>",
+// "<svg/onload=...>"), not a tag named in text ("<img> tag").
+func tagAttrs(rest string) bool { return rest != "" && (rest[0] == ' ' || rest[0] == '/') }
+
+// callArgs: a call with an argument ("alert(1)", "prompt(document.domain)"),
+// not the function named in text ("alert()").
+func callArgs(rest string) bool { return rest != "" && rest[0] != ')' }
+
+// hasSQLWord reports whether rest starts with one of words.
+func hasSQLWord(rest string, words ...string) bool {
+	for _, w := range words {
+		if strings.HasPrefix(rest, w) {
+			return true
+		}
+	}
+	return false
+}
 
 // interesting marks bytes that can start or belong to a payload; a target
 // without any of them (the common case: /api/v1/orders/12/) is not decoded.
@@ -69,10 +197,10 @@ func (s *sigScanner) classify(target string) uint8 {
 	if containsAny(text, traversalNeedles) || backslashUp(text) {
 		c |= sigTraversal
 	}
-	if containsAny(text, sqliNeedles) || tautology(text) || orderByColumn(text) {
+	if containsAny(text, sqliNeedles) || followedByCode(text, sqliLeads) || tautology(text) || orderByColumn(text) {
 		c |= sigSQLi
 	}
-	if containsAny(text, xssNeedles) {
+	if containsAny(text, xssNeedles) || followedByCode(text, xssLeads) {
 		c |= sigXSS
 	}
 	return c
@@ -251,7 +379,7 @@ func operand(s string) (string, string) {
 		if end := strings.IndexByte(s[1:], q); end >= 0 {
 			return s[1 : end+1], s[end+2:]
 		}
-		return s[1:], ""
+		return strings.TrimRight(s[1:], " "), ""
 	}
 	n := 0
 	for n < len(s) && (isWordByte(s[n]) || s[n] == '_' || s[n] == '@' || s[n] == '.') {

@@ -70,6 +70,33 @@ func TestClassify(t *testing.T) {
 		{"/search?q=%E3%81%BE%E3%81%95%E3%81%8B...%EF%BC%8F%E7%B6%9A%E5%A0%B1", 0}, // Japanese "...／"
 		{"/search?q=%EF%BC%8E%EF%BC%8E%EF%BC%8F", 0},                               // raw UTF-8 "．．／"
 		{"/search?q=eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl", 0},
+		// Searches a QA pass saw banned: words of text after the needles.
+		{"/search?q=parents%27+and+teachers%27+association", 0},
+		{"/search?q=the+beatles%27+or+the+stones%27", 0},
+		{"/search?q=%22machine+learning%22+or+%22deep+learning%22", 0},
+		{"/search?q=%27Jaws%27%3B+%27Alien%27", 0},
+		{"/search?q=trade+union+select+committee", 0},
+		{"/search?q=information_schema+tutorial", 0},
+		{"/search?q=sleep(apnea)+book", 0},
+		{"/search?q=javascript%3A+the+good+parts", 0},
+		{"/search?q=how+to+use+alert()+in+js", 0},
+		{"/search?q=%3Cimg%3E+tag+tutorial", 0},
+		{"/search?q=O%27Brien+and+D%27Angelo", 0},
+		// ... and the payloads those needles are for.
+		{"/item?id=1%27+or+username+like+%27%25", sigSQLi},
+		{"/item?id=1%27+or+true--", sigSQLi},
+		{"/item?id=1%27+and+sleep(5)%23", sigSQLi},
+		{"/item?id=1%27%3B+drop+table+users--", sigSQLi},
+		{"/item?id=1%27+union+select", sigSQLi},
+		{"/item?id=1+union+select+null,null", sigSQLi},
+		{"/item?id=1+union+select+username,password+from+users", sigSQLi},
+		{"/item?id=1+and+1=1+union+select+table_name+from+information_schema.tables", sigSQLi},
+		{"/item?id=sleep(%205%20)", sigSQLi},
+		{`/item?q=1" or "a"="a`, sigSQLi},
+		{"/search?q=%3Cimg+src%3Dx+onerror%3Dalert(1)%3E", sigXSS},
+		{"/search?q=%3Csvg%2Fonload%3Dprompt(1)%3E", sigXSS},
+		{"/search?q=%3Ciframe+src%3Djavascript:alert(1)%3E", sigXSS},
+		{"/search?q=alert%601%60", sigXSS},
 		// Raw overlong bytes (nginx's log decodes \xC0\xAE to them).
 		{"/static/\xc0\xae\xc0\xae/\xc0\xae\xc0\xae/etc/hosts", sigTraversal},
 		{"/static/..\\..\\x", sigTraversal},
