@@ -116,6 +116,20 @@ func (c *adminClient) do(ctx context.Context, method, path string, in, out any) 
 	return json.NewDecoder(resp.Body).Decode(out)
 }
 
+// get sends a GET and decodes the JSON answer into out or, with jsonOut,
+// prints it as the API sent it (printed is true then): --json shows every
+// field under its API name, not the few the table reads.
+func (c *adminClient) get(ctx context.Context, path string, jsonOut bool, out any) (printed bool, err error) {
+	if !jsonOut {
+		return false, c.do(ctx, "GET", path, nil, out)
+	}
+	var raw json.RawMessage
+	if err := c.do(ctx, "GET", path, nil, &raw); err != nil {
+		return false, err
+	}
+	return true, printJSON(raw)
+}
+
 func printJSON(v any) error {
 	enc := json.NewEncoder(os.Stdout)
 	enc.SetIndent("", "  ")
@@ -171,11 +185,8 @@ func cmdBans(ctx context.Context, args []string) error {
 			Created, Expires        time.Time
 		} `json:"bans"`
 	}
-	if err := c.do(ctx, "GET", "/api/v1/bans", nil, &out); err != nil {
+	if printed, err := c.get(ctx, "/api/v1/bans", jsonOut, &out); printed || err != nil {
 		return err
-	}
-	if jsonOut {
-		return printJSON(out)
 	}
 	var rows [][]string
 	for _, b := range out.Bans {
@@ -254,11 +265,8 @@ func cmdLockdown(ctx context.Context, args []string) error {
 				Since, Until     time.Time
 			} `json:"lockdown"`
 		}
-		if err := c.do(ctx, "GET", "/api/v1/lockdown", nil, &out); err != nil {
+		if printed, err := c.get(ctx, "/api/v1/lockdown", jsonOut, &out); printed || err != nil {
 			return err
-		}
-		if jsonOut {
-			return printJSON(out)
 		}
 		if out.Lockdown == nil {
 			fmt.Println("no lockdown")
@@ -415,11 +423,8 @@ func cmdExplain(ctx context.Context, args []string) error {
 		Alerts    []alertRow        `json:"alerts"`
 		Audit     []json.RawMessage `json:"audit"`
 	}
-	if err := c.do(ctx, "GET", "/api/v1/explain/"+url.PathEscape(key), nil, &out); err != nil {
+	if printed, err := c.get(ctx, "/api/v1/explain/"+url.PathEscape(key), jsonOut, &out); printed || err != nil {
 		return err
-	}
-	if jsonOut {
-		return printJSON(out)
 	}
 	fmt.Printf("%s\n", out.Key)
 	switch {
@@ -437,7 +442,11 @@ func cmdExplain(ctx context.Context, args []string) error {
 		if !r.QuietUntil.IsZero() {
 			state = "fired; quiet " + ago(r.QuietUntil)
 		}
-		rows = append(rows, []string{r.Rule, r.KeyField, state, r.LastSeen.Format(time.RFC3339)})
+		seen := "-" // a window cleared when its rule fired
+		if !r.LastSeen.IsZero() {
+			seen = r.LastSeen.Format(time.RFC3339)
+		}
+		rows = append(rows, []string{r.Rule, r.KeyField, state, seen})
 	}
 	switch {
 	case out.RulesNote != "":
@@ -483,11 +492,8 @@ func cmdBreaker(ctx context.Context, args []string) error {
 				Since        time.Time
 			} `json:"breakers"`
 		}
-		if err := c.do(ctx, "GET", "/api/v1/breakers", nil, &out); err != nil {
+		if printed, err := c.get(ctx, "/api/v1/breakers", jsonOut, &out); printed || err != nil {
 			return err
-		}
-		if jsonOut {
-			return printJSON(out)
 		}
 		var rows [][]string
 		for _, scope := range sortedKeys(out.Breakers) {

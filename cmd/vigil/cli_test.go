@@ -74,6 +74,10 @@ func TestCLIAgainstARunningVigil(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &list); err != nil || len(list.Bans) != 1 {
 		t.Fatalf("bans --json: %v %q", err, out)
 	}
+	// As the API sends it: every field, under its API name.
+	if b := list.Bans[0]; b["ip"] != "203.0.113.5" || b["reason"] != "cli test" || b["expires"] == nil || b["IP"] != nil {
+		t.Fatalf("bans --json is not the API's record: %q", out)
+	}
 	if _, _, code := runCLI(t, env, "lockdown", "on", "--mode", "read-only", "--for", "10m", "--reason", "drill"); code != 0 {
 		t.Fatal("lockdown on failed")
 	}
@@ -89,6 +93,11 @@ func TestCLIAgainstARunningVigil(t *testing.T) {
 	}
 	if out, _, _ := runCLI(t, env, "explain", "203.0.113.5"); !strings.Contains(out, "banned by") {
 		t.Fatalf("explain: %q", out)
+	}
+	out, _, _ = runCLI(t, env, "explain", "203.0.113.5", "--json")
+	var ex map[string]any
+	if err := json.Unmarshal([]byte(out), &ex); err != nil || ex["key"] != "203.0.113.5" || ex["ban"].(map[string]any)["reason"] != "cli test" {
+		t.Fatalf("explain --json: %v %q", err, out)
 	}
 	if out, _, code := runCLI(t, env, "unban", "203.0.113.5"); code != 0 || !strings.Contains(out, "applied") {
 		t.Fatalf("unban: %d %q", code, out)
