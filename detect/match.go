@@ -262,9 +262,33 @@ type Matcher struct {
 func (rs *RuleSet) NewMatcher() *Matcher { return &Matcher{rs: rs} }
 
 // Sample returns the evidence an event decoded from the bus gives the
-// alerts it feeds: its request target or, for an event without one (a
-// scanner's probe, most application events), its message.
+// alerts it feeds: for an application event, what happened, to whom and
+// from where ("login-failed user=alice from 198.51.100.7 /api/token/"),
+// so that an alert over many of them names the clients; otherwise its
+// request target or, for an event without one (a scanner's probe), its
+// message.
 func Sample(ev *event.Event) string {
+	if ev.Source == event.SourceApp {
+		var b strings.Builder
+		b.WriteString(ev.Action)
+		if ev.Name != "" {
+			b.WriteString(" " + ev.Name)
+		}
+		if ev.UserName != "" {
+			b.WriteString(" user=" + ev.UserName)
+		} else if ev.UserID != "" {
+			b.WriteString(" user.id=" + ev.UserID)
+		}
+		if ev.SourceIP.IsValid() {
+			b.WriteString(" from " + ev.SourceIP.String())
+		}
+		if ev.Target != "" {
+			b.WriteString(" " + ev.Target)
+		} else if ev.Path != "" {
+			b.WriteString(" " + ev.Path)
+		}
+		return b.String()
+	}
 	if ev.Target != "" {
 		return ev.Target
 	}

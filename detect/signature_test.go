@@ -1,6 +1,11 @@
 package detect
 
-import "testing"
+import (
+	"net/netip"
+	"testing"
+
+	"github.com/vigil-soc/vigil/event"
+)
 
 func TestClassify(t *testing.T) {
 	cases := []struct {
@@ -126,5 +131,22 @@ func BenchmarkClassify(b *testing.B) {
 	b.ReportAllocs()
 	for i := 0; b.Loop(); i++ {
 		s.classify(targets[i%len(targets)])
+	}
+}
+
+// TestSampleAppEvent: an application event's evidence says what happened,
+// to whom and from where, so an alert over many names their clients.
+func TestSampleAppEvent(t *testing.T) {
+	ev := event.Event{Source: event.SourceApp, Action: "login-failed", UserName: "alice", SourceIP: netip.MustParseAddr("198.51.100.7"), Path: "/api/token/"}
+	if got, want := Sample(&ev), "login-failed user=alice from 198.51.100.7 /api/token/"; got != want {
+		t.Errorf("Sample = %q, want %q", got, want)
+	}
+	ev = event.Event{Source: event.SourceApp, Action: "suspicious-operation", Name: "DisallowedHost", SourceIP: netip.MustParseAddr("2001:db8::1")}
+	if got, want := Sample(&ev), "suspicious-operation DisallowedHost from 2001:db8::1"; got != want {
+		t.Errorf("Sample = %q, want %q", got, want)
+	}
+	ev = event.Event{Source: event.SourceAccess, Target: "/x?id=1"}
+	if got := Sample(&ev); got != "/x?id=1" {
+		t.Errorf("Sample of an access event = %q, want its target", got)
 	}
 }
