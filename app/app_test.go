@@ -314,6 +314,28 @@ func TestScanStraddlingARestartIsCaught(t *testing.T) {
 	waitFor(t, 20*time.Second, "ban after the restart", func() bool { return h2.banTTL("203.0.113.99") > 0 })
 }
 
+// TestWarmAtStartUp: a restarted detector rebuilds its windows from the
+// stream as it starts, not when the first batch arrives (the server pins it
+// only then), so the first scan after a restart meets warm windows.
+func TestWarmAtStartUp(t *testing.T) {
+	rs := redistest.Start(t)
+	dataDir := t.TempDir()
+	h := newHarness(t, rs, dataDir)
+	h.start()
+	h.appendLines("access.log", scanLines("203.0.113.98", time.Now().UTC(), 30))
+	waitFor(t, 10*time.Second, "30 events evaluated", func() bool { return h.app.detectedEvents() >= 30 })
+	time.Sleep(500 * time.Millisecond) // let the detector acknowledge them
+	h.stop()
+	h2 := newHarness(t, rs, dataDir)
+	h2.logDir, h2.cfg.AccessLogs = h.logDir, h.cfg.AccessLogs
+	h2.start()
+	// No new event: the windows of the 30 are back all the same.
+	waitFor(t, 10*time.Second, "the windows rebuilt", func() bool {
+		_, metrics := h2.adminGet("/metrics")
+		return strings.Contains(metrics, "\nvigil_detect_keys_tracked ") && !strings.Contains(metrics, "\nvigil_detect_keys_tracked 0\n")
+	})
+}
+
 // fastScanRules writes a rules directory with one rule, fast-scan: five
 // distinct 404 paths from one IP within 2 s bans it for an hour.
 func fastScanRules(t *testing.T) string {

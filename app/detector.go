@@ -49,6 +49,8 @@ type detector struct {
 	// take-over, until the stream is created anew.
 	live          bool
 	streamCreated time.Time // VIGIL_EVENTS' creation time at the last take-over
+	firstSeq      uint64    // VIGIL_EVENTS' first sequence then
+	warmedUp      bool      // windows rebuilt at start-up, for the first take-over's count
 	takeovers     *prometheus.CounterVec
 	durable       atomic.Pointer[bus.Durable]
 }
@@ -152,6 +154,11 @@ func (d *detector) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if seq, _, rebuilt, err := d.rebuild(ctx, cons, lastSeq); err != nil {
+		d.log.Warn("warming the detector up at start-up; it will when it is pinned", "err", err)
+	} else {
+		lastSeq, d.warmedUp = seq, rebuilt
+	}
 	return dur.Run(ctx, cons, func(msg jetstream.Msg) {
 		if md, err := msg.Metadata(); err == nil {
 			if md.Sequence.Stream <= lastSeq {
@@ -226,25 +233,51 @@ func (d *detector) evaluate(data []byte, each func(*event.Event)) []error {
 // the highest stream sequence evaluated: later deliveries at or below it
 // are acknowledged and skipped.
 func (d *detector) takeOver(ctx context.Context, cons jetstream.Consumer, lastSeq uint64) (uint64, error) {
+	lastSeq, delivered, rebuilt, err := d.rebuild(ctx, cons, lastSeq)
+	if err != nil {
+		return lastSeq, err
+	}
+	d.takeovers.WithLabelValues(strconv.FormatBool(rebuilt || d.warmedUp)).Inc()
+	d.warmedUp = false
+	if delivered > lastSeq {
+		from := max(lastSeq+1, d.firstSeq) // older ones were removed by the limits
+		done, err := d.catchUp(ctx, from, delivered)
+		lastSeq = max(lastSeq, done)
+		if err != nil {
+			return lastSeq, fmt.Errorf("evaluating the batches delivered but not acknowledged (%d..%d): %w", from, delivered, err)
+		}
+	}
+	return lastSeq, nil
+}
+
+// rebuild is the first half of takeOver: it rebuilds the engine's windows
+// if they are not current, and returns the highest stream sequence they
+// hold and the highest delivered to a consumer. The detector also calls it
+// at start-up, before it is pinned (which the server does only when a
+// batch arrives), so that the first scan after a restart meets warm
+// windows rather than waiting for their rebuild; take-over then finds them
+// current, unless another process acknowledged batches meanwhile.
+func (d *detector) rebuild(ctx context.Context, cons jetstream.Consumer, lastSeq uint64) (last, delivered uint64, rebuilt bool, err error) {
 	info, err := cons.Info(ctx)
 	if err != nil {
-		return lastSeq, fmt.Errorf("reading the consumer: %w", err)
+		return lastSeq, 0, false, fmt.Errorf("reading the consumer: %w", err)
 	}
 	stream, err := d.js.Stream(ctx, bus.StreamEvents)
 	if err != nil {
-		return lastSeq, fmt.Errorf("reading the stream: %w", err)
+		return lastSeq, 0, false, fmt.Errorf("reading the stream: %w", err)
 	}
 	st := stream.CachedInfo()
+	d.firstSeq = st.State.FirstSeq
 	if d.live && (!st.Created.Equal(d.streamCreated) || st.State.LastSeq < lastSeq) {
 		// The stream was created anew (a NATS that lost its store) and
 		// its sequence numbers started again, unnoticed by Open.
 		d.live, lastSeq = false, 0
 	}
 	d.streamCreated = st.Created
-	floor, delivered := info.AckFloor.Stream, min(info.Delivered.Stream, st.State.LastSeq)
-	rebuild := !d.live || floor > lastSeq
-	d.takeovers.WithLabelValues(strconv.FormatBool(rebuild)).Inc()
-	if rebuild {
+	floor := info.AckFloor.Stream
+	delivered = min(info.Delivered.Stream, st.State.LastSeq)
+	rebuilt = !d.live || floor > lastSeq
+	if rebuilt {
 		d.lock.mu.Lock()
 		d.engine.Reset()
 		d.lock.mu.Unlock()
@@ -255,15 +288,7 @@ func (d *detector) takeOver(ctx context.Context, cons jetstream.Consumer, lastSe
 		}
 		d.live = true
 	}
-	if delivered > lastSeq {
-		from := max(lastSeq+1, st.State.FirstSeq) // older ones were removed by the limits
-		done, err := d.catchUp(ctx, from, delivered)
-		lastSeq = max(lastSeq, done)
-		if err != nil {
-			return lastSeq, fmt.Errorf("evaluating the batches delivered but not acknowledged (%d..%d): %w", from, delivered, err)
-		}
-	}
-	return lastSeq, nil
+	return lastSeq, delivered, rebuilt, nil
 }
 
 // catchUp evaluates the batches with stream sequences from..to, read
