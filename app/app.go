@@ -302,7 +302,12 @@ func (a *App) addRespond(g *group, js jetstream.JetStream, notifier *notify.Noti
 		Name: "vigil_respond_lockdown_active", Help: "Emergency lockdown state: 0 off, 1 read-only, 2 full.",
 	})
 	a.reg.MustRegister(lockdown)
-	g.add("state-gauges", func(ctx context.Context) error { return refreshState(ctx, resp, store, lockdown, a.log) })
+	refreshed := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "vigil_respond_state_refreshed_timestamp_seconds",
+		Help: "When vigil_respond_bans_active and vigil_respond_lockdown_active were last read from Redis (every 5 s): older means Redis did not answer and they show the last values read.",
+	})
+	a.reg.MustRegister(refreshed)
+	g.add("state-gauges", func(ctx context.Context) error { return refreshState(ctx, resp, store, lockdown, refreshed, a.log) })
 	return nil
 }
 
@@ -332,14 +337,15 @@ func (a *App) ensureStreams(ctx context.Context, js jetstream.JetStream) error {
 
 // refreshState keeps vigil_respond_bans_active and
 // vigil_respond_lockdown_active current.
-func refreshState(ctx context.Context, r *respond.Responder, store *respond.Store, lockdown prometheus.Gauge, log *slog.Logger) error {
+func refreshState(ctx context.Context, r *respond.Responder, store *respond.Store, lockdown, refreshed prometheus.Gauge, log *slog.Logger) error {
 	t := time.NewTicker(5 * time.Second)
 	defer t.Stop()
 	for {
-		if err := r.RefreshActive(ctx); err != nil && ctx.Err() == nil {
+		err := r.RefreshActive(ctx)
+		if err != nil && ctx.Err() == nil {
 			log.Debug("counting active bans", "err", err)
 		}
-		if l, err := store.Lockdown(ctx); err == nil {
+		if l, lerr := store.Lockdown(ctx); lerr == nil {
 			switch {
 			case l == nil:
 				lockdown.Set(0)
@@ -347,6 +353,9 @@ func refreshState(ctx context.Context, r *respond.Responder, store *respond.Stor
 				lockdown.Set(2)
 			default:
 				lockdown.Set(1)
+			}
+			if err == nil {
+				refreshed.SetToCurrentTime()
 			}
 		}
 		select {

@@ -81,7 +81,7 @@ func TestSplitRoles(t *testing.T) {
 	}{
 		{in, `["ingest"]`, []string{"vigil_ingest_events_total"}, []string{"vigil_detect_events_total", "vigil_respond_lockdown_active", `"redis"`}},
 		{det, `["detect"]`, []string{"vigil_detect_events_total"}, []string{"vigil_ingest_events_total", "vigil_respond_lockdown_active", `"redis"`}},
-		{resp, `["respond"]`, []string{"vigil_respond_lockdown_active", `"redis":"ok"`}, []string{"vigil_ingest_events_total", "vigil_detect_events_total"}},
+		{resp, `["respond"]`, []string{"vigil_respond_lockdown_active", "vigil_respond_state_refreshed_timestamp_seconds 1", `"redis":"ok"`}, []string{"vigil_ingest_events_total", "vigil_detect_events_total"}},
 	} {
 		code, ready := c.h.adminGet("/readyz")
 		_, metrics := c.h.adminGet("/metrics")
