@@ -280,14 +280,20 @@ func (d *Durable) checkPin(info *jetstream.ConsumerInfo) {
 		return
 	}
 	mine := d.pinID()
-	holds := false
+	holds, other := false, false
 	for _, g := range info.PriorityGroups {
-		if g.Group == d.Group && mine != "" && g.PinnedClientID == mine {
-			holds = true
+		if g.Group == d.Group {
+			holds = mine != "" && g.PinnedClientID == mine
+			other = g.PinnedClientID != "" && !holds
 		}
 	}
 	if d.holds.Swap(holds) && !holds {
-		d.Log.Info("standby: another process holds the consumer now", "stream", d.Stream, "consumer", d.Config.Durable)
+		if other {
+			d.Log.Info("standby: another process holds the consumer now", "stream", d.Stream, "consumer", d.Config.Durable)
+		} else {
+			// A server that restarted pins again at the next message.
+			d.Log.Info("not pinned for now: the server pins a process again when the next message comes", "stream", d.Stream, "consumer", d.Config.Durable)
+		}
 	}
 }
 
