@@ -77,6 +77,7 @@ type Engine struct {
 	lists      []lruList
 	quiet      map[tableKey]int64
 	fired      map[tableKey]int64 // when followed rules last fired, per key
+	banned     map[Key]int64      // per address a rule banned, until when (event time)
 	warm       bool               // warming up: alerts are discarded, not counted
 	watermark  int64              // newest event time seen
 	swept      int64              // watermark at the last sweep
@@ -150,6 +151,7 @@ func NewEngine(rs *RuleSet, opts Options) *Engine {
 		lateness: int64(opts.Lateness),
 		table:    map[tableKey]int32{},
 		quiet:    map[tableKey]int64{},
+		banned:   map[Key]int64{},
 		fired:    map[tableKey]int64{},
 		lists:    make([]lruList, rs.Len()),
 		stats:    &Stats{Detections: make([]atomic.Int64, rs.Len())},
@@ -186,6 +188,7 @@ func (e *Engine) Reset() {
 	clear(e.table)
 	clear(e.quiet)
 	clear(e.fired)
+	clear(e.banned)
 	e.states, e.free = nil, nil
 	for i := range e.lists {
 		e.lists[i] = lruList{head: -1, tail: -1}
@@ -234,6 +237,7 @@ func (e *Engine) Fired(rule, keyField, key string, at time.Time) bool {
 	if until := t + c.cooldown; until > e.quiet[tk] {
 		e.quietUntil(tk, until)
 	}
+	e.markBanned(c, k, t)
 	if c.followed && t > e.fired[tk] {
 		e.fired[tk] = t
 	}
@@ -273,6 +277,17 @@ func (e *Engine) Observe(o *Observation, out []event.Alert) []event.Alert {
 		at, ok := e.fired[tableKey{rule: c.after, key: o.Key}]
 		if !ok || o.Time < at || o.Time-at > c.within {
 			return out
+		}
+	}
+	if c.groupBy == fieldSourceIP && len(e.banned) > 0 {
+		// An address a rule banned: what it does now is the ban's own
+		// echo (the 403s it is answered) or more of the same incident.
+		if until, ok := e.banned[o.Key]; ok {
+			if o.Time < until {
+				e.stats.Suppressed.Add(1)
+				return out
+			}
+			delete(e.banned, o.Key)
 		}
 	}
 	tk := tableKey{rule: o.Rule, key: o.Key}
@@ -344,7 +359,34 @@ func (e *Engine) Observe(o *Observation, out []event.Alert) []event.Alert {
 		}
 	}
 	e.quietUntil(tk, o.Time+c.cooldown)
+	e.markBanned(c, o.Key, o.Time)
 	return out
+}
+
+// markBanned notes, when c bans the address key (not allow-listed, so the
+// responder does ban it) at event time t, that key is banned for the
+// rule's ban: until then every rule grouping by source.ip passes over its
+// events (counted as suppressed). One incident is then one alert: the 403s
+// a banned scanner is answered do not fire the 403 rules on top of the
+// rule that banned it. The responder, which may ban longer (ban_ladder) or
+// lift a ban (an operator), is not asked: past the rule's ban the address
+// is watched again, and an address unbanned by hand is not until then.
+func (e *Engine) markBanned(c *compiled, key Key, t int64) {
+	if c.Actions.Ban <= 0 || c.groupBy != fieldSourceIP || e.opts.Allow.Contains(keyAddr(key)) {
+		return
+	}
+	until := t + int64(c.Actions.Ban)
+	if until <= e.banned[key] {
+		return
+	}
+	e.banned[key] = until
+	if len(e.banned) > e.opts.MaxKeys {
+		for k, u := range e.banned {
+			if u <= e.watermark || len(e.banned) > e.opts.MaxKeys {
+				delete(e.banned, k)
+			}
+		}
+	}
 }
 
 // quietUntil puts tk in cooldown until the event time until, keeping the

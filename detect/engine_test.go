@@ -627,3 +627,48 @@ func TestExplain(t *testing.T) {
 		t.Fatalf("unknown key: %+v", got)
 	}
 }
+
+// TestBannedAddressIsQuiet: once a rule bans an address, every rule
+// grouping by source.ip passes over its events until the rule's ban is
+// over (one incident, one alert), counted as suppressed; other addresses
+// are watched as ever; an allow-listed address, which is never banned, is
+// not quieted; a ban restored by Fired quiets the address too.
+func TestBannedAddressIsQuiet(t *testing.T) {
+	posts := func(ip string, start time.Duration) []hit {
+		var hs []hit
+		for i := range 20 {
+			hs = append(hs, hit{at: start + time.Duration(i)*time.Second, ip: ip, method: "POST", path: "/api/token/", status: 403})
+		}
+		return hs
+	}
+	const x, y = "203.0.113.7", "203.0.113.8"
+	e, m := testEngine(t, Options{})
+	got := keys(run(t, e, m, append(scan(x, 0, 10*time.Millisecond, 50), append(posts(x, time.Minute), posts(y, time.Minute)...)...)))
+	if fmt.Sprint(got) != fmt.Sprint([]string{"scan:" + x, "brute:" + y}) {
+		t.Fatalf("alerts = %v, want the scan's ban of %s and %s's brute force only", got, x, y)
+	}
+	if n := e.Stats().Suppressed.Load(); n < 20 {
+		t.Errorf("suppressed = %d, want the 20 posts of the banned address", n)
+	}
+	// Past the rule's ban (72h) the address is watched again.
+	if got := keys(run(t, e, m, posts(x, 73*time.Hour))); fmt.Sprint(got) != fmt.Sprint([]string{"brute:" + x}) {
+		t.Errorf("after the ban: alerts = %v, want brute:%s", got, x)
+	}
+
+	allow, err := NewAllowlist([]string{x + "/32"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, m = testEngine(t, Options{Allow: allow})
+	if got := keys(run(t, e, m, append(scan(x, 0, 10*time.Millisecond, 50), posts(x, time.Minute)...))); fmt.Sprint(got) != fmt.Sprint([]string{"scan:" + x, "brute:" + x}) {
+		t.Errorf("allow-listed: alerts = %v, want both (it is never banned)", got)
+	}
+
+	e, m = testEngine(t, Options{})
+	if !e.Fired("scan", FieldSourceIP, x, t0) {
+		t.Fatal("Fired(scan) = false")
+	}
+	if got := keys(run(t, e, m, posts(x, time.Minute))); len(got) != 0 {
+		t.Errorf("after a restored ban: alerts = %v, want none", got)
+	}
+}
