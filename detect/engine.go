@@ -77,7 +77,7 @@ type Engine struct {
 	lists      []lruList
 	quiet      map[tableKey]int64
 	fired      map[tableKey]int64 // when followed rules last fired, per key
-	banned     map[Key]int64      // per address a rule banned, until when (event time)
+	banned     map[Key]banSpan    // per address a rule banned: when (event time)
 	warm       bool               // warming up: alerts are discarded, not counted
 	watermark  int64              // newest event time seen
 	swept      int64              // watermark at the last sweep
@@ -151,7 +151,7 @@ func NewEngine(rs *RuleSet, opts Options) *Engine {
 		lateness: int64(opts.Lateness),
 		table:    map[tableKey]int32{},
 		quiet:    map[tableKey]int64{},
-		banned:   map[Key]int64{},
+		banned:   map[Key]banSpan{},
 		fired:    map[tableKey]int64{},
 		lists:    make([]lruList, rs.Len()),
 		stats:    &Stats{Detections: make([]atomic.Int64, rs.Len())},
@@ -282,12 +282,13 @@ func (e *Engine) Observe(o *Observation, out []event.Alert) []event.Alert {
 	if c.groupBy == fieldSourceIP && len(e.banned) > 0 {
 		// An address a rule banned: what it does now is the ban's own
 		// echo (the 403s it is answered) or more of the same incident.
-		if until, ok := e.banned[o.Key]; ok {
-			if o.Time < until {
+		if b, ok := e.banned[o.Key]; ok {
+			if o.Time >= b.until {
+				delete(e.banned, o.Key)
+			} else if o.Time > b.from { // the banning event's time still counts everywhere
 				e.stats.Suppressed.Add(1)
 				return out
 			}
-			delete(e.banned, o.Key)
 		}
 	}
 	tk := tableKey{rule: o.Rule, key: o.Key}
@@ -366,7 +367,7 @@ func (e *Engine) Observe(o *Observation, out []event.Alert) []event.Alert {
 // markBanned notes, when c bans the address key (not allow-listed, so the
 // responder does ban it) at event time t, that key is banned for the
 // rule's ban: until then every rule grouping by source.ip passes over its
-// events (counted as suppressed). One incident is then one alert: the 403s
+// events after t (counted as suppressed). One incident is then one alert: the 403s
 // a banned scanner is answered do not fire the 403 rules on top of the
 // rule that banned it. The responder, which may ban longer (ban_ladder) or
 // lift a ban (an operator), is not asked: past the rule's ban the address
@@ -376,18 +377,26 @@ func (e *Engine) markBanned(c *compiled, key Key, t int64) {
 		return
 	}
 	until := t + int64(c.Actions.Ban)
-	if until <= e.banned[key] {
+	if b, ok := e.banned[key]; ok && until <= b.until {
 		return
 	}
-	e.banned[key] = until
+	e.banned[key] = banSpan{from: t, until: until}
 	if len(e.banned) > e.opts.MaxKeys {
-		for k, u := range e.banned {
-			if u <= e.watermark || len(e.banned) > e.opts.MaxKeys {
+		for k, b := range e.banned {
+			if b.until <= e.watermark || len(e.banned) > e.opts.MaxKeys {
 				delete(e.banned, k)
 			}
 		}
 	}
 }
+
+// banSpan is when a rule banned an address: the banning event's time and
+// the end of the rule's ban. Events of the banning event's time still
+// count in every rule (one request can be several rules' evidence, as a
+// scanner's first probe often is; access log times are whole seconds, so
+// its neighbours in that second count too), later ones until the end are
+// passed over.
+type banSpan struct{ from, until int64 }
 
 // quietUntil puts tk in cooldown until the event time until, keeping the
 // cooldowns within MaxKeys.

@@ -672,3 +672,39 @@ func TestBannedAddressIsQuiet(t *testing.T) {
 		t.Errorf("after a restored ban: alerts = %v, want none", got)
 	}
 }
+
+// TestBanningEventCountsEverywhere: the event that gets an address banned
+// still counts in the other rules it matches (a scanner's first probe is
+// often several rules' evidence at once), and so do events of the same
+// time (access log times are whole seconds); later ones are passed over.
+func TestBanningEventCountsEverywhere(t *testing.T) {
+	rules, errs := Parse("t.yaml", []byte(`
+rules:
+  - id: first
+    match: {status: [404]}
+    threshold: 1
+    window: 60s
+    actions: {ban: 1h}
+  - id: second
+    match: {status: [404]}
+    threshold: 2
+    window: 60s
+`))
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	rs := Compile(rules)
+	e, m := NewEngine(rs, Options{}), rs.NewMatcher()
+	const x = "203.0.113.7"
+	h := func(at time.Duration, path string) hit {
+		return hit{at: at, ip: x, method: "GET", path: path, status: 404}
+	}
+	got := keys(run(t, e, m, []hit{h(0, "/a"), h(0, "/b"), h(2*time.Second, "/c"), h(3*time.Second, "/d")}))
+	if fmt.Sprint(got) != fmt.Sprint([]string{"first:" + x, "second:" + x}) {
+		t.Fatalf("alerts = %v, want first and second (its 2nd event at the banning time)", got)
+	}
+	e, m = NewEngine(rs, Options{}), rs.NewMatcher()
+	if got := keys(run(t, e, m, []hit{h(0, "/a"), h(2*time.Second, "/c"), h(3*time.Second, "/d")})); fmt.Sprint(got) != fmt.Sprint([]string{"first:" + x}) {
+		t.Fatalf("alerts = %v, want first only: later events of the banned address are passed over", got)
+	}
+}
