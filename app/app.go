@@ -171,8 +171,13 @@ func (a *App) Run(ctx context.Context) error {
 	}
 	var det *detector
 	if a.roles.detect {
+		banQuiet := min(detect.DefaultBanQuiet, a.cfg.MaxBan)
+		if a.cfg.DryRun {
+			banQuiet = 0 // nothing is banned
+		}
 		engine := detect.NewEngine(a.rules, detect.Options{
-			Allow: a.allow, Lateness: a.cfg.Lateness, MaxKeys: a.cfg.MaxKeys,
+			BanQuiet: banQuiet,
+			Allow:    a.allow, Lateness: a.cfg.Lateness, MaxKeys: a.cfg.MaxKeys,
 			NotBefore: start, Now: time.Now,
 		})
 		a.reg.MustRegister(detect.NewCollector(engine))

@@ -39,7 +39,18 @@ type Options struct {
 	Now func() time.Time
 	// MaxFuture is how far ahead of Now an event may be. Default 1m.
 	MaxFuture time.Duration
+	// BanQuiet is how long, at most, an address a rule banned stays quiet
+	// in every rule grouping by source.ip (the rule's ban if shorter); 0:
+	// not at all (a dry run, where nothing is banned). Live mode and
+	// replay set DefaultBanQuiet, capped at max_ban.
+	BanQuiet time.Duration
 }
+
+// DefaultBanQuiet bounds Options.BanQuiet: long enough for a banned
+// scanner's echo (the 403s it is answered) to pass, short enough that an
+// address whose ban did not take (an open circuit breaker, a Redis
+// outage) is watched again within the hour.
+const DefaultBanQuiet = time.Hour
 
 // Stats are an Engine's counters, safe to read from any goroutine.
 type Stats struct {
@@ -366,24 +377,26 @@ func (e *Engine) Observe(o *Observation, out []event.Alert) []event.Alert {
 
 // markBanned notes, when c bans the address key (not allow-listed, so the
 // responder does ban it) at event time t, that key is banned for the
-// rule's ban: until then every rule grouping by source.ip passes over its
-// events after t (counted as suppressed). One incident is then one alert: the 403s
+// rule's ban, at most BanQuiet: until then every rule grouping by
+// source.ip passes over its events after t (counted as suppressed). One incident is then one alert: the 403s
 // a banned scanner is answered do not fire the 403 rules on top of the
-// rule that banned it. The responder, which may ban longer (ban_ladder) or
-// lift a ban (an operator), is not asked: past the rule's ban the address
-// is watched again, and an address unbanned by hand is not until then.
+// rule that banned it. The responder, which may ban longer (ban_ladder),
+// not at all (its circuit breaker open) or lift a ban (an operator), is
+// not asked: past BanQuiet the address is watched again.
 func (e *Engine) markBanned(c *compiled, key Key, t int64) {
-	if c.Actions.Ban <= 0 || c.groupBy != fieldSourceIP || e.opts.Allow.Contains(keyAddr(key)) {
+	if c.Actions.Ban <= 0 || e.opts.BanQuiet <= 0 || c.groupBy != fieldSourceIP || e.opts.Allow.Contains(keyAddr(key)) {
 		return
 	}
-	until := t + int64(c.Actions.Ban)
+	until := t + int64(min(time.Duration(c.Actions.Ban), e.opts.BanQuiet))
 	if b, ok := e.banned[key]; ok && until <= b.until {
 		return
 	}
 	e.banned[key] = banSpan{from: t, until: until}
 	if len(e.banned) > e.opts.MaxKeys {
+		// Over: the ended ones go, then arbitrary ones down to 90 %
+		// (such an address is watched again early: the safe direction).
 		for k, b := range e.banned {
-			if b.until <= e.watermark || len(e.banned) > e.opts.MaxKeys {
+			if b.until <= e.watermark || len(e.banned) > e.opts.MaxKeys*9/10 {
 				delete(e.banned, k)
 			}
 		}
@@ -756,7 +769,7 @@ func (e *Engine) sweep() {
 			e.stats.Expired.Add(1)
 		}
 	}
-	if len(e.quiet) > 0 && e.watermark-e.quietSwept >= int64(time.Minute) {
+	if (len(e.quiet) > 0 || len(e.banned) > 0) && e.watermark-e.quietSwept >= int64(time.Minute) {
 		e.quietSwept = e.watermark
 		for tk, until := range e.quiet {
 			if until <= e.watermark {
@@ -764,6 +777,11 @@ func (e *Engine) sweep() {
 			}
 		}
 		e.stats.Quiet.Store(int64(len(e.quiet)))
+		for k, b := range e.banned {
+			if b.until <= e.watermark {
+				delete(e.banned, k)
+			}
+		}
 	}
 }
 

@@ -642,7 +642,7 @@ func TestBannedAddressIsQuiet(t *testing.T) {
 		return hs
 	}
 	const x, y = "203.0.113.7", "203.0.113.8"
-	e, m := testEngine(t, Options{})
+	e, m := testEngine(t, Options{BanQuiet: DefaultBanQuiet})
 	got := keys(run(t, e, m, append(scan(x, 0, 10*time.Millisecond, 50), append(posts(x, time.Minute), posts(y, time.Minute)...)...)))
 	if fmt.Sprint(got) != fmt.Sprint([]string{"scan:" + x, "brute:" + y}) {
 		t.Fatalf("alerts = %v, want the scan's ban of %s and %s's brute force only", got, x, y)
@@ -650,21 +650,28 @@ func TestBannedAddressIsQuiet(t *testing.T) {
 	if n := e.Stats().Suppressed.Load(); n < 20 {
 		t.Errorf("suppressed = %d, want the 20 posts of the banned address", n)
 	}
-	// Past the rule's ban (72h) the address is watched again.
-	if got := keys(run(t, e, m, posts(x, 73*time.Hour))); fmt.Sprint(got) != fmt.Sprint([]string{"brute:" + x}) {
-		t.Errorf("after the ban: alerts = %v, want brute:%s", got, x)
+	// Past BanQuiet (an hour, shorter than the rule's 72h ban: a ban that
+	// did not take must not hide the address for days) it is watched
+	// again.
+	if got := keys(run(t, e, m, posts(x, 2*time.Hour))); fmt.Sprint(got) != fmt.Sprint([]string{"brute:" + x}) {
+		t.Errorf("after BanQuiet: alerts = %v, want brute:%s", got, x)
+	}
+	// A dry run (BanQuiet 0) bans no one and quiets no one.
+	e, m = testEngine(t, Options{})
+	if got := keys(run(t, e, m, append(scan(x, 0, 10*time.Millisecond, 50), posts(x, time.Minute)...))); fmt.Sprint(got) != fmt.Sprint([]string{"scan:" + x, "brute:" + x}) {
+		t.Errorf("BanQuiet 0: alerts = %v, want both", got)
 	}
 
 	allow, err := NewAllowlist([]string{x + "/32"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	e, m = testEngine(t, Options{Allow: allow})
+	e, m = testEngine(t, Options{Allow: allow, BanQuiet: DefaultBanQuiet})
 	if got := keys(run(t, e, m, append(scan(x, 0, 10*time.Millisecond, 50), posts(x, time.Minute)...))); fmt.Sprint(got) != fmt.Sprint([]string{"scan:" + x, "brute:" + x}) {
 		t.Errorf("allow-listed: alerts = %v, want both (it is never banned)", got)
 	}
 
-	e, m = testEngine(t, Options{})
+	e, m = testEngine(t, Options{BanQuiet: DefaultBanQuiet})
 	if !e.Fired("scan", FieldSourceIP, x, t0) {
 		t.Fatal("Fired(scan) = false")
 	}
@@ -694,7 +701,7 @@ rules:
 		t.Fatal(errs)
 	}
 	rs := Compile(rules)
-	e, m := NewEngine(rs, Options{}), rs.NewMatcher()
+	e, m := NewEngine(rs, Options{BanQuiet: DefaultBanQuiet}), rs.NewMatcher()
 	const x = "203.0.113.7"
 	h := func(at time.Duration, path string) hit {
 		return hit{at: at, ip: x, method: "GET", path: path, status: 404}
@@ -703,7 +710,7 @@ rules:
 	if fmt.Sprint(got) != fmt.Sprint([]string{"first:" + x, "second:" + x}) {
 		t.Fatalf("alerts = %v, want first and second (its 2nd event at the banning time)", got)
 	}
-	e, m = NewEngine(rs, Options{}), rs.NewMatcher()
+	e, m = NewEngine(rs, Options{BanQuiet: DefaultBanQuiet}), rs.NewMatcher()
 	if got := keys(run(t, e, m, []hit{h(0, "/a"), h(2*time.Second, "/c"), h(3*time.Second, "/d")})); fmt.Sprint(got) != fmt.Sprint([]string{"first:" + x}) {
 		t.Fatalf("alerts = %v, want first only: later events of the banned address are passed over", got)
 	}

@@ -54,6 +54,37 @@ var (
 	}
 )
 
+// eventHandler reports whether s sets an HTML event handler attribute: a
+// space, quote or '/' then "on", letters and "=" ("\" onpointerover=",
+// "<svg/onload="), as injected markup does; "lemon onion" or "on=1" do not.
+func eventHandler(s string) bool {
+	for i := 0; ; {
+		j := strings.Index(s[i:], "on")
+		if j < 0 {
+			return false
+		}
+		at := i + j
+		i = at + 2
+		if at == 0 || (s[at-1] != ' ' && s[at-1] != '"' && s[at-1] != '\'' && s[at-1] != '/') {
+			continue
+		}
+		n := i
+		for n < len(s) && s[n] >= 'a' && s[n] <= 'z' {
+			n++
+		}
+		if n < len(s) && s[n] == '=' && hasPrefixAny(s[i:n], handlerEvents...) {
+			return true
+		}
+	}
+}
+
+// handlerEvents begin the names of HTML event handlers ("on" + these).
+var handlerEvents = []string{"abort", "animation", "auxclick", "before", "begin", "blur", "cancel", "canplay", "change",
+	"click", "close", "contextmenu", "copy", "cut", "dblclick", "drag", "drop", "end", "error", "focus", "hashchange",
+	"input", "invalid", "key", "load", "message", "mouse", "page", "paste", "pause", "play", "pointer", "popstate",
+	"progress", "reset", "resize", "scroll", "search", "select", "show", "start", "submit", "toggle", "touch",
+	"transition", "unload", "wheel"}
+
 // lead is a needle that is a signature only when what follows it in the
 // text passes code.
 type lead struct {
@@ -92,10 +123,25 @@ func sqlOperand(rest string) bool {
 	switch c := rest[0]; {
 	case c >= '0' && c <= '9', c == '(', c == '@', c == '-', c == '#':
 		return true
+	case c == '\'' || c == '"':
+		// A quoted operand compared ("' or ''='", "\" or \"\"=\""), not
+		// a quoted phrase ("\"deep learning\"").
+		_, after := operand(rest)
+		return hasPrefixAny(strings.TrimLeft(after, " "), "=", "<", ">", "!=", "like ")
 	}
-	return hasSQLWord(rest, "true", "false", "not ", "not(", "exists", "sleep(", "benchmark(", "pg_sleep(",
+	return hasPrefixAny(rest, "true", "false", "not ", "not(", "exists", "sleep(", "benchmark(", "pg_sleep(",
 		"if(", "case ", "char(", "ascii(", "substr", "length(", "user(", "version(", "database(", "select ", "null") ||
-		compared(rest)
+		compared(rest) || called(rest)
+}
+
+// called reports whether rest starts with a function call: a name and
+// "(" ("row(1,1)", "elt(1=1,1)").
+func called(rest string) bool {
+	n := 0
+	for n < len(rest) && (isWordByte(rest[n]) || rest[n] == '_') {
+		n++
+	}
+	return n > 0 && n < len(rest) && rest[n] == '('
 }
 
 // compared reports whether rest starts with a name compared with
@@ -109,7 +155,7 @@ func compared(rest string) bool {
 		return false
 	}
 	rest = strings.TrimLeft(rest[n:], " ")
-	return hasSQLWord(rest, "=", "<", ">", "!=", "like ", "in(", "in (", "is null", "is not ", "between ", "regexp ", "rlike ")
+	return hasPrefixAny(rest, "=", "<", ">", "!=", "like ", "in(", "in (", "is null", "is not ", "between ", "regexp ", "rlike ")
 }
 
 // sqlStatement: after "';", the end of the statement or another one
@@ -119,7 +165,7 @@ func sqlStatement(rest string) bool {
 	if rest == "" || rest[0] == '-' || rest[0] == '#' {
 		return true
 	}
-	return hasSQLWord(rest, "drop ", "select ", "insert ", "update ", "delete ", "exec", "declare ", "shutdown",
+	return hasPrefixAny(rest, "drop ", "select ", "insert ", "update ", "delete ", "exec", "declare ", "shutdown",
 		"waitfor ", "create ", "alter ", "truncate ", "begin", "set ", "if ", "call ")
 }
 
@@ -136,15 +182,28 @@ func selectList(rest string) bool {
 	case c >= '0' && c <= '9', c == '*', c == '@', c == '(', c == '\'', c == '"', c == '-':
 		return true
 	}
-	return hasSQLWord(rest, "null", "concat", "group_concat", "char(", "version(", "user(", "database(", "table_name", "column_name") ||
-		strings.Contains(rest, " from ")
+	return hasPrefixAny(rest, "null", "concat", "group_concat", "char(", "version(", "user(", "database(", "table_name", "column_name") ||
+		strings.Contains(rest, " from ") || called(rest) || listed(rest)
+}
+
+// listed reports whether rest starts with a name and a comma: a select
+// list ("user,pass").
+func listed(rest string) bool {
+	n := 0
+	for n < len(rest) && (isWordByte(rest[n]) || rest[n] == '_' || rest[n] == '.') {
+		n++
+	}
+	rest = strings.TrimLeft(rest[n:], " ")
+	return n > 0 && rest != "" && rest[0] == ','
 }
 
 // number: a call's first argument is a number ("sleep(5)", "sleep( 5 )"),
 // not a word ("sleep(apnea)").
 func number(rest string) bool {
 	rest = strings.TrimLeft(rest, " ")
-	return rest != "" && (rest[0] >= '0' && rest[0] <= '9' || rest[0] == '@' || rest[0] == '(')
+	// '_' and '[' open the placeholders sqlmap fills ("sleep(__TIME__)",
+	// "SLEEP([SLEEPTIME])").
+	return rest != "" && (rest[0] >= '0' && rest[0] <= '9' || rest[0] == '@' || rest[0] == '(' || rest[0] == '_' || rest[0] == '[' || rest[0] == '-')
 }
 
 // noSpace: a URI scheme followed by code ("javascript:alert(1)"), not by a
@@ -159,8 +218,8 @@ func tagAttrs(rest string) bool { return rest != "" && (rest[0] == ' ' || rest[0
 // not the function named in text ("alert()").
 func callArgs(rest string) bool { return rest != "" && rest[0] != ')' }
 
-// hasSQLWord reports whether rest starts with one of words.
-func hasSQLWord(rest string, words ...string) bool {
+// hasPrefixAny reports whether rest starts with one of words.
+func hasPrefixAny(rest string, words ...string) bool {
 	for _, w := range words {
 		if strings.HasPrefix(rest, w) {
 			return true
@@ -200,7 +259,7 @@ func (s *sigScanner) classify(target string) uint8 {
 	if containsAny(text, sqliNeedles) || followedByCode(text, sqliLeads) || tautology(text) || orderByColumn(text) {
 		c |= sigSQLi
 	}
-	if containsAny(text, xssNeedles) || followedByCode(text, xssLeads) {
+	if containsAny(text, xssNeedles) || followedByCode(text, xssLeads) || eventHandler(text) {
 		c |= sigXSS
 	}
 	return c

@@ -102,6 +102,14 @@ func TestClassify(t *testing.T) {
 		{"/search?q=%3Csvg%2Fonload%3Dprompt(1)%3E", sigXSS},
 		{"/search?q=%3Ciframe+src%3Djavascript:alert(1)%3E", sigXSS},
 		{"/search?q=alert%601%60", sigXSS},
+		// Payloads a review found the first version of those checks missed.
+		{`/login?u=" or ""="`, sigSQLi},
+		{"/item?id=1%27+and+row(1,1)%3E(select+count(*)+from+x)--", sigSQLi},
+		{"/item?id=1%27+and+elt(1%3D1,1)", sigSQLi},
+		{"/item?id=-1+union+select+user,pass", sigSQLi},
+		{"/item?id=1+or+sleep(__TIME__)%23", sigSQLi},
+		{`/search?q=" onpointerover=alert()`, sigXSS},
+		{"/search?q=lemon+onion%3D3", 0},
 		// Raw overlong bytes (nginx's log decodes \xC0\xAE to them).
 		{"/static/\xc0\xae\xc0\xae/\xc0\xae\xc0\xae/etc/hosts", sigTraversal},
 		{"/static/..\\..\\x", sigTraversal},

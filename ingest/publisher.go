@@ -169,9 +169,11 @@ func (p *Publisher) publish(ctx context.Context, key, source string, events []ev
 	r.key = key
 	select {
 	case p.in <- r: // queued even while stalled, to be stored when it ends
+		p.orphans()
 	default:
 		select {
 		case p.in <- r:
+			p.orphans()
 		case <-ctx.Done():
 			return fmt.Errorf("%w: %w", ErrNotQueued, ctx.Err())
 		case <-stalled:
@@ -261,11 +263,32 @@ func (p *Publisher) encode(source string, events []event.Event, done func(error)
 func (p *Publisher) submit(ctx context.Context, r *request) error {
 	select {
 	case p.in <- r:
+		p.orphans()
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
 	case <-p.stopped:
 		return ErrStopped
+	}
+}
+
+// orphans fails, once Run has returned, what was queued after it emptied
+// the queue (a Submit or Publish that raced its stop), so that every
+// request is finished. Run is the only other reader of the queue, and each
+// request is received once.
+func (p *Publisher) orphans() {
+	select {
+	case <-p.stopped:
+	default:
+		return
+	}
+	for {
+		select {
+		case r := <-p.in:
+			r.finish(ErrStopped)
+		default:
+			return
+		}
 	}
 }
 
@@ -297,7 +320,7 @@ func (p *Publisher) Run(ctx context.Context) error {
 				r.finish(ErrStopped)
 			default:
 				if lost > 0 {
-					p.log.Warn("stopped before JetStream stored every event received; those were answered with an error (HTTP 503) or, from syslog, lost", "events", lost, "drain_timeout", drain)
+					p.log.Warn("stopped before JetStream confirmed storing every event received; those were answered with an error (HTTP 503) or, from syslog, may be lost", "events", lost, "drain_timeout", drain)
 				}
 				return
 			}
@@ -365,7 +388,7 @@ func (p *Publisher) Run(ctx context.Context) error {
 		slow.Stop()
 		mu.Lock()
 		waiting = false
-		if stalled {
+		if stalled && err == nil {
 			stalled = false
 			p.log.Info("JetStream stores events again")
 			p.stall(false)

@@ -159,7 +159,7 @@ func fixtureEvents(fx Fixture) ([]event.Event, error) {
 // Events runs events, in order, through a fresh engine (replay semantics)
 // and calls onAlert for each detection.
 func Events(rules *detect.RuleSet, allow *detect.Allowlist, evs []event.Event, onAlert func(event.Alert)) {
-	engine := detect.NewEngine(rules, detect.Options{Allow: allow})
+	engine := detect.NewEngine(rules, detect.Options{Allow: allow, BanQuiet: detect.DefaultBanQuiet})
 	m := rules.NewMatcher()
 	var obs []detect.Observation
 	var alerts []event.Alert

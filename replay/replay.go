@@ -94,7 +94,7 @@ func Run(ctx context.Context, opts Options, inputs []Input) (*Result, error) {
 		workers = runtime.GOMAXPROCS(0)
 	}
 	start := time.Now()
-	engine := detect.NewEngine(opts.Rules, detect.Options{Allow: opts.Allow, Lateness: opts.Lateness})
+	engine := detect.NewEngine(opts.Rules, detect.Options{Allow: opts.Allow, Lateness: opts.Lateness, BanQuiet: detect.DefaultBanQuiet})
 	res := &Result{Skipped: map[string]int64{}, Formats: map[string]int64{}, PerRule: map[string]*RuleSummary{}, Engine: engine.Stats()}
 	for _, r := range opts.Rules.Rules() {
 		res.PerRule[r.ID] = &RuleSummary{}

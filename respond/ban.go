@@ -79,7 +79,9 @@ func (b *banAction) Do(ctx context.Context, a *event.Alert, spec event.ActionSpe
 		Ladder:   ladder,
 		Actor:    au.Actor,
 	})
-	b.breaker.done(a.Rule, err == nil && applied)
+	// An extension of a ban stored already (its record names another
+	// alert) is no new ban for the breaker to count.
+	b.breaker.done(a.Rule, err == nil && applied && rec.AlertID == a.ID)
 	if err != nil {
 		return failed(au, err)
 	}

@@ -68,6 +68,9 @@ type BanRecord struct {
 	Reason string `json:"reason"`
 	// AlertID is the ID of the alert that caused the ban, if any.
 	AlertID string `json:"alert_id"`
+	// ExtendedBy is the ID of the last alert that extended the ban (a
+	// rule that caught the address again while it was banned), if any.
+	ExtendedBy string `json:"extended_by,omitempty"`
 	// Actor is who asked: "rule:<id>" or "admin:<name>".
 	Actor string `json:"actor"`
 	// Created is when this record was written (UTC).
@@ -220,13 +223,13 @@ local n, oldrec
 if old then
   local ok, rec = pcall(cjson.decode, old)
   if ok and type(rec) == 'table' then
-    if ARGV[4] ~= '' and rec.alert_id == ARGV[4] then
+    if ARGV[4] ~= '' and (rec.alert_id == ARGV[4] or rec.extended_by == ARGV[4]) then
       return {0, old}
     end
     n = tonumber(rec.offence)
     oldrec = rec
   end
-  n = n or 1
+  if not n or n < 1 then n = 1 end
   local oldexp
   local score = redis.call('ZSCORE', KEYS[2], ARGV[1])
   if score then
@@ -247,6 +250,7 @@ local exp = tonumber(ARGV[i])
 local new = cjson.decode(ARGV[2])
 if oldrec and ARGV[6] ~= '' then
   new = oldrec -- a rule extends the ban it caught again; it stays that ban
+  new.extended_by = ARGV[4] -- and the alert that did is not applied twice
 end
 new.expires = ARGV[i + 1]
 new.offence = n

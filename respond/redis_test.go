@@ -126,8 +126,14 @@ func TestBanWhileBanned(t *testing.T) {
 	}
 	want := first
 	want.Expires = t0.Add(101 * time.Hour).Truncate(time.Second)
+	want.ExtendedBy = "a3"
 	if !reflect.DeepEqual(rec, want) {
 		t.Errorf("extended = %+v, want %+v", rec, want)
+	}
+	// The extending alert retried (a crash, a timeout) changes nothing.
+	f.clock.Add(time.Minute)
+	if again, applied, err := f.store.Ban(ctx, respond.Ban{IP: single(t, ip), Rule: "fast", AlertID: "a3", Duration: 100 * time.Hour}); err != nil || applied || !reflect.DeepEqual(again, want) {
+		t.Errorf("the extending alert again = %+v, applied %v, %v; want %+v unchanged", again, applied, err, want)
 	}
 	if ttl := f.ttl(t, ip); !within(ttl, 100*time.Hour, time.Second) {
 		t.Errorf("TTL = %s, want 100h", ttl)
@@ -135,6 +141,7 @@ func TestBanWhileBanned(t *testing.T) {
 	if c := ev.next(); c.Type != "ban" || c.Expires != rec.Expires.Unix() || c.Rule != "slow" {
 		t.Errorf("event = %+v", c)
 	}
+	ev.none() // the retry published nothing
 	// An operator's longer ban replaces the record.
 	rec, applied, err = f.store.Ban(ctx, respond.Ban{IP: single(t, ip), Reason: "by hand", Actor: "admin:ann", Duration: 200 * time.Hour})
 	if err != nil || !applied || rec.Actor != "admin:ann" || rec.Rule != "" || rec.Offence != 1 {
