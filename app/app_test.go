@@ -145,33 +145,43 @@ func streamMessages(t *testing.T, a *App, stream string) []jetstream.Msg {
 // readStream reads every message of a stream.
 func readStream(t *testing.T, nc *nats.Conn, stream string) []jetstream.Msg {
 	t.Helper()
+	msgs, err := tryReadStream(nc, stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return msgs
+}
+
+// tryReadStream reads every message of a stream, or says why it could not
+// (a cluster electing a new leader answers "no responders" for a while).
+func tryReadStream(nc *nats.Conn, stream string) ([]jetstream.Msg, error) {
 	js, _ := jetstream.New(nc)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	s, err := js.Stream(ctx, stream)
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	info, err := s.Info(ctx)
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	var msgs []jetstream.Msg
 	if info.State.Msgs == 0 {
-		return nil
+		return nil, nil
 	}
 	c, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{})
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	for uint64(len(msgs)) < info.State.Msgs {
 		m, err := c.Next(jetstream.FetchMaxWait(5 * time.Second))
 		if err != nil {
-			t.Fatalf("reading %s: %v after %d of %d", stream, err, len(msgs), info.State.Msgs)
+			return nil, fmt.Errorf("reading %s: %w after %d of %d", stream, err, len(msgs), info.State.Msgs)
 		}
 		msgs = append(msgs, m)
 	}
-	return msgs
+	return msgs, nil
 }
 
 // TestLinesBecomeBans: lines appended to a watched file end as Redis keys

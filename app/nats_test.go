@@ -71,25 +71,43 @@ func (n *natsServer) stop() {
 // target.
 func eventTargets(t *testing.T, url string) map[string]int {
 	t.Helper()
-	nc, err := nats.Connect(url)
+	seen, err := tryEventTargets(url)
 	if err != nil {
 		t.Fatal(err)
-	}
-	defer nc.Close()
-	seen := map[string]int{}
-	for _, m := range readStream(t, nc, bus.StreamEvents) {
-		bus.DecodeBatch(m.Data(), func(ev *event.Event) { seen[ev.Target]++ })
 	}
 	return seen
 }
 
+func tryEventTargets(url string) (map[string]int, error) {
+	nc, err := nats.Connect(url)
+	if err != nil {
+		return nil, err
+	}
+	defer nc.Close()
+	msgs, err := tryReadStream(nc, bus.StreamEvents)
+	if err != nil {
+		return nil, err
+	}
+	seen := map[string]int{}
+	for _, m := range msgs {
+		bus.DecodeBatch(m.Data(), func(ev *event.Event) { seen[ev.Target]++ })
+	}
+	return seen, nil
+}
+
 // waitStoredOnce waits until the stream of the server at url holds lines
-// distinct targets, and checks each is stored once.
+// distinct targets, and checks each is stored once. A read that fails (a
+// cluster still electing a leader) is tried again.
 func waitStoredOnce(t *testing.T, url string, lines int) {
 	t.Helper()
 	seen := map[string]int{}
 	waitFor(t, 30*time.Second, "every line on the stream", func() bool {
-		seen = eventTargets(t, url)
+		s, err := tryEventTargets(url)
+		if err != nil {
+			t.Logf("reading the stream, will try again: %v", err)
+			return false
+		}
+		seen = s
 		return len(seen) == lines
 	})
 	for target, n := range seen {
