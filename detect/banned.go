@@ -5,9 +5,9 @@ import "time"
 // markBanned notes, when c bans the address key (not allow-listed, so the
 // responder does ban it) at event time t, that key is banned for the
 // rule's ban, at most BanQuiet: until then every rule grouping by
-// source.ip passes over its events after t (counted as suppressed). One incident is then one alert: the 403s
-// a banned scanner is answered do not fire the 403 rules on top of the
-// rule that banned it. The responder, which may ban longer (ban_ladder),
+// source.ip passes over its events after t (counted as suppressed). One
+// incident is then one alert: the 403s a banned scanner is answered do not
+// fire the 403 rules on top of the rule that banned it. The responder, which may ban longer (ban_ladder),
 // not at all (its circuit breaker open) or lift a ban (an operator), is
 // not asked: past BanQuiet the address is watched again.
 func (e *Engine) markBanned(c *compiled, key Key, t int64) {
