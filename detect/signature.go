@@ -113,9 +113,10 @@ func followedByCode(s string, leads []lead) bool {
 func always(string) bool { return true }
 
 // sqlOperand: after "' or ", a SQL operand or condition rather than a word
-// of text: a number, '(', '@', '-', a quote (the tautology check looks at
-// those: "' or 'a'='a"), or one of SQL's words ("true", "sleep(5)"). "the
-// beatles' or the stones'" and "parents' and teachers'" go on in words.
+// of text: a number, '(', '@', '-', a quoted operand compared ("' or
+// ''='"), one of SQL's words ("true"), a name compared ("uid=0") or a
+// call ("row(1,1)"). "the beatles' or the stones'" and "parents' and
+// teachers'" go on in words, "\"a\" or \"b\"" in a quoted phrase.
 func sqlOperand(rest string) bool {
 	if rest == "" {
 		return true // the statement ends: "admin' or " then the application's quote
@@ -137,20 +138,24 @@ func sqlOperand(rest string) bool {
 // called reports whether rest starts with a function call: a name and
 // "(" ("row(1,1)", "elt(1=1,1)").
 func called(rest string) bool {
+	n := nameLen(rest, false)
+	return n > 0 && n < len(rest) && rest[n] == '('
+}
+
+// nameLen returns the length of the SQL name rest starts with (letters,
+// digits, '_', and with dotted '.' as in "information_schema.tables").
+func nameLen(rest string, dotted bool) int {
 	n := 0
-	for n < len(rest) && (isWordByte(rest[n]) || rest[n] == '_') {
+	for n < len(rest) && (isWordByte(rest[n]) || rest[n] == '_' || dotted && rest[n] == '.') {
 		n++
 	}
-	return n > 0 && n < len(rest) && rest[n] == '('
+	return n
 }
 
 // compared reports whether rest starts with a name compared with
 // something: "username like '%", "uid=0", "id in(".
 func compared(rest string) bool {
-	n := 0
-	for n < len(rest) && (isWordByte(rest[n]) || rest[n] == '_' || rest[n] == '.') {
-		n++
-	}
+	n := nameLen(rest, true)
 	if n == 0 {
 		return false
 	}
@@ -189,10 +194,7 @@ func selectList(rest string) bool {
 // listed reports whether rest starts with a name and a comma: a select
 // list ("user,pass").
 func listed(rest string) bool {
-	n := 0
-	for n < len(rest) && (isWordByte(rest[n]) || rest[n] == '_' || rest[n] == '.') {
-		n++
-	}
+	n := nameLen(rest, true)
 	rest = strings.TrimLeft(rest[n:], " ")
 	return n > 0 && rest != "" && rest[0] == ','
 }
