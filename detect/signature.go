@@ -114,7 +114,7 @@ func always(string) bool { return true }
 
 // sqlOperand: after "' or ", a SQL operand or condition rather than a word
 // of text: a number, '(', '@', '-', a quoted operand compared ("' or
-// ”='"), one of SQL's words ("true"), a name compared ("uid=0") or a
+// 'a'='a"), one of SQL's words ("true"), a name compared ("uid=0") or a
 // call ("row(1,1)"). "the beatles' or the stones'" and "parents' and
 // teachers'" go on in words, "\"a\" or \"b\"" in a quoted phrase.
 func sqlOperand(rest string) bool {
