@@ -479,6 +479,9 @@ func (c *Config) Validate() error {
 	if c.EventsToken != "" && c.EventsTokenFile != "" {
 		bad("events_token_file", "give events_token or events_token_file, not both")
 	}
+	if t := strings.TrimSpace(c.EventsToken); t != "" && len(t) < 16 {
+		bad("events_token", "must be at least 16 characters, as the secret files must (got %d)", len(t))
+	}
 	if c.BodyLimit < 1024 || c.BodyLimit > 16<<20 {
 		bad("body_limit", "must be 1KiB..16MiB, got %d", c.BodyLimit)
 	}

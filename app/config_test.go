@@ -49,9 +49,10 @@ func TestValidateNamesEveryBadKey(t *testing.T) {
 	cfg.AccessLogs = []string{"/var/log/nginx/[access.log"}
 	cfg.SyslogAllow = []string{"10.0.0.0/8", "nginx-host"}
 	cfg.MaxConns, cfg.MaxConnsPerClient = -1, -2
+	cfg.EventsToken = "secret"
 	err := cfg.Validate()
 	for _, key := range []string{"redis:", "partitions:", "tail_from:", "insecure_admin:", "pprof:", `access_log: "/var/log/nginx/[access.log"`,
-		`syslog_allow: [1]: "nginx-host" is not a CIDR or an address`, "max_conns:", "max_conns_per_client:"} {
+		`syslog_allow: [1]: "nginx-host" is not a CIDR or an address`, "max_conns:", "max_conns_per_client:", "events_token: must be at least 16"} {
 		if err == nil || !strings.Contains(err.Error(), key) {
 			t.Errorf("error %v lacks %s", err, key)
 		}

@@ -25,11 +25,13 @@ import (
 // before JetStream acknowledged them.
 var ErrStopped = errors.New("publisher stopped")
 
-// ErrSlow is returned by Publish while JetStream is stalled: a group of
-// events has waited Publisher.StoreTimeout for it. Every request waiting
-// then, queued or sent, and every new one until the group is stored, gets
-// it at once (an HTTP 503). The publisher goes on sending, so the events
-// of a request that got ErrSlow may still be stored.
+// ErrSlow is returned by Publish whose events are not stored
+// Publisher.StoreTimeout after they were queued, and while JetStream is
+// stalled: a group of events has waited StoreTimeout for it. Every
+// request waiting then, queued or sent, and every new one until the group
+// is stored, gets it at once (an HTTP 503). The publisher goes on
+// sending, so the events of a request that got ErrSlow may still be
+// stored.
 var ErrSlow = errors.New("events not stored in time")
 
 // ErrNotQueued is wrapped, with the reason (ErrSlow or ctx's error), in the
@@ -53,8 +55,10 @@ var ErrNotQueued = errors.New("events not queued")
 // busier it is, the larger the groups, and the fewer JetStream messages
 // per event.
 type Publisher struct {
-	// StoreTimeout is how long a group may wait for JetStream before
-	// Publish answers ErrSlow (default 10s). Set it before Run.
+	// StoreTimeout is how long a Publish waits for its events to be
+	// stored once they are queued, and a group for JetStream before the
+	// publisher counts as stalled; past it Publish answers ErrSlow
+	// (default 10s). Set it before Run.
 	StoreTimeout time.Duration
 	// DrainTimeout is how long Run goes on storing what is queued once
 	// its context is done (default 10s). Set it before Run.
@@ -152,8 +156,10 @@ func (p *Publisher) Submit(ctx context.Context, source string, events []event.Ev
 }
 
 // Publish submits events and waits until they are stored. It returns
-// ctx's error if ctx ends first, and ErrSlow while JetStream is stalled;
-// either wraps ErrNotQueued if the events were not even queued.
+// ctx's error if ctx ends first, and ErrSlow while JetStream is stalled or
+// once it has waited StoreTimeout since they were queued (behind a slow
+// group, say); either wraps ErrNotQueued if the events were not even
+// queued.
 func (p *Publisher) Publish(ctx context.Context, source string, events []event.Event) error {
 	return p.publish(ctx, "", source, events)
 }
@@ -182,12 +188,19 @@ func (p *Publisher) publish(ctx context.Context, key, source string, events []ev
 			return fmt.Errorf("%w: %w", ErrNotQueued, ErrStopped)
 		}
 	}
+	// A request queued behind a group that is stored just in time waits
+	// for its own group too: the stall timer, set per group, would let it
+	// wait up to twice StoreTimeout.
+	wait := time.NewTimer(p.storeTimeout())
+	defer wait.Stop()
 	select {
 	case err := <-r.res:
 		return err
 	case <-ctx.Done():
 		return ctx.Err()
 	case <-stalled:
+		return ErrSlow
+	case <-wait.C:
 		return ErrSlow
 	case <-p.stopped:
 		// Queued as Run returned: failed by it, or left in the queue
@@ -209,6 +222,14 @@ func (p *Publisher) publish(ctx context.Context, key, source string, events []ev
 // same events sent under another key, or without one, are stored again.
 func (p *Publisher) PublishOnce(ctx context.Context, key, source string, events []event.Event) error {
 	return p.publish(ctx, key, source, events)
+}
+
+// storeTimeout is StoreTimeout, or its default.
+func (p *Publisher) storeTimeout() time.Duration {
+	if p.StoreTimeout <= 0 {
+		return 10 * time.Second
+	}
+	return p.StoreTimeout
 }
 
 // stall marks JetStream stalled (Publish answers ErrSlow) or, with false,
@@ -306,10 +327,8 @@ func (p *Publisher) Run(ctx context.Context) error {
 		drain = 10 * time.Second
 	}
 	// Groups are stored under work, which outlives ctx by the drain.
-	work, stopWork := context.WithCancel(context.WithoutCancel(ctx))
+	work, stopWork := outlive(ctx, drain)
 	defer stopWork()
-	stopDrain := context.AfterFunc(ctx, func() { time.AfterFunc(drain, stopWork) })
-	defer stopDrain()
 	lost := 0
 	defer func() {
 		close(p.stopped)
@@ -326,10 +345,7 @@ func (p *Publisher) Run(ctx context.Context) error {
 			}
 		}
 	}()
-	timeout := p.StoreTimeout
-	if timeout <= 0 {
-		timeout = 10 * time.Second
-	}
+	timeout := p.storeTimeout()
 	// While a group waits for JetStream, the stall timer is set to its
 	// deadline. A call that comes late, after its group was stored and the
 	// next one set the timer again, finds the new deadline ahead and does

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -167,6 +168,84 @@ func TestPublisherSlowStore(t *testing.T) {
 	ids, _ := storedIDs(t, js)
 	if len(ids) != 4 || ids["ev-1"] != 1 || ids["ev-2"] != 1 || ids["ev-3"] != 1 || ids["ev-4"] != 1 {
 		t.Fatalf("stored %v, want ev-1..ev-4 once each", ids)
+	}
+}
+
+// lateAcks is a real JetStream whose acknowledgements of asynchronous
+// publishes reach the publisher delay late (a slow store), the message
+// being stored at once.
+type lateAcks struct {
+	jetstream.JetStream
+	delay time.Duration
+}
+
+func (j lateAcks) PublishMsgAsync(m *nats.Msg, opts ...jetstream.PublishOpt) (jetstream.PubAckFuture, error) {
+	f, err := j.JetStream.PublishMsgAsync(m, opts...)
+	if err != nil {
+		return nil, err
+	}
+	late := &lateAck{PubAckFuture: f, ok: make(chan *jetstream.PubAck, 1), err: make(chan error, 1)}
+	go func() {
+		select {
+		case a := <-f.Ok():
+			time.Sleep(j.delay)
+			late.ok <- a
+		case e := <-f.Err():
+			time.Sleep(j.delay)
+			late.err <- e
+		}
+	}()
+	return late, nil
+}
+
+type lateAck struct {
+	jetstream.PubAckFuture
+	ok  chan *jetstream.PubAck
+	err chan error
+}
+
+func (a *lateAck) Ok() <-chan *jetstream.PubAck { return a.ok }
+func (a *lateAck) Err() <-chan error            { return a.err }
+
+// TestPublishWaitsAtMostStoreTimeout: a request queued behind a group that
+// is stored just in time, whose own group is slow too, gets ErrSlow
+// StoreTimeout after it was queued, not up to twice that (an HTTP client
+// would meet the listener's write timeout first); its events are stored
+// all the same.
+func TestPublishWaitsAtMostStoreTimeout(t *testing.T) {
+	js := natstest.Start(t, "test", true)
+	m := NewMetrics(prometheus.NewRegistry())
+	p := NewPublisher(lateAcks{js, 700 * time.Millisecond}, 1, m, slog.New(slog.DiscardHandler))
+	p.StoreTimeout = time.Second
+	runPublisher(t, p)
+
+	first := make(chan error, 1)
+	go func() { first <- p.Publish(context.Background(), event.SourceCSP, []event.Event{cspEvent(1)}) }()
+	time.Sleep(300 * time.Millisecond)
+	t0 := time.Now()
+	err := p.Publish(context.Background(), event.SourceCSP, []event.Event{cspEvent(2)})
+	waited := time.Since(t0)
+	if !errors.Is(err, ErrSlow) || waited < p.StoreTimeout || waited > p.StoreTimeout+300*time.Millisecond {
+		t.Fatalf("queued behind a slow group, its own as slow: %v after %v, want ErrSlow after %v", err, waited, p.StoreTimeout)
+	}
+	if err := <-first; err != nil {
+		t.Fatalf("the first group, stored in time: %v", err)
+	}
+	waitStored(t, m, 2)
+	if ids, _ := storedIDs(t, js); len(ids) != 2 || ids["ev-1"] != 1 || ids["ev-2"] != 1 {
+		t.Fatalf("stored %v, want ev-1 and ev-2 once each", ids)
+	}
+}
+
+// waitStored waits until n CSP events are counted as published.
+func waitStored(t *testing.T, m *Metrics, n float64) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for testutil.ToFloat64(m.Published.WithLabelValues(event.SourceCSP)) < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%v events published, want %v", testutil.ToFloat64(m.Published.WithLabelValues(event.SourceCSP)), n)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 

@@ -55,10 +55,8 @@ func (c *SyslogCollector) Server() *syslog.Server { return c.srv }
 // number of those it could not queue, or the publisher failed to store,
 // is logged.
 func (c *SyslogCollector) Run(ctx context.Context) error {
-	qctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	qctx, cancel := outlive(ctx, queueGrace)
 	defer cancel()
-	stop := context.AfterFunc(ctx, func() { time.AfterFunc(queueGrace, cancel) })
-	defer stop()
 	c.ctx = qctx
 	err := c.srv.Run(ctx)
 	if n := c.lost.Load(); n > 0 {

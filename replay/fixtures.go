@@ -139,7 +139,7 @@ func RunFixtures(ctx context.Context, fsys fs.FS, dir, display string, rules *de
 // fixtureEvents decodes a fixture's app_events or events.
 func fixtureEvents(fx Fixture) ([]event.Event, error) {
 	if fx.AppEvents != "" {
-		evs, _, err := appevent.Parse([]byte(fx.AppEvents), time.Unix(0, 0))
+		evs, _, err := appevent.Parse([]byte(fx.AppEvents), time.Unix(0, 0), "")
 		if err != nil {
 			return nil, fmt.Errorf("app_events: %w", err)
 		}

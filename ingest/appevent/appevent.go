@@ -20,10 +20,13 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math"
+	"net/http"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -117,12 +120,16 @@ type wire struct {
 }
 
 // Parse parses a request body. received is when it arrived: the time of
-// events that carry none. Either every event is returned or an *Error.
-func Parse(body []byte, received time.Time) ([]event.Event, Stats, error) {
+// events that carry none. request names the request: the same on every
+// retry of it (from its Idempotency-Key), else unique. An event's id is a
+// hash of request, the event's place in the body and its JSON, so a retry
+// gives the same ids, and two identical events (two failed logins alike
+// to the byte) get two. Either every event is returned or an *Error.
+func Parse(body []byte, received time.Time, request string) ([]event.Event, Stats, error) {
 	var st Stats
 	body = bytes.TrimSpace(body)
 	if len(body) == 0 {
-		return nil, st, &Error{Status: 400, Msg: "empty body: expected a JSON object or array of events"}
+		return nil, st, &Error{Status: http.StatusBadRequest, Msg: "empty body: expected a JSON object or array of events"}
 	}
 	var raws []json.RawMessage
 	single := body[0] == '{'
@@ -130,16 +137,16 @@ func Parse(body []byte, received time.Time) ([]event.Event, Stats, error) {
 		raws = []json.RawMessage{body}
 	} else if body[0] == '[' {
 		if err := json.Unmarshal(body, &raws); err != nil {
-			return nil, st, &Error{Status: 400, Msg: "malformed JSON: " + err.Error()}
+			return nil, st, &Error{Status: http.StatusBadRequest, Msg: "malformed JSON: " + err.Error()}
 		}
 	} else {
-		return nil, st, &Error{Status: 400, Msg: "expected a JSON object or array of events"}
+		return nil, st, &Error{Status: http.StatusBadRequest, Msg: "expected a JSON object or array of events"}
 	}
 	if len(raws) == 0 {
-		return nil, st, &Error{Status: 400, Msg: "no events"}
+		return nil, st, &Error{Status: http.StatusBadRequest, Msg: "no events"}
 	}
 	if len(raws) > MaxEvents {
-		return nil, st, &Error{Status: 400, Msg: fmt.Sprintf("%d events in one request, at most %d", len(raws), MaxEvents)}
+		return nil, st, &Error{Status: http.StatusBadRequest, Msg: fmt.Sprintf("%d events in one request, at most %d", len(raws), MaxEvents)}
 	}
 	out := make([]event.Event, 0, len(raws))
 	for i, raw := range raws {
@@ -151,6 +158,7 @@ func Parse(body []byte, received time.Time) ([]event.Event, Stats, error) {
 		if err != nil {
 			return nil, st, err
 		}
+		ev.ID = eventID(request, i, raw)
 		if unknown {
 			st.Unknown++
 		}
@@ -161,20 +169,23 @@ func Parse(body []byte, received time.Time) ([]event.Event, Stats, error) {
 
 func parseOne(raw json.RawMessage, received time.Time, prefix string) (event.Event, bool, error) {
 	bad := func(field, format string, args ...any) (event.Event, bool, error) {
-		return event.Event{}, false, &Error{Status: 400, Field: prefix + field, Msg: fmt.Sprintf(format, args...)}
+		return event.Event{}, false, &Error{Status: http.StatusBadRequest, Field: prefix + field, Msg: fmt.Sprintf(format, args...)}
 	}
 	var w wire
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	if err := dec.Decode(&w); err != nil {
-		var te *json.UnmarshalTypeError
-		if ok := asTypeError(err, &te); ok {
+		if te, ok := errors.AsType[*json.UnmarshalTypeError](err); ok {
+			if te.Field == "" {
+				return event.Event{}, false, &Error{Status: http.StatusBadRequest, Field: strings.TrimSuffix(prefix, "."),
+					Msg: "an event must be a JSON object, not " + jsonType(te.Value)}
+			}
 			return bad(te.Field, "must be %s", jsonType(te.Type.Kind().String()))
 		}
-		return event.Event{}, false, &Error{Status: 400, Field: strings.TrimSuffix(prefix, "."), Msg: "malformed JSON: " + err.Error()}
+		return event.Event{}, false, &Error{Status: http.StatusBadRequest, Field: strings.TrimSuffix(prefix, "."), Msg: "malformed JSON: " + err.Error()}
 	}
 	if _, err := dec.Token(); err != io.EOF {
 		// A second object after the first is not an array of them.
-		return event.Event{}, false, &Error{Status: 400, Field: strings.TrimSuffix(prefix, "."),
+		return event.Event{}, false, &Error{Status: http.StatusBadRequest, Field: strings.TrimSuffix(prefix, "."),
 			Msg: "malformed JSON: data after the event object (send several events as an array)"}
 	}
 	if w.Kind == "" {
@@ -231,9 +242,21 @@ func parseOne(raw json.RawMessage, received time.Time, prefix string) (event.Eve
 	if i := strings.IndexByte(ev.Target, '?'); i >= 0 {
 		ev.Path, ev.Query = ev.Target[:i], ev.Target[i+1:]
 	}
-	sum := sha256.Sum256(raw)
-	ev.ID = "app-" + hex.EncodeToString(sum[:12])
 	return ev, !known, nil
+}
+
+// eventID is the id of the i-th event of request, raw: "app-" and 24 hex
+// digits of a SHA-256 over all three.
+func eventID(request string, i int, raw []byte) string {
+	h := sha256.New()
+	var b [24]byte
+	h.Write(strconv.AppendInt(b[:0], int64(len(request)), 10))
+	h.Write([]byte{0})
+	h.Write([]byte(request))
+	h.Write(strconv.AppendInt(b[:0], int64(i), 10))
+	h.Write([]byte{0})
+	h.Write(raw)
+	return "app-" + hex.EncodeToString(h.Sum(nil)[:12])
 }
 
 // userID reads user.id, a JSON string or number (a primary key of any
@@ -260,14 +283,6 @@ func userID(raw json.RawMessage) (string, error) {
 	return n.String(), nil
 }
 
-func asTypeError(err error, target **json.UnmarshalTypeError) bool {
-	te, ok := err.(*json.UnmarshalTypeError)
-	if ok {
-		*target = te
-	}
-	return ok
-}
-
 // jsonType names the JSON type a Go kind decodes from, with its article.
 func jsonType(kind string) string {
 	switch kind {
@@ -277,19 +292,15 @@ func jsonType(kind string) string {
 		return "an object"
 	case "int", "int64", "float64":
 		return "a number"
+	case "array", "object":
+		return "an " + kind
 	}
 	return "a " + kind
 }
 
 func sortedKinds() []string {
 	ks := Kinds()
-	for i := range ks {
-		for j := i + 1; j < len(ks); j++ {
-			if ks[j] < ks[i] {
-				ks[i], ks[j] = ks[j], ks[i]
-			}
-		}
-	}
+	slices.Sort(ks)
 	return ks
 }
 

@@ -23,7 +23,7 @@ func TestParse(t *testing.T) {
 	 {"kind":"auth.login_succeeded","client_ip":"198.51.100.5","user":{"id":"7","name":"bob"}},
 	 {"kind":"billing.card_declined","client_ip":"198.51.100.6"}
 	]`
-	evs, st, err := Parse([]byte(body), received)
+	evs, st, err := Parse([]byte(body), received, "req-1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,10 +55,24 @@ func TestParse(t *testing.T) {
 	if evs[0].Path != "/api/token/" || evs[0].Query != "next=/x" {
 		t.Errorf("path %q query %q", evs[0].Path, evs[0].Query)
 	}
-	// The same body gives the same ids (a retried POST dedupes downstream).
-	again, _, _ := Parse([]byte(body), received.Add(time.Minute))
-	if again[0].ID != evs[0].ID {
-		t.Errorf("ids differ across retries")
+	// A retry of the request (the same name, from its Idempotency-Key)
+	// gives the same ids, so it dedupes downstream; another request with
+	// the same body gives others (Elasticsearch keeps both).
+	again, _, _ := Parse([]byte(body), received.Add(time.Minute), "req-1")
+	other, _, _ := Parse([]byte(body), received, "req-2")
+	for i := range evs {
+		if again[i].ID != evs[i].ID || other[i].ID == evs[i].ID {
+			t.Errorf("event %d: id %s, retried %s, in another request %s: want the first two equal, the third not", i, evs[i].ID, again[i].ID, other[i].ID)
+		}
+	}
+	// Two identical events in one request are two events.
+	one := `{"kind":"auth.login_failed","client_ip":"203.0.113.7","user":{"name":"alice"}}`
+	twins, _, err := Parse([]byte("["+one+","+one+"]"), received, "req-3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if twins[0].ID == twins[1].ID {
+		t.Errorf("identical events of one request: both have id %s, want two", twins[0].ID)
 	}
 }
 
@@ -79,10 +93,12 @@ func TestParseErrors(t *testing.T) {
 		{`{"kind":"a.b","user":{"id":[42]}}`, "user.id", "must be a string or a number"},
 		{`{"kind":"a.b","user":{"id":"` + strings.Repeat("x", 257) + `"}}`, "user.id", "longer than 256 bytes"},
 		{`{"kind":"a.b"`, "", "malformed JSON"},
+		{`[{"kind":"a.b"},5]`, "[1]", "an event must be a JSON object, not a number"},
+		{`[["kind"]]`, "[0]", "an event must be a JSON object, not an array"},
 		{"[" + strings.Repeat(`{"kind":"a.b"},`, MaxEvents) + `{"kind":"a.b"}]`, "", "at most 1000"},
 	}
 	for _, tc := range cases {
-		_, _, err := Parse([]byte(tc.body), received)
+		_, _, err := Parse([]byte(tc.body), received, "req-1")
 		var e *Error
 		if !errors.As(err, &e) || e.Status != 400 || e.Field != tc.field || !strings.Contains(e.Msg, tc.msg) {
 			t.Errorf("Parse(%.40q) = %v (field %q), want field %q and %q", tc.body, err, fieldOf(e), tc.field, tc.msg)
@@ -103,7 +119,7 @@ func TestUserID(t *testing.T) {
 		`{"kind":"a.b","user":{"id":null,"name":"a"}}`:      "",
 		`{"kind":"a.b","user":{"name":"a"}}`:                "",
 	} {
-		evs, _, err := Parse([]byte(body), received)
+		evs, _, err := Parse([]byte(body), received, "req-1")
 		if err != nil {
 			t.Errorf("Parse(%s): %v", body, err)
 		} else if evs[0].UserID != want {
@@ -120,7 +136,7 @@ func TestFutureTime(t *testing.T) {
 		`{"kind":"a.b","time":"` + received.Add(time.Minute).Format(time.RFC3339Nano) + `"}`: received.Add(time.Minute),
 		`{"kind":"a.b","time":"2020-01-01T00:00:00Z"}`:                                       time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC),
 	} {
-		evs, _, err := Parse([]byte(body), received)
+		evs, _, err := Parse([]byte(body), received, "req-1")
 		if err != nil {
 			t.Fatalf("Parse(%s): %v", body, err)
 		}
@@ -135,7 +151,7 @@ func TestFutureTime(t *testing.T) {
 // boundary, never inside one.
 func TestTruncateKeepsCharacters(t *testing.T) {
 	body := `{"kind":"a.b","name":"a` + strings.Repeat("é", 100) + `"}` // 201 bytes; byte 128 is inside an é
-	evs, _, err := Parse([]byte(body), received)
+	evs, _, err := Parse([]byte(body), received, "req-1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -155,7 +171,7 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte(`{"kind":"auth.login_failed","client_ip":"203.0.113.7","user":{"name":"a","id":1},"status":"401"}`))
 	f.Add([]byte(`[{"kind":"x"},{"kind":"django.suspicious_operation","time":"2026-11-23T10:00:00Z"}]`))
 	f.Fuzz(func(t *testing.T, body []byte) {
-		evs, _, err := Parse(body, received)
+		evs, _, err := Parse(body, received, "req-1")
 		if err != nil {
 			var e *Error
 			if !errors.As(err, &e) || e.Status != 400 {

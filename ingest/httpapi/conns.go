@@ -37,15 +37,18 @@ type connGuard struct {
 
 	m *Metrics
 
-	mu      sync.Mutex // over total, clients and byClient, and eviction
+	mu      sync.Mutex // over total, clients, all and byClient, and eviction
 	total   int
 	clients map[netip.Addr]int
+	// all holds every connection the ConnState hook has seen (the conn it
+	// gets: a *tls.Conn for HTTPS); a map, so that eviction's sample
+	// starts at a random place.
+	all map[net.Conn]*connState
 	// byClient holds the connections of each capped client the ConnsState
 	// hook has seen (exempt ones are not indexed).
 	byClient map[netip.Addr]map[net.Conn]*connState
-	// conns holds every connection the server has seen (the conn its
-	// ConnState hook gets: a *tls.Conn for HTTPS) and its state. The hook
-	// runs twice a request, so it takes no lock.
+	// conns is all for the hook's lookups, twice a request, without the
+	// lock.
 	conns sync.Map // net.Conn → *connState
 }
 
@@ -62,8 +65,9 @@ type connState struct {
 
 var localhost4, localhost6 = netip.MustParseAddr("127.0.0.1"), netip.IPv6Loopback()
 
-// evictSample is how many waiting connections eviction looks at.
-const evictSample = 64
+// evictSample is how many waiting connections eviction looks at, among at
+// most evictScan connections.
+const evictSample, evictScan = 64, 1024
 
 // defaultMaxConns is Max when it is not configured: half the process's
 // file descriptor limit (the rest is for the bus, Redis, log files and the
@@ -79,7 +83,7 @@ func defaultMaxConns() int {
 func newConnGuard(maxConns, perClient int, trusted func(netip.Addr) bool, m *Metrics) *connGuard {
 	return &connGuard{
 		max: maxConns, perClient: perClient, trusted: trusted, m: m,
-		clients: map[netip.Addr]int{}, byClient: map[netip.Addr]map[net.Conn]*connState{},
+		clients: map[netip.Addr]int{}, all: map[net.Conn]*connState{}, byClient: map[netip.Addr]map[net.Conn]*connState{},
 	}
 }
 
@@ -176,26 +180,29 @@ func (g *connGuard) evictableOf(client netip.Addr) (net.Conn, *connState) {
 }
 
 // evictable picks and claims a connection to close: of a random sample of
-// those waiting without a request in progress, the one waiting longest, a
-// trusted proxy's only if no other is waiting. nil if none is waiting.
+// those waiting without a request in progress (evictSample of them, among
+// evictScan connections at most, from a random place in g.all), the one
+// waiting longest, a trusted proxy's only if no other is waiting. nil if
+// none of those is waiting. g.mu is held.
 func (g *connGuard) evictable() (net.Conn, *connState) {
 	for range 3 { // a pick that starts a request meanwhile is passed over
 		var victim net.Conn
 		var vs *connState
 		var oldest int64
-		seen := 0
-		g.conns.Range(func(k, v any) bool {
-			cs := v.(*connState)
+		waiting, scanned := 0, 0
+		for c, cs := range g.all {
+			if scanned++; scanned > evictScan || waiting == evictSample {
+				break
+			}
 			t := cs.waitingSince.Load()
 			if t == 0 {
-				return true
+				continue
 			}
+			waiting++
 			if victim == nil || vs.trusted && !cs.trusted || vs.trusted == cs.trusted && t < oldest {
-				victim, vs, oldest = k.(net.Conn), cs, t
+				victim, vs, oldest = c, cs, t
 			}
-			seen++
-			return seen < evictSample
-		})
+		}
 		if victim == nil {
 			return nil, nil
 		}
@@ -225,17 +232,18 @@ func (g *connGuard) state(c net.Conn, st http.ConnState) {
 		cs := &connState{trusted: g.trusted(addr)}
 		cs.waitingSince.Store(time.Now().UnixNano())
 		g.conns.Store(c, cs)
+		g.mu.Lock()
+		g.all[c] = cs
 		if g.capped(addr) {
 			cs.client = limiterKey(addr)
-			g.mu.Lock()
 			conns := g.byClient[cs.client]
 			if conns == nil {
 				conns = map[net.Conn]*connState{}
 				g.byClient[cs.client] = conns
 			}
 			conns[c] = cs
-			g.mu.Unlock()
 		}
+		g.mu.Unlock()
 	case http.StateIdle, http.StateActive:
 		if v, ok := g.conns.Load(c); ok {
 			cs := v.(*connState)
@@ -248,15 +256,20 @@ func (g *connGuard) state(c net.Conn, st http.ConnState) {
 		}
 	default: // closed, hijacked
 		v, ok := g.conns.LoadAndDelete(c)
-		if cs, _ := v.(*connState); ok && cs.client.IsValid() {
-			g.mu.Lock()
+		if !ok {
+			return
+		}
+		cs := v.(*connState)
+		g.mu.Lock()
+		delete(g.all, c)
+		if cs.client.IsValid() {
 			if conns := g.byClient[cs.client]; len(conns) > 1 {
 				delete(conns, c)
 			} else {
 				delete(g.byClient, cs.client)
 			}
-			g.mu.Unlock()
 		}
+		g.mu.Unlock()
 	}
 }
 

@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -187,19 +186,22 @@ func (s *Server) cspReport(w http.ResponseWriter, r *http.Request, client netip.
 	for i := range res.Events {
 		s.m.events(event.SourceCSP, res.Events[i].CSP.Format).Inc()
 	}
-	return 0, s.publish(r.Context(), event.SourceCSP, res.Events)
+	// Answered once JetStream has them: a 204 means nothing accepted can
+	// be lost.
+	return 0, s.pub.Publish(r.Context(), event.SourceCSP, res.Events)
 }
 
 // events handles application security events.
 func (s *Server) events(w http.ResponseWriter, r *http.Request, client netip.Addr, body []byte) (code int, err error) {
 	code, sig, keyed, err := s.authenticate(r, body)
 	if sig != "" {
-		// A signed request refused before its events were queued may be
-		// sent again, and within the same second its signature is the
-		// same: forget it then. Once queued, the events will be stored
-		// whatever the answer, so the signature stays spent.
+		// A signed request not answered 204 may be sent again, and within
+		// the same second its signature is the same: forget it then. Its
+		// events may be stored already (a 503 after they were queued),
+		// but every signed request is published under a dedupe key, so
+		// the stream keeps one copy.
 		defer func() {
-			if err != nil && (code != 0 || !queued(err)) {
+			if err != nil {
 				s.replay.forget(sig)
 			}
 		}()
@@ -223,8 +225,13 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request, client netip.Add
 		// drop or change: such a request is stored once per signature.
 		key = "s" + hex.EncodeToString([]byte(sig)[:16])
 	}
+	request := key
+	if request == "" {
+		// Not sent again as itself: its events get ids of their own.
+		request = s.nonce + strconv.FormatUint(s.requests.Add(1), 36)
+	}
 	received := s.now()
-	evs, st, err := appevent.Parse(body, received)
+	evs, st, err := appevent.Parse(body, received, request)
 	if err != nil {
 		s.m.Skipped.WithLabelValues(event.SourceApp, "malformed").Inc()
 		return 0, err
@@ -241,7 +248,7 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request, client netip.Add
 	if key != "" {
 		return 0, s.pub.PublishOnce(r.Context(), key, event.SourceApp, evs)
 	}
-	return 0, s.publish(r.Context(), event.SourceApp, evs)
+	return 0, s.pub.Publish(r.Context(), event.SourceApp, evs)
 }
 
 // maxIdempotencyKey bounds the Idempotency-Key header of POST /events.
@@ -272,21 +279,6 @@ func idempotencyKey(r *http.Request, body []byte) (string, error) {
 	return "k" + hex.EncodeToString(sum.Sum(nil)[:16]), nil
 }
 
-// queued reports whether the events of a request refused with err (and no
-// status code of its own) had been queued: not if the body did not parse,
-// nor if the publish ended before queueing.
-func queued(err error) bool {
-	var ae *appevent.Error
-	return !errors.As(err, &ae) && !errors.Is(err, ingest.ErrNotQueued)
-}
-
-// publish stores events, answering only once JetStream has them, so a 204
-// means nothing accepted can be lost. It gives up when the client leaves,
-// and answers ingest.ErrSlow (503) while JetStream is stalled.
-func (s *Server) publish(ctx context.Context, source string, evs []event.Event) error {
-	return s.pub.Publish(ctx, source, evs)
-}
-
 // authenticate checks the bearer token or the HMAC signature. For a valid
 // signature it returns the MAC, which the replay cache now holds, and
 // whether it covers the Idempotency-Key (v2).
@@ -300,10 +292,15 @@ func (s *Server) authenticate(r *http.Request, body []byte) (code int, sig strin
 	if !strings.EqualFold(scheme, "Bearer") || token == "" {
 		return http.StatusUnauthorized, "", false, errors.New("missing credentials: send Authorization: Bearer <token> or X-Vigil-Signature")
 	}
-	for _, want := range s.cfg.EventsTokens {
-		if subtle.ConstantTimeCompare([]byte(token), want) == 1 {
-			return 0, "", false, nil
-		}
+	// Digests of equal length, every token compared: the time taken
+	// tells neither a token's length nor which one matched.
+	got := sha256.Sum256([]byte(token))
+	match := 0
+	for _, want := range s.eventsTokens {
+		match |= subtle.ConstantTimeCompare(got[:], want[:])
+	}
+	if match == 1 {
+		return 0, "", false, nil
 	}
 	return http.StatusUnauthorized, "", false, errors.New("invalid token")
 }
@@ -441,7 +438,7 @@ func (s *Server) corsHeaders(w http.ResponseWriter, r *http.Request) {
 			w.Header()["Access-Control-Allow-Origin"] = anyOrigin
 			return
 		}
-		if origin != "" && strings.EqualFold(o, origin) {
+		if strings.EqualFold(o, origin) {
 			w.Header().Set("Access-Control-Allow-Origin", origin)
 			w.Header().Add("Vary", "Origin")
 			return

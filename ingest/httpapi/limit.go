@@ -100,32 +100,47 @@ func (l *limiter) sweep(now time.Time) {
 }
 
 // replayCache remembers signatures for a while, so a captured signed request
-// cannot be sent again.
+// cannot be sent again. It keeps two generations of at most
+// maxReplayGeneration signatures: a new one starts every ttl, or when the
+// current one is full, and the one before it is then dropped, so each
+// signature is remembered for ttl to twice ttl at O(1) cost per request.
+// A generation filled early (more than maxReplayGeneration signed
+// requests in ttl) cuts that short; a replay the cache has forgotten is
+// still stored once, as every signed request is published under a dedupe
+// key.
 type replayCache struct {
-	ttl  time.Duration
-	mu   sync.Mutex
-	seen map[string]time.Time
+	ttl       time.Duration
+	mu        sync.Mutex
+	cur, prev map[string]struct{}
+	since     time.Time // when cur started
 }
 
+// maxReplayGeneration caps a generation of the replay cache (two are
+// kept: some 30 MB at most).
+const maxReplayGeneration = 1 << 18
+
 func newReplayCache(ttl time.Duration) *replayCache {
-	return &replayCache{ttl: ttl, seen: map[string]time.Time{}}
+	return &replayCache{ttl: ttl, cur: map[string]struct{}{}, prev: map[string]struct{}{}}
 }
 
 // firstSeen records sig and reports whether it was new.
 func (c *replayCache) firstSeen(sig string, now time.Time) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if len(c.seen) >= maxBuckets {
-		for k, t := range c.seen {
-			if now.Sub(t) > c.ttl {
-				delete(c.seen, k)
-			}
+	if age := now.Sub(c.since); age >= c.ttl || len(c.cur) >= maxReplayGeneration {
+		c.prev, c.cur, c.since = c.cur, make(map[string]struct{}, len(c.cur)), now
+		if age >= 2*c.ttl {
+			// Every signature in cur is older than ttl too.
+			clear(c.prev)
 		}
 	}
-	if t, ok := c.seen[sig]; ok && now.Sub(t) <= c.ttl {
+	if _, ok := c.cur[sig]; ok {
 		return false
 	}
-	c.seen[sig] = now
+	if _, ok := c.prev[sig]; ok {
+		return false
+	}
+	c.cur[sig] = struct{}{}
 	return true
 }
 
@@ -133,5 +148,6 @@ func (c *replayCache) firstSeen(sig string, now time.Time) bool {
 func (c *replayCache) forget(sig string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	delete(c.seen, sig)
+	delete(c.cur, sig)
+	delete(c.prev, sig)
 }

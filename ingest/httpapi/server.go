@@ -7,7 +7,10 @@ package httpapi
 
 import (
 	"context"
+	"crypto/rand"
+	"crypto/sha256"
 	"crypto/tls"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -15,6 +18,7 @@ import (
 	"net/http"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/vigil-soc/vigil/ingest"
@@ -42,7 +46,9 @@ type Config struct {
 	// EventsTokens are the bearer tokens accepted on /events.
 	EventsTokens [][]byte
 	// EventsHMACSecret, when set, also accepts /events requests signed with
-	// X-Vigil-Signature: t=<unix>,v1=<hex HMAC-SHA256(secret, "<t>."+body)>.
+	// X-Vigil-Signature: t=<unix>,v2=<hex HMAC-SHA256(secret,
+	// "v2.<t>."+Idempotency-Key+"."+body)>, or the older v1 over
+	// "<t>."+body (see checkSignature).
 	EventsHMACSecret []byte
 	// MaxSkew is how old (or early) a signature timestamp may be. Default 5m.
 	MaxSkew time.Duration
@@ -73,8 +79,9 @@ type Timeouts struct {
 	// Read is the time to send the whole request. Default 10s.
 	Read time.Duration
 	// Write is the time from the end of the headers to the end of the
-	// answer. Default 15s (JetStream may take up to the publisher's store
-	// timeout, 10s, before a 503).
+	// answer. Default 25s: the body may take up to Read (10s), and its
+	// events up to the publisher's StoreTimeout (10s) before a 503. It
+	// is also how long a stop waits for the requests under way.
 	Write time.Duration
 	// Idle is how long a kept-alive connection may wait for its next
 	// request. Default 60s.
@@ -86,7 +93,7 @@ func (c *Config) defaults() {
 	for _, d := range []struct {
 		v   *time.Duration
 		def time.Duration
-	}{{&t.ReadHeader, 5 * time.Second}, {&t.Read, 10 * time.Second}, {&t.Write, 15 * time.Second}, {&t.Idle, 60 * time.Second}} {
+	}{{&t.ReadHeader, 5 * time.Second}, {&t.Read, 10 * time.Second}, {&t.Write, 25 * time.Second}, {&t.Idle, 60 * time.Second}} {
 		if *d.v <= 0 {
 			*d.v = d.def
 		}
@@ -126,7 +133,13 @@ type Server struct {
 	guard   *connGuard
 	replay  *replayCache
 	log     *slog.Logger
-	now     func() time.Time
+	// eventsTokens are the SHA-256 digests of cfg.EventsTokens.
+	eventsTokens [][sha256.Size]byte
+	// nonce (random, per process) and requests name each unkeyed POST
+	// /events, from which its events' ids derive.
+	nonce    string
+	requests atomic.Uint64
+	now      func() time.Time
 
 	mu    sync.Mutex
 	addrs map[string]net.Addr
@@ -148,11 +161,17 @@ func New(cfg Config, pub *ingest.Publisher, m *Metrics) (*Server, error) {
 		}
 	}
 	s := &Server{
-		cfg: cfg, pub: pub, m: m, log: cfg.Logger, now: time.Now,
+		cfg: cfg, pub: pub, m: m, log: cfg.Logger, now: time.Now, eventsTokens: make([][sha256.Size]byte, len(cfg.EventsTokens)),
 		limiter: newLimiter(cfg.RatePerSecond, cfg.Burst),
 		replay:  newReplayCache(2 * cfg.MaxSkew),
 		addrs:   map[string]net.Addr{},
 		ready:   make(chan struct{}),
+	}
+	var nonce [9]byte
+	_, _ = rand.Read(nonce[:]) // never fails (crypto/rand)
+	s.nonce = "r" + base64.RawURLEncoding.EncodeToString(nonce[:]) + "-"
+	for i, tok := range cfg.EventsTokens {
+		s.eventsTokens[i] = sha256.Sum256(tok)
 	}
 	s.guard = newConnGuard(cfg.MaxConns, cfg.MaxConnsPerClient, s.trusted, m)
 	return s, nil
@@ -168,8 +187,8 @@ func (s *Server) Addr(scheme string) net.Addr {
 	return s.addrs[scheme]
 }
 
-// Run serves until ctx is done, then shuts down gracefully (in-flight
-// requests get 5 s to finish).
+// Run serves until ctx is done, then shuts down gracefully: requests
+// under way get up to the write timeout to finish.
 func (s *Server) Run(ctx context.Context) error {
 	type listener struct {
 		scheme string
@@ -235,10 +254,17 @@ func (s *Server) Run(ctx context.Context) error {
 	case <-ctx.Done():
 	case err = <-errs:
 	}
-	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	// Requests under way are answered (a 204 once their events are
+	// stored) before the publisher stops; past the write timeout no
+	// answer could be written anyway.
+	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.Timeouts.Write)
 	defer cancel()
 	for _, srv := range servers {
-		_ = srv.Shutdown(sctx)
+		wg.Go(func() {
+			if srv.Shutdown(sctx) != nil {
+				srv.Close()
+			}
+		})
 	}
 	wg.Wait()
 	return err

@@ -361,8 +361,9 @@ func TestSignedRetryAfterFailure(t *testing.T) {
 	}
 
 	// Queued, not stored in time: JetStream has no stream, the client
-	// gives up. The events are stored once the stream is back, and the
-	// signature stays spent.
+	// gives up. It may send the request again with the same signature
+	// (a 401 would read as bad credentials to a shipper): its events are
+	// stored once, when the stream is back, however often it is sent.
 	ctx := context.Background()
 	if err := h.js.DeleteStream(ctx, bus.StreamEvents); err != nil {
 		t.Fatal(err)
@@ -376,11 +377,21 @@ func TestSignedRetryAfterFailure(t *testing.T) {
 		resp.Body.Close()
 		t.Fatalf("answered %d with no stream to store in", resp.StatusCode)
 	}
-	if code, _, _ := h.post("/events", "application/json", body2, "X-Vigil-Signature", sig2); code != http.StatusUnauthorized {
-		t.Fatalf("the same signed request after its client gave up: %d, want 401 (its events are queued)", code)
-	}
+	retried := make(chan int, 1)
+	go func() {
+		code, _, _ := h.post("/events", "application/json", body2, "X-Vigil-Signature", sig2)
+		retried <- code
+	}()
+	time.Sleep(200 * time.Millisecond)
 	if err := bus.EnsureStreams(ctx, h.js, bus.StreamsConfig{}); err != nil {
 		t.Fatal(err)
+	}
+	if code := <-retried; code != http.StatusNoContent {
+		t.Fatalf("the same signed request after its client gave up: %d, want 204", code)
+	}
+	// Stored: a replay now is refused.
+	if code, _, _ := h.post("/events", "application/json", body2, "X-Vigil-Signature", sig2); code != http.StatusUnauthorized {
+		t.Fatalf("%s once stored: %d, want 401", sig2, code)
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -448,6 +459,47 @@ func TestEventsIdempotencyKey(t *testing.T) {
 	want = map[string]int{"dave 203.0.113.7": 3, "dave 198.51.100.9": 3, "dave 192.0.2.44": 3, "erin 203.0.113.7": 1}
 	if got := count(); fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("after another key and no key: stored %v, want %v", got, want)
+	}
+	// Events stored again are events of their own, with ids of their own
+	// (Elasticsearch, which indexes them by id, keeps every one).
+	ids := map[string]bool{}
+	for _, ev := range h.events() {
+		if ids[ev.ID] {
+			t.Fatalf("two stored events have the id %s", ev.ID)
+		}
+		ids[ev.ID] = true
+	}
+}
+
+// TestReplayCache: a signature is remembered for at least the ttl, and
+// forgotten within twice it; forget drops it at once.
+func TestReplayCache(t *testing.T) {
+	const ttl = 10 * time.Minute
+	c := newReplayCache(ttl)
+	t0 := time.Now()
+	if !c.firstSeen("a", t0) || c.firstSeen("a", t0.Add(time.Minute)) {
+		t.Fatal("a signature seen twice within a minute: want new, then seen")
+	}
+	// b comes just before a new generation starts: kept through it.
+	if !c.firstSeen("b", t0.Add(ttl-time.Second)) {
+		t.Fatal("b: want new")
+	}
+	if c.firstSeen("b", t0.Add(ttl+time.Second)) || c.firstSeen("a", t0.Add(ttl+time.Second)) {
+		t.Fatal("a or b taken again within the ttl of their first use")
+	}
+	if !c.firstSeen("a", t0.Add(2*ttl+2*time.Second)) {
+		t.Fatal("a, more than twice the ttl later: want new again")
+	}
+	c.forget("a")
+	if !c.firstSeen("a", t0.Add(2*ttl+3*time.Second)) {
+		t.Fatal("a, forgotten: want new again")
+	}
+	// A full generation starts the next one: memory stays bounded.
+	for i := range 3 * maxReplayGeneration {
+		c.firstSeen(strconv.Itoa(i), t0.Add(2*ttl+4*time.Second))
+	}
+	if n := len(c.cur) + len(c.prev); n > 2*maxReplayGeneration {
+		t.Fatalf("%d signatures held, want at most %d", n, 2*maxReplayGeneration)
 	}
 }
 
@@ -630,6 +682,56 @@ func TestSlowClientDoesNotBlockOthers(t *testing.T) {
 	}()
 	if code, body, _ := h.post("/csp-report", "application/csp-report", []byte(legacyReport)); code != 204 {
 		t.Fatalf("a normal report while 20 clients stall: %d %v", code, body)
+	}
+}
+
+// TestStopAnswersRequestsUnderWay: a report whose events are being stored
+// when the listener is told to stop is answered 204 once they are, and
+// Run returns after that; a stop does not cut it off.
+func TestStopAnswersRequestsUnderWay(t *testing.T) {
+	js := natstest.Start(t, "test", false) // no stream yet: the store waits
+	reg := prometheus.NewRegistry()
+	shared := ingest.NewMetrics(reg)
+	pub := ingest.NewPublisher(js, 1, shared, slog.New(slog.DiscardHandler))
+	srv, err := New(Config{Listen: "127.0.0.1:0", CSPFilter: csp.DefaultFilter(), Timeouts: Timeouts{Write: 5 * time.Second}}, pub, NewMetrics(reg, shared))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pctx, stopPub := context.WithCancel(context.Background())
+	sctx, stopSrv := context.WithCancel(context.Background())
+	pubDone, srvDone := make(chan struct{}), make(chan struct{})
+	go func() { defer close(pubDone); _ = pub.Run(pctx) }()
+	go func() { defer close(srvDone); _ = srv.Run(sctx) }()
+	defer func() { stopSrv(); stopPub(); <-srvDone; <-pubDone }()
+	<-srv.Ready()
+
+	answer := make(chan int, 1)
+	go func() {
+		resp, err := http.Post("http://"+srv.Addr("http").String()+"/csp-report", "application/csp-report", strings.NewReader(legacyReport))
+		if err != nil {
+			t.Errorf("report under way at the stop: %v", err)
+			answer <- 0
+			return
+		}
+		resp.Body.Close()
+		answer <- resp.StatusCode
+	}()
+	time.Sleep(300 * time.Millisecond) // queued, waiting for the stream
+	stopSrv()
+	time.Sleep(300 * time.Millisecond)
+	select {
+	case <-srvDone:
+		t.Fatal("the listener stopped with a request under way")
+	default:
+	}
+	natstest.EnsureStreams(t, js)
+	if code := <-answer; code != http.StatusNoContent {
+		t.Fatalf("report under way at the stop: %d, want 204", code)
+	}
+	select {
+	case <-srvDone:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the listener did not stop once its request was answered")
 	}
 }
 
