@@ -86,6 +86,7 @@ func (a *App) publicConfig() (httpapi.Config, error) {
 	filter := csp.DefaultFilter()
 	filter.Documents = a.cfg.CSPDocuments
 	filter.DropHosts = a.cfg.CSPDropHosts
+	filter.KeepAboutBlank = a.cfg.CSPKeepAboutDocuments
 	if len(a.cfg.CSPDropSchemes) > 0 {
 		filter.DropSchemes = a.cfg.CSPDropSchemes
 	}
@@ -94,7 +95,7 @@ func (a *App) publicConfig() (httpapi.Config, error) {
 	}
 	cfg := httpapi.Config{
 		Listen: a.cfg.Listen, ListenTLS: a.cfg.ListenTLS, TLSCert: a.cfg.TLSCert, TLSKey: a.cfg.TLSKey,
-		BodyLimit: a.cfg.BodyLimit, RatePerSecond: float64(a.cfg.RateLimit), Burst: 3 * a.cfg.RateLimit,
+		BodyLimit: a.cfg.BodyLimit, RatePerSecond: float64(a.cfg.RateLimit), Burst: burstOf(a.cfg.RateLimit),
 		TrustedProxies: proxies, CORSOrigins: a.cfg.CORSOrigins, CSPFilter: filter,
 		MaxConns: a.cfg.MaxConns, MaxConnsPerClient: a.cfg.MaxConnsPerClient,
 		Logger: a.log.With("role", "public"),
@@ -136,3 +137,9 @@ func readSecret(path string) ([]byte, error) {
 	}
 	return line, nil
 }
+
+// burstOf is the rate limit's burst: ten seconds' worth. A page with many
+// blocked resources makes the browser post a report for each at once
+// (Firefox sent 80 in under a second for a page of 80 blocked images),
+// and a report refused is never sent again.
+func burstOf(rate int) int { return 10 * rate }

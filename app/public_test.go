@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -87,6 +88,43 @@ func TestSyslogLinesBecomeBans(t *testing.T) {
 		time.Sleep(time.Millisecond) // a UDP burst must not overrun the socket buffer in a -race run
 	}
 	waitFor(t, 20*time.Second, "ban from syslog lines", func() bool { return h.banTTL("203.0.113.77") > 0 })
+}
+
+// TestPageBurstOfReports: a page with many blocked resources makes the
+// browser post a report for each at once (Firefox: 80 in under a second
+// for 80 blocked images, never retried); the default rate limit takes
+// such a burst whole.
+func TestPageBurstOfReports(t *testing.T) {
+	rs := redistest.Start(t)
+	h := newHarness(t, rs, t.TempDir())
+	h.start()
+	url := h.publicURL() + "/csp-report"
+	const reports = 150
+	codes := make(chan int, reports)
+	var wg sync.WaitGroup
+	for w := range 6 { // a browser's connections to one host
+		wg.Go(func() {
+			for i := w; i < reports; i += 6 {
+				body := fmt.Sprintf(`{"csp-report":{"document-uri":"https://shop.example/gallery","blocked-uri":"https://img.example/%d.jpg","effective-directive":"img-src","disposition":"enforce"}}`, i)
+				resp, err := http.Post(url, "application/csp-report", strings.NewReader(body))
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				resp.Body.Close()
+				codes <- resp.StatusCode
+			}
+		})
+	}
+	wg.Wait()
+	close(codes)
+	n := map[int]int{}
+	for c := range codes {
+		n[c]++
+	}
+	if n[http.StatusNoContent] != reports {
+		t.Fatalf("a page's %d reports at once: answered %v, want every one 204", reports, n)
+	}
 }
 
 // TestCSPReportsReachTheBus: a report posted to the public listener is on

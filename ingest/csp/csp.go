@@ -6,7 +6,8 @@
 // hyphenated keys per request; Chromium, Firefox and Safari send it. The
 // Reporting API (application/reports+json) is an array of
 // {age, body, type, url, user_agent} reports with camelCase body keys,
-// batched; only Chromium sends it by default. Parse picks the parser from
+// batched; Chromium and Firefox (153) send it, to HTTPS endpoints only,
+// and then ignore report-uri. Parse picks the parser from
 // the Content-Type header; ParseLegacy and ParseReports can be called
 // directly.
 //
@@ -78,6 +79,14 @@ type Meta struct {
 	// Received is when the request arrived. Event times are Received minus
 	// the Reporting API age. The zero time is replaced by time.Now().
 	Received time.Time
+	// Request names the request, uniquely (the listener's per-process
+	// nonce and a count). Event ids hash it with the client, the second of
+	// arrival, the report's place in the body and its JSON, so reports
+	// alike to the byte are events of their own: browsers send such for
+	// distinct violations (three style attributes of one page, from
+	// Firefox), and Elasticsearch, which indexes events by id, would keep
+	// one.
+	Request string
 }
 
 // Result is what one request body held.

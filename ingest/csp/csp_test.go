@@ -27,18 +27,19 @@ var testMeta = Meta{
 
 const chromeUA = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) HeadlessChrome/156.0.0.0 Safari/537.36"
 
-// capture is one raw request from testdata/chromium.
+// capture is one raw request a browser sent, from testdata/chromium or
+// testdata/firefox.
 type capture struct {
 	contentType string
 	userAgent   string
 	body        []byte
 }
 
-// readCapture reads testdata/chromium/name: request line, headers, blank
-// line, body.
+// readCapture reads testdata/name ("chromium/01-001.http"): request line,
+// headers, blank line, body.
 func readCapture(tb testing.TB, name string) capture {
 	tb.Helper()
-	b, err := os.ReadFile(filepath.Join("testdata", "chromium", name))
+	b, err := os.ReadFile(filepath.Join("testdata", name))
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -60,17 +61,21 @@ func readCapture(tb testing.TB, name string) capture {
 	return c
 }
 
-// captures lists the POST captures in testdata/chromium.
-func captures(tb testing.TB) []string {
+// captures lists the POST captures of every browser ("chromium/01-001.http"),
+// those the default filter drops (named noise-*) too if noise.
+func captures(tb testing.TB, noise bool) []string {
 	tb.Helper()
-	names, err := filepath.Glob(filepath.Join("testdata", "chromium", "*.http"))
+	names, err := filepath.Glob(filepath.Join("testdata", "*", "*.http"))
 	if err != nil || len(names) == 0 {
 		tb.Fatalf("no captures: %v", err)
 	}
-	for i, n := range names {
-		names[i] = filepath.Base(n)
+	var out []string
+	for _, n := range names {
+		if noise || !strings.HasPrefix(filepath.Base(n), "noise-") {
+			out = append(out, filepath.ToSlash(strings.TrimPrefix(n, "testdata"+string(filepath.Separator))))
+		}
 	}
-	return names
+	return out
 }
 
 // mustParse parses with the capture's headers and fails the test on error.

@@ -137,7 +137,11 @@ func (f *Filter) drop(c *event.CSP) string {
 	if r := f.schemeReason(schemeOf(c.BlockedURI)); r != "" {
 		return r
 	}
-	if r := f.schemeReason(schemeOf(c.SourceFile)); r != "" {
+	src := strings.TrimSpace(c.SourceFile)
+	srcScheme := schemeOf(src)
+	// In a kept about: document, a source file naming the document is the
+	// frame's own script (Firefox: "about" for a srcdoc frame).
+	if r := f.schemeReason(srcScheme); r != "" && !(aboutDoc && isAboutDocument(src, srcScheme)) {
 		return r
 	}
 	if len(f.Documents) > 0 && !aboutDoc && !f.documentAllowed(doc) {

@@ -10,10 +10,10 @@ import (
 )
 
 // FuzzParse feeds arbitrary content types and bodies to Parse. Seeds are
-// the Chromium captures in testdata/chromium plus the corpus in
+// the browsers' captures in testdata/chromium and testdata/firefox plus the corpus in
 // testdata/fuzz/FuzzParse/ (captures, other browsers' shapes, errors).
 func FuzzParse(f *testing.F) {
-	for _, name := range captures(f) {
+	for _, name := range captures(f, true) {
 		c := readCapture(f, name)
 		f.Add(c.contentType, c.body)
 	}

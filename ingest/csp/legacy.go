@@ -44,7 +44,7 @@ func parseLegacy(elems []element, isArray bool, meta Meta, f *Filter) (Result, e
 		} else if !o.has(bareMarkers...) {
 			return Result{}, &Error{Status: 400, Field: "csp-report", Msg: fmt.Sprintf("%s: \"csp-report\" missing", orTop(path))}
 		}
-		ev, err := violation(&o, envelope{}, FormatReportURI, el.raw, &meta)
+		ev, err := violation(&o, envelope{}, FormatReportURI, i, el.raw, &meta)
 		if err != nil {
 			return Result{}, err
 		}

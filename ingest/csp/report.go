@@ -112,9 +112,9 @@ type envelope struct {
 }
 
 // violation reads the violation fields of o (a csp-report object or a
-// Reporting API body) into an event. raw is the report as received, for
-// the ID.
-func violation(o *object, env envelope, format string, raw []byte, meta *Meta) (event.Event, error) {
+// Reporting API body) into an event. raw is the report as received and i
+// its place in the body, for the ID.
+func violation(o *object, env envelope, format string, i int, raw []byte, meta *Meta) (event.Event, error) {
 	var c event.CSP
 	var err error
 	str := func(dst *string, limit int, keys []member) {
@@ -178,7 +178,7 @@ func violation(o *object, env envelope, format string, raw []byte, meta *Meta) (
 	c.AgeMillis = env.age
 
 	ev := event.Event{
-		ID:        reportID(meta, raw),
+		ID:        reportID(meta, i, raw),
 		Time:      meta.Received.Add(-time.Duration(env.age) * time.Millisecond),
 		Source:    event.SourceCSP,
 		Dataset:   Dataset,
@@ -214,15 +214,20 @@ func pathQuery(uri string) (path, query string) {
 	return u.EscapedPath(), u.RawQuery
 }
 
-// reportID is the content hash that makes a replayed report the same
-// event: sha256 over client IP, received Unix second and the report's raw
-// JSON, in hex.
-func reportID(meta *Meta, raw []byte) string {
+// reportID is the id of the i-th report of a request, raw: sha256 over
+// the request's name, client IP, received Unix second, i and the raw JSON,
+// in hex (see Meta.Request).
+func reportID(meta *Meta, i int, raw []byte) string {
 	h := sha256.New()
 	var buf [64]byte
+	h.Write(strconv.AppendInt(buf[:0], int64(len(meta.Request)), 10))
+	h.Write([]byte{0})
+	h.Write([]byte(meta.Request))
 	b := meta.ClientIP.Unmap().AppendTo(buf[:0])
 	b = append(b, 0)
 	b = strconv.AppendInt(b, meta.Received.Unix(), 10)
+	b = append(b, 0)
+	b = strconv.AppendInt(b, int64(i), 10)
 	b = append(b, 0)
 	h.Write(b)
 	h.Write(raw)

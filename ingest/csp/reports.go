@@ -97,7 +97,7 @@ func parseReports(elems []element, isArray bool, meta Meta, f *Filter) (Result, 
 		if err := bo.decode(b, join(path, "body"), "body"); err != nil {
 			return Result{}, err
 		}
-		ev, err := violation(&bo, env, FormatReportingAPI, el.raw, &meta)
+		ev, err := violation(&bo, env, FormatReportingAPI, i, el.raw, &meta)
 		if err != nil {
 			return Result{}, err
 		}

@@ -158,13 +158,19 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, erro
 	return io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 }
 
+// requestName names a request uniquely, across restarts too: the
+// process's nonce and a count.
+func (s *Server) requestName() string {
+	return s.nonce + strconv.FormatUint(s.requests.Add(1), 36)
+}
+
 // statusClientClosed is the status counted for a request whose client left
 // before the answer (nginx's 499); nothing is written.
 const statusClientClosed = 499
 
 // cspReport handles both report formats, dispatching on the content type.
 func (s *Server) cspReport(w http.ResponseWriter, r *http.Request, client netip.Addr, body []byte) (int, error) {
-	res, err := csp.Parse(r.Header.Get("Content-Type"), body, csp.Meta{ClientIP: client, UserAgent: r.UserAgent(), Received: s.now()}, &s.cfg.CSPFilter)
+	res, err := csp.Parse(r.Header.Get("Content-Type"), body, csp.Meta{ClientIP: client, UserAgent: r.UserAgent(), Received: s.now(), Request: s.requestName()}, &s.cfg.CSPFilter)
 	if err != nil {
 		reason := "malformed"
 		var ce *csp.Error
@@ -228,7 +234,7 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request, client netip.Add
 	request := key
 	if request == "" {
 		// Not sent again as itself: its events get ids of their own.
-		request = s.nonce + strconv.FormatUint(s.requests.Add(1), 36)
+		request = s.requestName()
 	}
 	received := s.now()
 	evs, st, err := appevent.Parse(body, received, request)

@@ -148,6 +148,14 @@ func TestCSPReports(t *testing.T) {
 	if evs[1].CSP.BlockedOrigin != "https://evil.example" || evs[1].CSP.Format != "reporting-api" || evs[1].CSP.AgeMillis != 1500 {
 		t.Errorf("reporting API event %+v", evs[1].CSP)
 	}
+	// The same report again (a browser reporting another violation alike
+	// to the byte) is another event, with an id of its own.
+	if code, body, _ := h.post("/csp-report", "application/csp-report", []byte(legacyReport)); code != 204 {
+		t.Fatalf("legacy, sent again: %d %v", code, body)
+	}
+	if evs = h.events(); len(evs) != 3 || evs[2].ID == evs[0].ID {
+		t.Fatalf("the same report twice: %d events stored, ids %s and %s; want 3 events, two ids", len(evs), evs[0].ID, evs[len(evs)-1].ID)
+	}
 }
 
 // TestCountedNotKept: what the listener accepts but does not store is
