@@ -50,6 +50,9 @@ func TestReadyzStalledPublisher(t *testing.T) {
 	if err := pub.Publish(context.Background(), event.SourceCSP, []event.Event{ev}); !errors.Is(err, ingest.ErrSlow) {
 		t.Fatalf("Publish without a stream: %v, want ErrSlow", err)
 	}
+	// The request's own timeout and the group's stall end together; the
+	// stall is what /readyz reports.
+	waitFor(t, 5*time.Second, "the stall", pub.Stalled)
 	if code, checks := readyz(); code != http.StatusServiceUnavailable || !strings.HasPrefix(checks["publish"], "stalled") {
 		t.Fatalf("/readyz while stalled: %d %v, want 503 and publish stalled", code, checks)
 	}
