@@ -406,6 +406,48 @@ func TestCooldownSurvivesARestart(t *testing.T) {
 	}
 }
 
+// TestUnbanLetsTheNextOffenceBan: an address an operator unbans starts
+// afresh in the detector, live and after a restart: its next scan is
+// banned again, though the rule's cooldown (its ban) has not passed.
+func TestUnbanLetsTheNextOffenceBan(t *testing.T) {
+	rs := redistest.Start(t)
+	rulesDir := fastScanRules(t)
+	dataDir := t.TempDir()
+	const ip = "203.0.113.62"
+	start := func() *harness {
+		h := newHarness(t, rs, dataDir)
+		h.cfg.Rules, h.cfg.Lateness, h.cfg.AdminToken = rulesDir, time.Second, adminToken
+		h.start()
+		return h
+	}
+	scan := func(h *harness, what string) {
+		// Log times are whole seconds, and an alert's id derives from its
+		// rule, key and time: a scan in the same second as the last would
+		// be the same alert.
+		time.Sleep(1100 * time.Millisecond)
+		h.appendLines("access.log", scanLines(ip, time.Now().UTC(), 5))
+		waitFor(t, 20*time.Second, what, func() bool { return h.banTTL(ip) > 0 })
+	}
+	unban := func(h *harness, n float64) {
+		if code, body := h.call(adminToken, "DELETE", "/api/v1/bans/"+ip, ""); code != 200 {
+			t.Fatalf("unban: %d %v", code, body)
+		}
+		waitFor(t, 10*time.Second, "the detector to hear of the unban", func() bool {
+			return float64(h.app.detector.Load().unbans.Load()) >= n
+		})
+	}
+	h := start()
+	scan(h, "the first ban")
+	unban(h, 1)
+	scan(h, "a ban of the unbanned address's next scan")
+	unban(h, 2)
+	h.stop()
+
+	h = start() // a log directory of its own: only the new scan is read
+	waitFor(t, 20*time.Second, "the unbans read back", func() bool { return h.app.detector.Load().unbans.Load() == 2 })
+	scan(h, "a ban of the next scan after a restart")
+}
+
 // TestBacklogAfterDowntimeIsEvaluated: lines written while Vigil was down
 // are older than "start minus the window" when it comes back, but they are a
 // backlog, not an old log: they must still be evaluated.

@@ -38,6 +38,8 @@ type detector struct {
 	alerts   prometheus.Counter
 	// events counts the events read from the bus.
 	events atomic.Int64
+	// unbans counts the unbans applied to the engine (forgive).
+	unbans atomic.Int64
 	// lock serialises the engine with explain requests of the admin API.
 	lock *engineLock
 	// notify, when set, pages on alerts (Sentry); it must not block.
@@ -95,7 +97,10 @@ func newDetector(js jetstream.JetStream, engine *detect.Engine, lateness time.Du
 		}
 		return 0
 	})
-	reg.MustRegister(d.lag, d.bad, d.alerts, d.takeovers, events, active)
+	unbans := prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "vigil_detect_unbans_total", Help: "Operators' unbans the detector applied: the addresses' cooldowns dropped, so their next offence counts.",
+	}, func() float64 { return float64(d.unbans.Load()) })
+	reg.MustRegister(d.lag, d.bad, d.alerts, d.takeovers, events, active, unbans)
 	d.lock = &engineLock{engine: engine}
 	return d
 }
@@ -129,6 +134,7 @@ func detectConsumerConfig() jetstream.ConsumerConfig {
 
 // run consumes until ctx is done.
 func (d *detector) run(ctx context.Context) error {
+	defer d.followUnbans()()
 	var lastSeq uint64 // highest stream sequence processed: redeliveries at or below it are skipped
 	dur := &bus.Durable{
 		JS:     d.js,
@@ -282,10 +288,16 @@ func (d *detector) rebuild(ctx context.Context, cons jetstream.Consumer, lastSeq
 		d.engine.Reset()
 		d.lock.mu.Unlock()
 		lastSeq = floor
-		d.restoreCooldowns(ctx, st.State.FirstTime)
+		since := d.restoreCooldowns(ctx, st.State.FirstTime)
 		if floor > 0 {
 			d.warmUp(ctx, floor)
 		}
+		// Last: the warm-up may fire again what an unban forgave.
+		d.lock.mu.Lock()
+		if err := d.restoreUnbans(ctx, since); err != nil {
+			d.log.Warn("unbans not read back: an address unbanned early may stay in its rules' cooldowns", "err", err)
+		}
+		d.lock.mu.Unlock()
 		d.live = true
 	}
 	return lastSeq, delivered, rebuilt, nil
@@ -401,22 +413,22 @@ func (d *detector) publish(ctx context.Context, batch jetstream.Msg, a *event.Al
 //
 // Cooldowns run in event time, and a detector coming back evaluates the
 // backlog as old as the stream's oldest event (firstEvent), so the alerts
-// read go back the longest cooldown from there.
-func (d *detector) restoreCooldowns(ctx context.Context, firstEvent time.Time) {
-	stream, err := d.js.Stream(ctx, bus.StreamAlerts)
-	if err != nil {
-		d.log.Warn("cooldowns not restored: reading the alerts stream", "err", err)
-		return
-	}
-	last := stream.CachedInfo().State.LastSeq
-	if last == 0 {
-		return
-	}
+// read go back the longest cooldown from there. It returns that start.
+func (d *detector) restoreCooldowns(ctx context.Context, firstEvent time.Time) (start time.Time) {
 	from := time.Now()
 	if !firstEvent.IsZero() && firstEvent.Before(from) {
 		from = firstEvent
 	}
-	start := from.Add(-d.engine.RuleSet().MaxCooldown() - d.lateness)
+	start = from.Add(-d.engine.RuleSet().MaxCooldown() - d.lateness)
+	stream, err := d.js.Stream(ctx, bus.StreamAlerts)
+	if err != nil {
+		d.log.Warn("cooldowns not restored: reading the alerts stream", "err", err)
+		return start
+	}
+	last := stream.CachedInfo().State.LastSeq
+	if last == 0 {
+		return start
+	}
 	var a struct {
 		Rule     string    `json:"rule"`
 		KeyField string    `json:"key_field"`
@@ -439,11 +451,12 @@ func (d *detector) restoreCooldowns(ctx context.Context, firstEvent time.Time) {
 	})
 	if err != nil {
 		d.log.Warn("cooldowns restored in part", "alerts", alerts, "restored", restored, "err", err)
-		return
+		return start
 	}
 	if alerts > 0 {
 		d.log.Info("detector cooldowns restored from the alerts stream", "alerts", alerts, "restored", restored, "since", start)
 	}
+	return start
 }
 
 // warmUp rebuilds the windows a restart (or a take-over) lost: it feeds the

@@ -1,6 +1,9 @@
 package detect
 
-import "time"
+import (
+	"net/netip"
+	"time"
+)
 
 // markBanned notes, when c bans the address key (not allow-listed, so the
 // responder does ban it) at event time t, that key is banned for the
@@ -37,3 +40,31 @@ func (e *Engine) markBanned(c *compiled, key Key, t int64) {
 // its neighbours in that second count too), later ones until the end are
 // passed over.
 type banSpan struct{ from, until int64 }
+
+// Forgive gives the addresses of p a fresh start, as an operator's unban
+// asks: the cooldowns of the rules grouping by source.ip for those
+// addresses, and their ban quiet, are dropped if they began at or before
+// the event time before (a rule that fired after the unban keeps its own).
+// Without it a rule that banned an address stays quiet for it for its
+// cooldown (a ban's 72 h by default), and an unbanned address that
+// attacks again is not banned again. It returns how many cooldowns it
+// dropped.
+func (e *Engine) Forgive(p netip.Prefix, before time.Time) int {
+	t := before.UnixNano()
+	p = p.Masked()
+	dropped := 0
+	for tk, until := range e.quiet {
+		c := e.rs.rules[tk.rule]
+		if c.groupBy == fieldSourceIP && until-c.cooldown <= t && p.Contains(keyAddr(tk.key)) {
+			delete(e.quiet, tk)
+			dropped++
+		}
+	}
+	e.stats.Quiet.Store(int64(len(e.quiet)))
+	for k, b := range e.banned {
+		if b.from <= t && p.Contains(keyAddr(k)) {
+			delete(e.banned, k)
+		}
+	}
+	return dropped
+}

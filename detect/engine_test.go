@@ -715,3 +715,28 @@ rules:
 		t.Fatalf("alerts = %v, want first only: later events of the banned address are passed over", got)
 	}
 }
+
+// TestForgive: after an operator's unban (Forgive), the address starts
+// afresh: a second scan is banned again at once, though the rule's
+// cooldown (its 72h ban) has not passed; other addresses, and cooldowns
+// that began after the unban, are kept.
+func TestForgive(t *testing.T) {
+	const x, y = "203.0.113.7", "203.0.113.8"
+	e, m := testEngine(t, Options{BanQuiet: DefaultBanQuiet})
+	first := append(scan(x, 0, 10*time.Millisecond, 50), scan(y, 0, 10*time.Millisecond, 50)...)
+	if got := keys(run(t, e, m, first)); fmt.Sprint(got) != fmt.Sprint([]string{"scan:" + x, "scan:" + y}) {
+		t.Fatalf("first scans: alerts = %v", got)
+	}
+	// An unban dated before the scans (the cooldowns began after it)
+	// changes nothing.
+	if n := e.Forgive(netip.MustParsePrefix(x+"/32"), t0.Add(-time.Minute)); n != 0 {
+		t.Fatalf("Forgive before the scan dropped %d cooldowns, want 0", n)
+	}
+	if n := e.Forgive(netip.MustParsePrefix(x+"/32"), t0.Add(time.Minute)); n != 1 {
+		t.Fatalf("Forgive after the scan dropped %d cooldowns, want 1", n)
+	}
+	again := append(scan(x, 10*time.Minute, 10*time.Millisecond, 50), scan(y, 10*time.Minute, 10*time.Millisecond, 50)...)
+	if got := keys(run(t, e, m, again)); fmt.Sprint(got) != fmt.Sprint([]string{"scan:" + x}) {
+		t.Fatalf("second scans: alerts = %v, want scan:%s only (%s still in its cooldown)", got, x, y)
+	}
+}
