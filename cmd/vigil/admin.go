@@ -165,7 +165,11 @@ func printAudit(a auditBody, jsonOut bool) error {
 	if jsonOut {
 		return printJSON(a)
 	}
-	fmt.Printf("%s %s: %s", a.Audit["action"], a.Audit["target"], a.Audit["result"])
+	if target, _ := a.Audit["target"].(string); target != "" {
+		fmt.Printf("%s %s: %s", a.Audit["action"], target, a.Audit["result"])
+	} else {
+		fmt.Printf("%s: %s", a.Audit["action"], a.Audit["result"])
+	}
 	if exp, ok := a.Audit["expires"].(string); ok && exp != "" {
 		fmt.Printf(" until %s", exp)
 	}
@@ -208,6 +212,9 @@ func cmdBan(ctx context.Context, args []string) error {
 		fs.Usage()
 		return errUsage
 	}
+	if *dur < time.Second {
+		return fmt.Errorf("--for %s: must be at least 1s", *dur)
+	}
 	var out auditBody
 	if err := c.do(ctx, "POST", "/api/v1/bans", map[string]any{"ip": ip, "duration": dur.String(), "reason": *reason, "force": *force}, &out); err != nil {
 		return err
@@ -231,7 +238,7 @@ func cmdUnban(ctx context.Context, args []string) error {
 func cmdLockdown(ctx context.Context, args []string) error {
 	fs := newFlagSet("lockdown", "vigil lockdown on|off|status [--mode full|read-only] [--for 30m] --reason TEXT\n\nEmergency lockdown: full refuses every request, read-only refuses unsafe methods.")
 	mode := fs.String("mode", "full", "full or read-only")
-	dur := fs.Duration("for", 0, "lift it automatically after this long (default: until `vigil lockdown off`)")
+	dur := fs.Duration("for", 0, "lift it automatically after this `duration` (default: until vigil lockdown off)")
 	reason := fs.String("reason", "", "why (required to turn it on)")
 	c, sub, jsonOut, err := adminCmd(fs, args, false)
 	if c == nil || err != nil {
@@ -244,7 +251,10 @@ func cmdLockdown(ctx context.Context, args []string) error {
 			return errUsage
 		}
 		body := map[string]any{"mode": *mode, "reason": *reason}
-		if *dur > 0 {
+		if flagSet(fs, "for") {
+			if *dur < time.Second {
+				return fmt.Errorf("--for %s: must be at least 1s (leave it out for a lockdown until vigil lockdown off)", *dur)
+			}
 			body["duration"] = dur.String()
 		}
 		var out auditBody
@@ -538,4 +548,11 @@ func firstArg(args []string) (string, []string) {
 		return args[0], args[1:]
 	}
 	return "", args
+}
+
+// flagSet reports whether the flag name was given on the command line.
+func flagSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
 }

@@ -78,8 +78,22 @@ func TestCLIAgainstARunningVigil(t *testing.T) {
 	if b := list.Bans[0]; b["ip"] != "203.0.113.5" || b["reason"] != "cli test" || b["expires"] == nil || b["IP"] != nil {
 		t.Fatalf("bans --json is not the API's record: %q", out)
 	}
-	if _, _, code := runCLI(t, env, "lockdown", "on", "--mode", "read-only", "--for", "10m", "--reason", "drill"); code != 0 {
-		t.Fatal("lockdown on failed")
+	// A duration that is not one is refused before anything is asked:
+	// a negative lockdown would have no end.
+	for _, args := range [][]string{
+		{"lockdown", "on", "--for", "-5m", "--reason", "drill"},
+		{"lockdown", "on", "--for", "0s", "--reason", "drill"},
+		{"ban", "203.0.113.6", "--for", "0s", "--reason", "cli test"},
+	} {
+		if _, errOut, code := runCLI(t, env, args...); code == 0 || !strings.Contains(errOut, "must be at least 1s") {
+			t.Fatalf("%v: exit %d %q, want an error", args, code, errOut)
+		}
+	}
+	if out, _, _ := runCLI(t, env, "lockdown", "status"); !strings.Contains(out, "no lockdown") {
+		t.Fatalf("lockdown status after refused ones: %q", out)
+	}
+	if out, _, code := runCLI(t, env, "lockdown", "on", "--mode", "read-only", "--for", "10m", "--reason", "drill"); code != 0 || !strings.HasPrefix(out, "lockdown: applied until ") {
+		t.Fatalf("lockdown on: %d %q", code, out)
 	}
 	if out, _, _ := runCLI(t, env, "lockdown", "status"); !strings.Contains(out, "read-only") || !strings.Contains(out, "drill") {
 		t.Fatalf("lockdown status: %q", out)

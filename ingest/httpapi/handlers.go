@@ -62,9 +62,17 @@ func (s *Server) serve(name string, w http.ResponseWriter, r *http.Request, h fu
 	if cors {
 		s.corsHeaders(w, r)
 	}
-	client, code := s.limit(w, r, name)
-	if code != 0 {
-		return code
+	// An application's events are not rate limited once authenticated
+	// (its servers ship from few addresses, and a refused batch is only
+	// retried later); requests that fail authentication are (events).
+	var client netip.Addr
+	if name == "events" && r.Method == http.MethodPost {
+		client = s.clientIP(r)
+	} else {
+		var code int
+		if client, code = s.limit(w, r, name); code != 0 {
+			return code
+		}
 	}
 	switch r.Method {
 	case http.MethodOptions:
@@ -98,7 +106,7 @@ func (s *Server) serve(name string, w http.ResponseWriter, r *http.Request, h fu
 		}
 		return writeError(w, http.StatusBadRequest, "", "reading body: "+err.Error())
 	}
-	code, err = h(w, r, client, body)
+	code, err := h(w, r, client, body)
 	if err != nil {
 		var ce *csp.Error
 		var ae *appevent.Error
@@ -214,6 +222,11 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request, client netip.Add
 	}
 	if err != nil {
 		s.m.Unauthorized.Inc()
+		if !s.limiter.allow(client, s.now()) {
+			s.m.RateLimited.WithLabelValues("events").Inc()
+			w.Header().Set("Retry-After", "1")
+			return http.StatusTooManyRequests, errors.New("rate limit exceeded for " + client.String())
+		}
 		if code == http.StatusUnauthorized {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="vigil-events"`)
 		}

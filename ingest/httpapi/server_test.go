@@ -297,6 +297,23 @@ func TestRefusals(t *testing.T) {
 	if limited == 0 {
 		t.Errorf("no 429 after 40 quick requests to no endpoint")
 	}
+	// The application's servers, authenticated, are not limited (they ship
+	// from few addresses); a client guessing credentials is.
+	event := []byte(`{"kind":"auth.login_failed","client_ip":"203.0.113.7"}`)
+	for i := range 40 {
+		if code, resp, _ := h.post("/events", "application/json", event, "X-Forwarded-For", "198.51.100.80", "Authorization", "Bearer "+token); code != 204 {
+			t.Fatalf("authenticated /events request %d: %d %v, want 204", i, code, resp)
+		}
+	}
+	limited = 0
+	for range 40 {
+		if code, _, _ := h.post("/events", "application/json", event, "X-Forwarded-For", "198.51.100.81", "Authorization", "Bearer wrong-token"); code == 429 {
+			limited++
+		}
+	}
+	if limited == 0 {
+		t.Errorf("no 429 after 40 quick /events requests with a wrong token")
+	}
 }
 
 func sign(ts int64, body []byte) string {
