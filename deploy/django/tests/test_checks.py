@@ -1,10 +1,11 @@
-"""vigil_django's system checks: simplejwt's stock refresh/verify views
-routed instead of the package's (vigil_django.W001, W002)."""
+"""vigil_django's system checks: simplejwt's stock login, refresh and
+verify views routed instead of the package's (vigil_django.W001-W003), and
+settings that switch part of the integration off (W004-W006)."""
 
 from django.core import checks
 from django.core.management import call_command
 
-from vigil_django.checks import check_token_views
+from vigil_django.checks import check_settings, check_token_views
 
 
 def ids(messages):
@@ -47,3 +48,47 @@ def test_a_subclass_of_the_package_views_is_fine(settings):
 def test_a_broken_urlconf_is_left_to_django(settings):
     settings.ROOT_URLCONF = "tests.no_such_urlconf"
     assert check_token_views() == []
+
+
+def test_stock_token_obtain_view_is_warned_about(settings):
+    settings.ROOT_URLCONF = "tests.urls_stock_obtain"
+    assert ids(check_token_views()) == [("vigil_django.W003", "api/token/")]
+
+
+def settings_ids(settings):
+    return [m.id for m in check_settings()]
+
+
+def test_the_example_settings_pass(settings):
+    assert settings_ids(settings) == []
+
+
+def test_middleware_left_out_is_warned_about(settings):
+    settings.MIDDLEWARE = [m for m in settings.MIDDLEWARE if "vigil_django" not in m]
+    assert settings_ids(settings) == ["vigil_django.W004"]
+
+
+def test_stock_jwt_authentication_is_warned_about(settings):
+    settings.REST_FRAMEWORK = {
+        **settings.REST_FRAMEWORK,
+        "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework_simplejwt.authentication.JWTAuthentication"],
+    }
+    assert settings_ids(settings) == ["vigil_django.W005"]
+
+
+def test_no_rotation_or_blacklist_is_warned_about(settings):
+    settings.SIMPLE_JWT = {**settings.SIMPLE_JWT, "BLACKLIST_AFTER_ROTATION": False}
+    found = check_settings()
+    assert [m.id for m in found] == ["vigil_django.W006"]
+    assert "BLACKLIST_AFTER_ROTATION" in found[0].msg and "token_reuse" in found[0].hint
+
+
+def test_middleware_without_the_app_is_improperly_configured(settings):
+    import pytest
+    from django.core.exceptions import ImproperlyConfigured
+
+    from vigil_django.middleware import VigilMiddleware
+
+    settings.INSTALLED_APPS = [a for a in settings.INSTALLED_APPS if a != "vigil_django"]
+    with pytest.raises(ImproperlyConfigured, match="INSTALLED_APPS: add 'vigil_django'"):
+        VigilMiddleware(lambda request: None)

@@ -10,6 +10,25 @@ unnoticed when the victim's copy comes back).
 vigil_django.W002: the URLconf routes simplejwt's TokenVerifyView (or a
 subclass other than VigilTokenVerifyView): it says "valid" to tokens Vigil
 revoked.
+
+vigil_django.W003: the URLconf routes simplejwt's TokenObtainPairView (or a
+subclass other than VigilTokenObtainPairView): its logins are not shipped
+as auth.login_succeeded (simplejwt sends no user_logged_in signal), so
+auth-stuffing-success cannot fire.
+
+The settings checks, each a way of switching part of the integration off
+without an error:
+
+vigil_django.W004: VigilMiddleware is not in MIDDLEWARE: bans and
+lockdowns are not enforced, and 403/429 responses are not shipped.
+
+vigil_django.W005: DRF authenticates with simplejwt's JWTAuthentication,
+not VigilJWTAuthentication: denied jtis and revocations are not enforced.
+
+vigil_django.W006: refresh tokens are not rotated and blacklisted
+(rest_framework_simplejwt.token_blacklist installed, ROTATE_REFRESH_TOKENS
+and BLACKLIST_AFTER_ROTATION on): the reuse of a stolen refresh token
+cannot be told, and auth.token_reuse is never shipped.
 """
 
 from __future__ import annotations
@@ -40,9 +59,9 @@ def check_token_views(app_configs=None, **kwargs):
         return []
     try:
         from django.urls import get_resolver
-        from rest_framework_simplejwt.views import TokenRefreshView, TokenVerifyView
+        from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView, TokenVerifyView
 
-        from .views import VigilTokenRefreshView, VigilTokenVerifyView
+        from .views import VigilTokenObtainPairView, VigilTokenRefreshView, VigilTokenVerifyView
 
         routes = list(_routes(get_resolver().url_patterns))
     except Exception:
@@ -58,6 +77,11 @@ def check_token_views(app_configs=None, **kwargs):
             "auth.token_reuse.",
         ),
         (TokenVerifyView, VigilTokenVerifyView, "vigil_django.W002", "It answers 'valid' for tokens Vigil revoked."),
+        (
+            TokenObtainPairView, VigilTokenObtainPairView, "vigil_django.W003",
+            "Its logins are not shipped as auth.login_succeeded (simplejwt sends no user_logged_in "
+            "signal): the auth-stuffing-success rule cannot fire.",
+        ),
     ]
     found = []
     for route, cls in routes:
@@ -72,4 +96,79 @@ def check_token_views(app_configs=None, **kwargs):
                     )
                 )
                 break
+    return found
+
+
+def _classes(paths):
+    """The classes named by dotted paths (or given as classes); those that
+    do not import are left to Django's own errors."""
+    from django.utils.module_loading import import_string
+
+    out = []
+    for p in paths or ():
+        if isinstance(p, type):
+            out.append(p)
+            continue
+        try:
+            cls = import_string(p)
+        except Exception:
+            continue
+        if isinstance(cls, type):
+            out.append(cls)
+    return out
+
+
+@checks.register()
+def check_settings(app_configs=None, **kwargs):
+    from django.apps import apps
+    from django.conf import settings
+
+    from .middleware import VigilMiddleware
+
+    found = []
+    if not any(issubclass(c, VigilMiddleware) for c in _classes(getattr(settings, "MIDDLEWARE", None))):
+        found.append(
+            checks.Warning(
+                "vigil_django.middleware.VigilMiddleware is not in MIDDLEWARE.",
+                hint="Vigil's bans and lockdowns are not enforced, and 403/429 responses are not shipped. "
+                "Add it near the top, right after SecurityMiddleware.",
+                id="vigil_django.W004",
+            )
+        )
+    try:
+        from rest_framework.settings import api_settings as drf
+        from rest_framework_simplejwt.authentication import JWTAuthentication
+        from rest_framework_simplejwt.settings import api_settings as jwt
+
+        from .authentication import VigilJWTAuthentication
+
+        auth = _classes(drf.DEFAULT_AUTHENTICATION_CLASSES)
+    except Exception:  # DRF or simplejwt misconfigured: their own errors say so
+        return found
+    if any(issubclass(c, JWTAuthentication) for c in auth) and not any(issubclass(c, VigilJWTAuthentication) for c in auth):
+        found.append(
+            checks.Warning(
+                "DRF's DEFAULT_AUTHENTICATION_CLASSES uses simplejwt's JWTAuthentication, not VigilJWTAuthentication.",
+                hint="Denied jtis and per-user and global revocations are not enforced. "
+                "Use vigil_django.authentication.VigilJWTAuthentication instead.",
+                id="vigil_django.W005",
+            )
+        )
+    missing = [
+        what
+        for what, ok in (
+            ("the rest_framework_simplejwt.token_blacklist app", apps.is_installed("rest_framework_simplejwt.token_blacklist")),
+            ("SIMPLE_JWT['ROTATE_REFRESH_TOKENS']", bool(jwt.ROTATE_REFRESH_TOKENS)),
+            ("SIMPLE_JWT['BLACKLIST_AFTER_ROTATION']", bool(jwt.BLACKLIST_AFTER_ROTATION)),
+        )
+        if not ok
+    ]
+    if missing:
+        found.append(
+            checks.Warning(
+                "Refresh tokens are not rotated and blacklisted: " + ", ".join(missing) + " missing or off.",
+                hint="The reuse of a stolen refresh token cannot be told, and auth.token_reuse is never shipped.",
+                id="vigil_django.W006",
+            )
+        )
     return found

@@ -10,6 +10,7 @@ import time
 from datetime import datetime, timezone
 from typing import Optional
 
+from django.core.exceptions import ImproperlyConfigured
 from django.http import JsonResponse
 
 from . import conf as conf_mod
@@ -29,6 +30,13 @@ class VigilMiddleware:
     """Place it near the top of MIDDLEWARE, right after SecurityMiddleware."""
 
     def __init__(self, get_response):
+        from django.apps import apps
+
+        if not apps.is_installed("vigil_django"):
+            raise ImproperlyConfigured(
+                "INSTALLED_APPS: add 'vigil_django' (VigilMiddleware is in MIDDLEWARE): without it failed and "
+                "successful logins are not shipped to Vigil, so no brute-force or credential-stuffing rule can fire"
+            )
         self.get_response = get_response
         conf_mod.get()  # validate settings.VIGIL now, not at the first request
         events.ensure_security_handler()
