@@ -73,10 +73,9 @@ func (a *App) readyz(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if det := a.detector.Load(); det != nil {
-		checks["detector"] = "standby" // ready: it takes over when the active one goes
-		if det.active() {
-			checks["detector"] = "active"
-		}
+		// Ready in every state: a standby takes over when the active one
+		// goes.
+		checks["detector"] = det.state()
 	}
 	if ix := a.indexer.Load(); ix != nil {
 		checks["elasticsearch"] = "ok"

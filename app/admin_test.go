@@ -17,6 +17,7 @@ import (
 	"github.com/vigil-soc/vigil/event"
 	"github.com/vigil-soc/vigil/ingest"
 	"github.com/vigil-soc/vigil/internal/natstest"
+	"github.com/vigil-soc/vigil/internal/redistest"
 )
 
 // TestReadyzStalledPublisher: while JetStream does not store what the
@@ -61,4 +62,30 @@ func TestReadyzStalledPublisher(t *testing.T) {
 	if _, checks := readyz(); checks["publish"] != "ok" {
 		t.Fatalf("/readyz once stored again: %v, want publish ok", checks)
 	}
+}
+
+// TestReadyzDetectorWaitsForEvents: a lone detector that has seen no event
+// yet is not called a standby (no process holds the consumer until the
+// server pins one, at the first events); once events come it is active.
+func TestReadyzDetectorWaitsForEvents(t *testing.T) {
+	rs := redistest.Start(t)
+	h := newHarness(t, rs, t.TempDir())
+	h.start()
+	detector := func() string {
+		resp, err := http.Get(h.adminURL() + "/readyz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var r struct{ Checks map[string]string }
+		if err := json.NewDecoder(resp.Body).Decode(&r); err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("/readyz: %d %v", resp.StatusCode, err)
+		}
+		return r.Checks["detector"]
+	}
+	if got := detector(); !strings.HasPrefix(got, "waiting") {
+		t.Fatalf("detector before any event: %q, want waiting", got)
+	}
+	h.appendLines("access.log", []string{clf("198.51.100.1", time.Now().UTC(), "GET", "/", 200)})
+	waitFor(t, 20*time.Second, "the detector to be active", func() bool { return detector() == "active" })
 }

@@ -64,6 +64,20 @@ func (d *detector) active() bool {
 	return dur != nil && dur.Holds()
 }
 
+// state is what /readyz says of the detector: "active", "standby" (another
+// process holds the consumer) or, before the server has pinned anyone
+// (it does when events arrive), "waiting".
+func (d *detector) state() string {
+	dur := d.durable.Load()
+	switch {
+	case dur != nil && dur.Holds():
+		return "active"
+	case dur != nil && dur.Standby():
+		return "standby"
+	}
+	return "waiting: no detector is pinned yet; the server pins one when events arrive"
+}
+
 func newDetector(js jetstream.JetStream, engine *detect.Engine, lateness time.Duration, reg prometheus.Registerer, logger *slog.Logger) *detector {
 	d := &detector{
 		js:       js,

@@ -63,6 +63,7 @@ type Durable struct {
 
 	pin     atomic.Pointer[string] // the pin id of the last message received
 	holds   atomic.Bool            // the server named this process's pin at the last look
+	other   atomic.Bool            // ... or another process's
 	created time.Time              // the stream's creation time when last opened
 	floor   atomic.Uint64          // the consumer's last known ack floor (stream sequence)
 	opened  bool
@@ -273,6 +274,11 @@ func (d *Durable) pinID() string {
 // process is the active consumer rather than a standby.
 func (d *Durable) Holds() bool { return d.holds.Load() }
 
+// Standby reports whether the server named another process as the pinned
+// one when it was last asked. Neither Holds nor Standby: no process is
+// pinned yet (the server pins one when the next message comes).
+func (d *Durable) Standby() bool { return d.other.Load() }
+
 // checkPin updates Holds from the consumer's info, and says so in the log
 // when this process lost the pin to another.
 func (d *Durable) checkPin(info *jetstream.ConsumerInfo) {
@@ -287,6 +293,7 @@ func (d *Durable) checkPin(info *jetstream.ConsumerInfo) {
 			other = g.PinnedClientID != "" && !holds
 		}
 	}
+	d.other.Store(other)
 	if d.holds.Swap(holds) && !holds {
 		if other {
 			d.Log.Info("standby: another process holds the consumer now", "stream", d.Stream, "consumer", d.Config.Durable)
