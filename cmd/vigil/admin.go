@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -340,6 +341,51 @@ func (a alertRow) row() []string {
 	return []string{a.At.Format(time.RFC3339), a.Rule, a.Severity, a.Key, fmt.Sprint(a.Count), flag}
 }
 
+// alertWidths are the columns of alerts --follow: a time with its zone,
+// a rule id, a severity, an IPv6 address, a count.
+var alertWidths = []int{25, 28, 8, 39, 6}
+
+// alertLine pads the columns of an alert row to alertWidths.
+func alertLine(cols []string) string {
+	var b strings.Builder
+	for i, c := range cols {
+		if i < len(alertWidths) {
+			fmt.Fprintf(&b, "%-*s  ", alertWidths[i], c)
+		} else {
+			b.WriteString(c)
+		}
+	}
+	return strings.TrimRight(b.String(), " ")
+}
+
+func cmdAudit(ctx context.Context, args []string) error {
+	fs := newFlagSet("audit", "vigil audit [--limit N] [--json]\n\nThe audit trail (VIGIL_AUDIT), newest last: every response action, automatic or\nmanual, refusals included, with its result.")
+	limit := fs.Int("limit", 50, "how many recent entries (1..1000)")
+	c, _, jsonOut, err := adminCmd(fs, args, false)
+	if c == nil || err != nil {
+		return err
+	}
+	var out struct {
+		Audit []struct {
+			Time    time.Time `json:"@timestamp"`
+			Action  string    `json:"action"`
+			Target  string    `json:"target"`
+			Actor   string    `json:"actor"`
+			Result  string    `json:"result"`
+			Expires time.Time `json:"expires"`
+			Reason  string    `json:"reason"`
+		} `json:"audit"`
+	}
+	if printed, err := c.get(ctx, fmt.Sprintf("/api/v1/audit?limit=%d", *limit), jsonOut, &out); printed || err != nil {
+		return err
+	}
+	var rows [][]string
+	for _, a := range out.Audit {
+		rows = append(rows, []string{a.Time.Local().Format(time.DateTime), a.Action, cmp.Or(a.Target, "-"), a.Actor, a.Result, ago(a.Expires), a.Reason})
+	}
+	return table("AT\tACTION\tTARGET\tBY\tRESULT\tEXPIRES\tREASON", rows)
+}
+
 func cmdAlerts(ctx context.Context, args []string) error {
 	fs := newFlagSet("alerts", "vigil alerts [--limit N] [--follow] [--json]\n\nRecent alerts, newest last; --follow keeps printing new ones.")
 	limit := fs.Int("limit", 50, "how many recent alerts")
@@ -365,7 +411,15 @@ func cmdAlerts(ctx context.Context, args []string) error {
 		_ = json.Unmarshal(raw, &a)
 		rows = append(rows, a.row())
 	}
-	if !jsonOut {
+	switch {
+	case jsonOut:
+	case *follow:
+		// Rows come one by one: fixed widths keep them under the header.
+		fmt.Println(alertLine(strings.Split(header, "\t")))
+		for _, r := range rows {
+			fmt.Println(alertLine(r))
+		}
+	default:
 		if err := table(header, rows); err != nil {
 			return err
 		}
@@ -398,7 +452,7 @@ func cmdAlerts(ctx context.Context, args []string) error {
 		}
 		var a alertRow
 		if json.Unmarshal(sc.Bytes(), &a) == nil && a.Rule != "" {
-			fmt.Println(strings.Join(a.row(), "  "))
+			fmt.Println(alertLine(a.row()))
 		}
 	}
 	if ctx.Err() != nil || errors.Is(sc.Err(), context.Canceled) {

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -116,6 +117,11 @@ func TestCLIAgainstARunningVigil(t *testing.T) {
 	if out, _, code := runCLI(t, env, "unban", "203.0.113.5"); code != 0 || !strings.Contains(out, "applied") {
 		t.Fatalf("unban: %d %q", code, out)
 	}
+	// The audit trail: every action above, in order, with its result.
+	if out, _, code := runCLI(t, env, "audit"); code != 0 || !strings.HasPrefix(out, "AT ") ||
+		!regexp.MustCompile(`(?s)ban +203\.0\.113\.5 +admin:\S+ +applied.*lockdown +- .*applied.*unban +203\.0\.113\.5 +admin:\S+ +applied`).MatchString(out) {
+		t.Fatalf("audit: %d %q", code, out)
+	}
 	// alerts --follow prints a detection as it happens.
 	follow := exec.Command(cmdPath(), "alerts", "--follow", "--limit", "1")
 	follow.Env = append(append(follow.Environ(), "VIGIL_TEST_MAIN=1"), env...)
@@ -132,7 +138,7 @@ func TestCLIAgainstARunningVigil(t *testing.T) {
 		}
 		close(lines)
 	}()
-	<-lines // the (empty) table header
+	header := <-lines // of an empty table: --limit 1 found no alert
 	time.Sleep(300 * time.Millisecond)
 	var scan strings.Builder
 	now := time.Now().UTC().Format("02/Jan/2006:15:04:05 -0700")
@@ -146,6 +152,9 @@ func TestCLIAgainstARunningVigil(t *testing.T) {
 	case line := <-lines:
 		if !strings.Contains(line, "http-404-scan") || !strings.Contains(line, "198.51.100.99") {
 			t.Fatalf("alerts --follow printed %q", line)
+		}
+		if strings.Index(line, "http-404-scan") != strings.Index(header, "RULE") || strings.Index(line, "198.51.100.99") != strings.Index(header, "KEY") {
+			t.Fatalf("alerts --follow: row not under its header:\n%s\n%s", header, line)
 		}
 	case <-time.After(20 * time.Second):
 		t.Fatal("alerts --follow printed nothing within 20 s")

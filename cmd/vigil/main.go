@@ -31,6 +31,7 @@ Operating a running vigil (admin API; --server, token from VIGIL_ADMIN_TOKEN or 
   vigil lockdown on|off|status      emergency lockdown [--mode full|read-only] [--for 30m] --reason R
   vigil revoke --jti J | --user U | --all   refuse tokens
   vigil alerts [--follow]           recent alerts
+  vigil audit [--limit N]           the audit trail: every action, automatic or manual, and its result
   vigil explain IP                  why an IP is (not) banned: rule windows, ban, history
   vigil breaker status|reset        the circuit breakers of automatic bans
   vigil version
@@ -75,6 +76,8 @@ func run(ctx context.Context, args []string) int {
 		err = cmdRevoke(ctx, args[1:])
 	case "alerts":
 		err = cmdAlerts(ctx, args[1:])
+	case "audit":
+		err = cmdAudit(ctx, args[1:])
 	case "explain":
 		err = cmdExplain(ctx, args[1:])
 	case "breaker":
