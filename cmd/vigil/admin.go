@@ -17,6 +17,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/vigil-soc/vigil/event"
 )
 
 // adminClient talks to the admin API of a running vigil.
@@ -366,15 +368,7 @@ func cmdAudit(ctx context.Context, args []string) error {
 		return err
 	}
 	var out struct {
-		Audit []struct {
-			Time    time.Time `json:"@timestamp"`
-			Action  string    `json:"action"`
-			Target  string    `json:"target"`
-			Actor   string    `json:"actor"`
-			Result  string    `json:"result"`
-			Expires time.Time `json:"expires"`
-			Reason  string    `json:"reason"`
-		} `json:"audit"`
+		Audit []event.Audit `json:"audit"`
 	}
 	if printed, err := c.get(ctx, fmt.Sprintf("/api/v1/audit?limit=%d", *limit), jsonOut, &out); printed || err != nil {
 		return err
