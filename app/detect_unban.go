@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/vigil-soc/vigil/bus"
@@ -22,36 +21,48 @@ import (
 // cooldowns it restores from VIGIL_AUDIT when it starts or takes over.
 
 // followUnbans forgives each unban audited from now on, until the returned
-// function is called.
-func (d *detector) followUnbans() (stop func()) {
-	sub, err := d.js.Conn().Subscribe(bus.AuditSubject(event.ActionUnban), func(m *nats.Msg) {
-		d.lock.mu.Lock()
-		defer d.lock.mu.Unlock()
-		d.forgive(m.Data)
+// function is called. It reads VIGIL_AUDIT with an ordered consumer, which
+// goes on after a reconnect where it left off, so an unban audited while
+// the connection was down is not missed.
+func (d *detector) followUnbans(ctx context.Context) (stop func()) {
+	cons, err := d.js.OrderedConsumer(ctx, bus.StreamAudit, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{bus.AuditSubject(event.ActionUnban)},
+		DeliverPolicy:  jetstream.DeliverNewPolicy,
 	})
+	var cc jetstream.ConsumeContext
+	if err == nil {
+		cc, err = cons.Consume(func(msg jetstream.Msg) {
+			d.lock.mu.Lock()
+			defer d.lock.mu.Unlock()
+			if d.forgive(msg.Data()) {
+				d.unbans.Add(1)
+			}
+		})
+	}
 	if err != nil {
-		d.log.Warn("not following unbans: an address unbanned early stays in its rules' cooldowns", "err", err)
+		d.log.Warn("not following unbans: an address unbanned early stays in its rules' cooldowns until the next restart", "err", err)
 		return func() {}
 	}
-	return func() { _ = sub.Unsubscribe() }
+	return cc.Stop
 }
 
 // forgive applies one audit entry of an unban, applied or finding nothing
-// to remove (a ban Redis lost), to the engine. The caller holds d.lock.mu.
-func (d *detector) forgive(data []byte) {
+// to remove (a ban Redis lost), to the engine, and reports whether it was
+// one. The caller holds d.lock.mu.
+func (d *detector) forgive(data []byte) bool {
 	var au event.Audit
 	if json.Unmarshal(data, &au) != nil || au.Action != event.ActionUnban ||
 		(au.Result != respond.ResultApplied && au.Result != respond.ResultUnchanged) {
-		return
+		return false
 	}
 	p, err := respond.ParseTarget(au.Target)
 	if err != nil {
-		return
+		return false
 	}
-	d.unbans.Add(1)
 	if n := d.engine.Forgive(p, au.Time); n > 0 {
-		d.log.Info("unbanned: the detector dropped the address's cooldowns, its next offence counts", "target", au.Target, "cooldowns", n, "actor", au.Actor)
+		d.log.Info("unbanned: the detector ended the address's cooldowns, its next offence counts", "target", au.Target, "cooldowns", n, "actor", au.Actor)
 	}
+	return true
 }
 
 // restoreUnbans forgives the unbans audited since start, in order, once
@@ -79,7 +90,7 @@ func (d *detector) restoreUnbans(ctx context.Context, start time.Time) error {
 		return err
 	}
 	for msg := range batch.Messages() {
-		d.forgive(msg.Data())
+		d.forgive(msg.Data()) // not counted again: vigil_detect_unbans_total counts live ones
 	}
 	return batch.Error()
 }

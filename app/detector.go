@@ -38,7 +38,7 @@ type detector struct {
 	alerts   prometheus.Counter
 	// events counts the events read from the bus.
 	events atomic.Int64
-	// unbans counts the unbans applied to the engine (forgive).
+	// unbans counts the unbans applied to the engine as they came.
 	unbans atomic.Int64
 	// lock serialises the engine with explain requests of the admin API.
 	lock *engineLock
@@ -112,7 +112,7 @@ func newDetector(js jetstream.JetStream, engine *detect.Engine, lateness time.Du
 		return 0
 	})
 	unbans := prometheus.NewCounterFunc(prometheus.CounterOpts{
-		Name: "vigil_detect_unbans_total", Help: "Operators' unbans the detector applied: the addresses' cooldowns dropped, so their next offence counts.",
+		Name: "vigil_detect_unbans_total", Help: "Operators' unbans the detector applied as they came: the addresses' cooldowns ended, so their next offence counts.",
 	}, func() float64 { return float64(d.unbans.Load()) })
 	reg.MustRegister(d.lag, d.bad, d.alerts, d.takeovers, events, active, unbans)
 	d.lock = &engineLock{engine: engine}
@@ -148,7 +148,7 @@ func detectConsumerConfig() jetstream.ConsumerConfig {
 
 // run consumes until ctx is done.
 func (d *detector) run(ctx context.Context) error {
-	defer d.followUnbans()()
+	defer d.followUnbans(ctx)()
 	var lastSeq uint64 // highest stream sequence processed: redeliveries at or below it are skipped
 	dur := &bus.Durable{
 		JS:     d.js,

@@ -41,30 +41,32 @@ func (e *Engine) markBanned(c *compiled, key Key, t int64) {
 // passed over.
 type banSpan struct{ from, until int64 }
 
-// Forgive gives the addresses of p a fresh start, as an operator's unban
-// asks: the cooldowns of the rules grouping by source.ip for those
-// addresses, and their ban quiet, are dropped if they began at or before
-// the event time before (a rule that fired after the unban keeps its own).
-// Without it a rule that banned an address stays quiet for it for its
-// cooldown (a ban's 72 h by default), and an unbanned address that
-// attacks again is not banned again. It returns how many cooldowns it
-// dropped.
-func (e *Engine) Forgive(p netip.Prefix, before time.Time) int {
-	t := before.UnixNano()
+// Forgive gives the addresses of p a fresh start from the event time at,
+// as an operator's unban then asks: the cooldowns of the rules grouping
+// by source.ip for those addresses (baseline rules, which keep their own,
+// aside), and their ban quiet, end at at if they began before it (a rule
+// that fired after the
+// unban keeps its own). Events before at stay passed over, so a lagging
+// detector or a backlog does not ban again for what was unbanned; later
+// ones count. Without it a rule that banned an address stays quiet for it
+// for its cooldown (a ban's 72 h by default), and an unbanned address that
+// attacks again is not banned again. It returns how many cooldowns it cut
+// short.
+func (e *Engine) Forgive(p netip.Prefix, at time.Time) int {
+	t := at.UnixNano()
 	p = p.Masked()
-	dropped := 0
+	cut := 0
 	for tk, until := range e.quiet {
 		c := e.rs.rules[tk.rule]
-		if c.groupBy == fieldSourceIP && until-c.cooldown <= t && p.Contains(keyAddr(tk.key)) {
-			delete(e.quiet, tk)
-			dropped++
+		if c.groupBy == fieldSourceIP && until > t && until-c.cooldown <= t && p.Contains(keyAddr(tk.key)) {
+			e.quiet[tk] = t
+			cut++
 		}
 	}
-	e.stats.Quiet.Store(int64(len(e.quiet)))
 	for k, b := range e.banned {
-		if b.from <= t && p.Contains(keyAddr(k)) {
-			delete(e.banned, k)
+		if b.from <= t && b.until > t && p.Contains(keyAddr(k)) {
+			e.banned[k] = banSpan{from: b.from, until: t}
 		}
 	}
-	return dropped
+	return cut
 }

@@ -246,8 +246,10 @@ func (p *Publisher) stall(on bool) {
 		}
 	default:
 		if on {
-			close(*p.stalled.Load())
+			// The gauge first: a request woken by the close may be
+			// answered, and the gauge read, at once.
 			p.m.Stalled.Set(1)
+			close(*p.stalled.Load())
 		}
 	}
 }

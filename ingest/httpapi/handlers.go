@@ -207,6 +207,14 @@ func (s *Server) cspReport(w http.ResponseWriter, r *http.Request, client netip.
 
 // events handles application security events.
 func (s *Server) events(w http.ResponseWriter, r *http.Request, client netip.Addr, body []byte) (code int, err error) {
+	// Failed attempts spend the client's tokens; once they are spent, no
+	// credential is even checked until the bucket refills, so guessing the
+	// token or the key goes no faster than the rate limit.
+	if s.limiter.spent(client, s.now()) {
+		s.m.RateLimited.WithLabelValues("events").Inc()
+		w.Header().Set("Retry-After", "1")
+		return http.StatusTooManyRequests, errors.New("rate limit exceeded for " + client.String() + " after failed authentication")
+	}
 	code, sig, keyed, err := s.authenticate(r, body)
 	if sig != "" {
 		// A signed request not answered 204 may be sent again, and within
@@ -222,11 +230,7 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request, client netip.Add
 	}
 	if err != nil {
 		s.m.Unauthorized.Inc()
-		if !s.limiter.allow(client, s.now()) {
-			s.m.RateLimited.WithLabelValues("events").Inc()
-			w.Header().Set("Retry-After", "1")
-			return http.StatusTooManyRequests, errors.New("rate limit exceeded for " + client.String())
-		}
+		s.limiter.allow(client, s.now())
 		if code == http.StatusUnauthorized {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="vigil-events"`)
 		}

@@ -74,6 +74,16 @@ func (l *limiter) allow(ip netip.Addr, now time.Time) bool {
 	return true
 }
 
+// spent reports whether ip's bucket is out of tokens, taking none: a new
+// client's is not.
+func (l *limiter) spent(ip netip.Addr, now time.Time) bool {
+	key := limiterKey(ip)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	b := l.buckets[key]
+	return b != nil && b.tokens+now.Sub(b.last).Seconds()*l.rate < 1
+}
+
 // sweepEvery drops buckets that have refilled (idle clients) until ctx is done.
 func (l *limiter) sweepEvery(ctx context.Context, every time.Duration) {
 	t := time.NewTicker(every)

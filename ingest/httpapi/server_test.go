@@ -314,6 +314,12 @@ func TestRefusals(t *testing.T) {
 	if limited == 0 {
 		t.Errorf("no 429 after 40 quick /events requests with a wrong token")
 	}
+	// Once the guesser's tokens are spent, no credential is checked: the
+	// right token from that address is refused too, so guessing goes no
+	// faster than the rate limit.
+	if code, resp, _ := h.post("/events", "application/json", event, "X-Forwarded-For", "198.51.100.81", "Authorization", "Bearer "+token); code != 429 {
+		t.Errorf("the right token from an address out of tokens: %d %v, want 429 before authentication", code, resp)
+	}
 }
 
 func sign(ts int64, body []byte) string {
@@ -402,6 +408,9 @@ func TestSignedRetryAfterFailure(t *testing.T) {
 		resp.Body.Close()
 		t.Fatalf("answered %d with no stream to store in", resp.StatusCode)
 	}
+	// Its handler lets go of the signature once it sees the client gone.
+	closed := h.srv.m.requests("events", statusClientClosed)
+	waitFor(t, func() bool { return testutil.ToFloat64(closed) == 1 })
 	retried := make(chan int, 1)
 	go func() {
 		code, _, _ := h.post("/events", "application/json", body2, "X-Vigil-Signature", sig2)
@@ -711,53 +720,89 @@ func TestSlowClientDoesNotBlockOthers(t *testing.T) {
 }
 
 // TestStopAnswersRequestsUnderWay: a report whose events are being stored
-// when the listener is told to stop is answered 204 once they are, and
-// Run returns after that; a stop does not cut it off.
+// when the listener is told to stop is answered 204 once they are, for as
+// long as the write timeout allows (here longer than the 5 s an earlier
+// version waited), and Run returns after that; a stop does not cut it off.
+// A store that outlasts the write timeout cannot be answered: Run then
+// closes the connection and returns.
 func TestStopAnswersRequestsUnderWay(t *testing.T) {
-	js := natstest.Start(t, "test", false) // no stream yet: the store waits
+	t.Run("answered", func(t *testing.T) {
+		srv, js, srvDone, stop := stoppable(t, 8*time.Second)
+		answer := postAsync(t, srv)
+		time.Sleep(300 * time.Millisecond) // queued, waiting for the stream
+		stop()
+		time.Sleep(5500 * time.Millisecond)
+		select {
+		case <-srvDone:
+			t.Fatal("the listener stopped with a request under way, inside its write timeout")
+		default:
+		}
+		natstest.EnsureStreams(t, js)
+		if code := <-answer; code != http.StatusNoContent {
+			t.Fatalf("report under way at the stop: %d, want 204", code)
+		}
+		select {
+		case <-srvDone:
+		case <-time.After(5 * time.Second):
+			t.Fatal("the listener did not stop once its request was answered")
+		}
+	})
+	t.Run("past the write timeout", func(t *testing.T) {
+		srv, js, srvDone, stop := stoppable(t, time.Second)
+		answer := postAsync(t, srv)
+		time.Sleep(300 * time.Millisecond)
+		stop()
+		select {
+		case <-srvDone:
+		case <-time.After(5 * time.Second):
+			t.Fatal("Run did not return past the write timeout with a store still waiting")
+		}
+		if code := <-answer; code == http.StatusNoContent {
+			t.Fatal("a report never stored was answered 204")
+		}
+		natstest.EnsureStreams(t, js) // the publisher stores it and stops at once
+	})
+}
+
+// stoppable starts a listener with the given write timeout and a publisher
+// on a JetStream server with no stream yet, so a store waits; stop stops
+// the listener, and srvDone is closed when its Run returns.
+func stoppable(t *testing.T, write time.Duration) (srv *Server, js jetstream.JetStream, srvDone chan struct{}, stop func()) {
+	t.Helper()
+	js = natstest.Start(t, "test", false)
 	reg := prometheus.NewRegistry()
 	shared := ingest.NewMetrics(reg)
 	pub := ingest.NewPublisher(js, 1, shared, slog.New(slog.DiscardHandler))
-	srv, err := New(Config{Listen: "127.0.0.1:0", CSPFilter: csp.DefaultFilter(), Timeouts: Timeouts{Write: 5 * time.Second}}, pub, NewMetrics(reg, shared))
+	pub.StoreTimeout = 20 * time.Second
+	srv, err := New(Config{Listen: "127.0.0.1:0", CSPFilter: csp.DefaultFilter(), Timeouts: Timeouts{Write: write}}, pub, NewMetrics(reg, shared))
 	if err != nil {
 		t.Fatal(err)
 	}
 	pctx, stopPub := context.WithCancel(context.Background())
 	sctx, stopSrv := context.WithCancel(context.Background())
-	pubDone, srvDone := make(chan struct{}), make(chan struct{})
+	pubDone := make(chan struct{})
+	srvDone = make(chan struct{})
 	go func() { defer close(pubDone); _ = pub.Run(pctx) }()
 	go func() { defer close(srvDone); _ = srv.Run(sctx) }()
-	defer func() { stopSrv(); stopPub(); <-srvDone; <-pubDone }()
+	t.Cleanup(func() { stopSrv(); stopPub(); <-srvDone; <-pubDone })
 	<-srv.Ready()
+	return srv, js, srvDone, stopSrv
+}
 
+// postAsync posts a CSP report to srv and sends its status (0 if no answer
+// came) on the returned channel.
+func postAsync(t *testing.T, srv *Server) <-chan int {
 	answer := make(chan int, 1)
 	go func() {
 		resp, err := http.Post("http://"+srv.Addr("http").String()+"/csp-report", "application/csp-report", strings.NewReader(legacyReport))
 		if err != nil {
-			t.Errorf("report under way at the stop: %v", err)
 			answer <- 0
 			return
 		}
 		resp.Body.Close()
 		answer <- resp.StatusCode
 	}()
-	time.Sleep(300 * time.Millisecond) // queued, waiting for the stream
-	stopSrv()
-	time.Sleep(300 * time.Millisecond)
-	select {
-	case <-srvDone:
-		t.Fatal("the listener stopped with a request under way")
-	default:
-	}
-	natstest.EnsureStreams(t, js)
-	if code := <-answer; code != http.StatusNoContent {
-		t.Fatalf("report under way at the stop: %d, want 204", code)
-	}
-	select {
-	case <-srvDone:
-	case <-time.After(5 * time.Second):
-		t.Fatal("the listener did not stop once its request was answered")
-	}
+	return answer
 }
 
 // TestClientGoneWhileStoring: a client that leaves while its report waits

@@ -76,6 +76,40 @@ def test_stock_jwt_authentication_is_warned_about(settings):
     assert settings_ids(settings) == ["vigil_django.W005"]
 
 
+def test_stock_jwt_authentication_ahead_of_vigils_is_warned_about(settings):
+    settings.REST_FRAMEWORK = {
+        **settings.REST_FRAMEWORK,
+        "DEFAULT_AUTHENTICATION_CLASSES": [
+            "rest_framework.authentication.SessionAuthentication",
+            "rest_framework_simplejwt.authentication.JWTAuthentication",
+            "vigil_django.authentication.VigilJWTAuthentication",
+        ],
+    }
+    found = check_settings()
+    assert [m.id for m in found] == ["vigil_django.W005"]
+    assert "comes before VigilJWTAuthentication" in found[0].msg
+
+
+def test_stock_jwt_authentication_after_vigils_is_not_warned_about(settings):
+    settings.REST_FRAMEWORK = {
+        **settings.REST_FRAMEWORK,
+        "DEFAULT_AUTHENTICATION_CLASSES": [
+            "vigil_django.authentication.VigilJWTAuthentication",
+            "rest_framework_simplejwt.authentication.JWTAuthentication",
+        ],
+    }
+    assert settings_ids(settings) == []
+
+
+def test_rotation_is_not_asked_for_without_jwt_authentication(settings):
+    settings.REST_FRAMEWORK = {
+        **settings.REST_FRAMEWORK,
+        "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],
+    }
+    settings.SIMPLE_JWT = {**settings.SIMPLE_JWT, "ROTATE_REFRESH_TOKENS": False}
+    assert settings_ids(settings) == []
+
+
 def test_no_rotation_or_blacklist_is_warned_about(settings):
     settings.SIMPLE_JWT = {**settings.SIMPLE_JWT, "BLACKLIST_AFTER_ROTATION": False}
     found = check_settings()

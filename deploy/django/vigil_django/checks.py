@@ -22,10 +22,12 @@ without an error:
 vigil_django.W004: VigilMiddleware is not in MIDDLEWARE: bans and
 lockdowns are not enforced, and 403/429 responses are not shipped.
 
-vigil_django.W005: DRF authenticates with simplejwt's JWTAuthentication,
-not VigilJWTAuthentication: denied jtis and revocations are not enforced.
+vigil_django.W005: DRF authenticates with simplejwt's JWTAuthentication
+(or a subclass other than VigilJWTAuthentication), alone or ahead of
+VigilJWTAuthentication: DRF takes the first class that authenticates, so
+denied jtis and revocations are not enforced.
 
-vigil_django.W006: refresh tokens are not rotated and blacklisted
+vigil_django.W006 (when DRF authenticates JWTs): refresh tokens are not rotated and blacklisted
 (rest_framework_simplejwt.token_blacklist installed, ROTATE_REFRESH_TOKENS
 and BLACKLIST_AFTER_ROTATION on): the reuse of a stolen refresh token
 cannot be told, and auth.token_reuse is never shipped.
@@ -145,12 +147,24 @@ def check_settings(app_configs=None, **kwargs):
         auth = _classes(drf.DEFAULT_AUTHENTICATION_CLASSES)
     except Exception:  # DRF or simplejwt misconfigured: their own errors say so
         return found
-    if any(issubclass(c, JWTAuthentication) for c in auth) and not any(issubclass(c, VigilJWTAuthentication) for c in auth):
+    jwt_auth = [c for c in auth if issubclass(c, JWTAuthentication)]
+    if not jwt_auth:
+        return found  # no JWTs: nothing to revoke or rotate
+    # DRF tries the classes in order and the first that authenticates
+    # wins, so a stock JWTAuthentication ahead of Vigil's takes every
+    # valid token, revoked ones included.
+    stock = jwt_auth[0]
+    if not issubclass(stock, VigilJWTAuthentication):
+        where = (
+            "comes before VigilJWTAuthentication"
+            if any(issubclass(c, VigilJWTAuthentication) for c in jwt_auth)
+            else "is used, not VigilJWTAuthentication"
+        )
         found.append(
             checks.Warning(
-                "DRF's DEFAULT_AUTHENTICATION_CLASSES uses simplejwt's JWTAuthentication, not VigilJWTAuthentication.",
-                hint="Denied jtis and per-user and global revocations are not enforced. "
-                "Use vigil_django.authentication.VigilJWTAuthentication instead.",
+                f"DRF's DEFAULT_AUTHENTICATION_CLASSES: simplejwt's {stock.__module__}.{stock.__qualname__} {where}.",
+                hint="It authenticates valid tokens first, so denied jtis and per-user and global revocations are not enforced. "
+                "Use vigil_django.authentication.VigilJWTAuthentication in its place.",
                 id="vigil_django.W005",
             )
         )
