@@ -45,10 +45,9 @@ type banSpan struct{ from, until int64 }
 // as an operator's unban then asks: the cooldowns of the rules grouping
 // by source.ip for those addresses (baseline rules, which keep their own,
 // aside), and their ban quiet, end at at if they began before it (a rule
-// that fired after the
-// unban keeps its own). Events before at stay passed over, so a lagging
-// detector or a backlog does not ban again for what was unbanned; later
-// ones count. Without it a rule that banned an address stays quiet for it
+// that fired after the unban keeps its own). Events before at stay passed
+// over, so a lagging detector or a backlog does not ban again for what was
+// unbanned; later ones count. Without it a rule that banned an address stays quiet for it
 // for its cooldown (a ban's 72 h by default), and an unbanned address that
 // attacks again is not banned again. It returns how many cooldowns it cut
 // short.

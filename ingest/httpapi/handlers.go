@@ -230,7 +230,7 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request, client netip.Add
 	}
 	if err != nil {
 		s.m.Unauthorized.Inc()
-		s.limiter.allow(client, s.now())
+		s.limiter.allow(client, s.now()) // a failed attempt spends a token
 		if code == http.StatusUnauthorized {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="vigil-events"`)
 		}
