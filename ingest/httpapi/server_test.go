@@ -728,7 +728,7 @@ func TestSlowClientDoesNotBlockOthers(t *testing.T) {
 func TestStopAnswersRequestsUnderWay(t *testing.T) {
 	t.Run("answered", func(t *testing.T) {
 		srv, js, srvDone, stop := stoppable(t, 8*time.Second)
-		answer := postAsync(t, srv)
+		answer := postAsync(srv)
 		time.Sleep(300 * time.Millisecond) // queued, waiting for the stream
 		stop()
 		time.Sleep(5500 * time.Millisecond)
@@ -749,7 +749,7 @@ func TestStopAnswersRequestsUnderWay(t *testing.T) {
 	})
 	t.Run("past the write timeout", func(t *testing.T) {
 		srv, js, srvDone, stop := stoppable(t, time.Second)
-		answer := postAsync(t, srv)
+		answer := postAsync(srv)
 		time.Sleep(300 * time.Millisecond)
 		stop()
 		select {
@@ -791,7 +791,7 @@ func stoppable(t *testing.T, write time.Duration) (srv *Server, js jetstream.Jet
 
 // postAsync posts a CSP report to srv and sends its status (0 if no answer
 // came) on the returned channel.
-func postAsync(t *testing.T, srv *Server) <-chan int {
+func postAsync(srv *Server) <-chan int {
 	answer := make(chan int, 1)
 	go func() {
 		resp, err := http.Post("http://"+srv.Addr("http").String()+"/csp-report", "application/csp-report", strings.NewReader(legacyReport))
